@@ -1,0 +1,5 @@
+import sys
+
+from aitrader.cli import main
+
+sys.exit(main())

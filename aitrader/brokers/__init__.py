@@ -1,0 +1,1 @@
+"""Brokers: one protocol (:mod:`aitrader.brokers.base`), one adapter per venue."""

@@ -1,0 +1,344 @@
+"""The one settings model.
+
+Sources, lowest priority first: ``config/default.yaml`` (shipped), ``--config FILE``
+(deep-merged over it), then environment variables ``AITRADER_<SECTION>__<KEY>``.
+Unknown keys and bad values are rejected with a ``ConfigError`` naming the key and
+what is allowed. Secrets never live here: see :class:`Secrets`.
+
+Each section belongs to one subsystem; add fields to your own section only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from aitrader.errors import ConfigError
+from aitrader.paths import repo_root
+
+ModelName = Literal["rf", "xgb", "lgbm", "lstm", "transformer", "ppo"]
+ALL_MODELS: tuple[str, ...] = ("rf", "xgb", "lgbm", "lstm", "transformer", "ppo")
+TIMEFRAMES: tuple[str, ...] = ("1m", "5m", "15m", "30m", "1h", "1d")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    provider: Literal["replay", "alpaca", "ibkr"] = "replay"
+    # Symbols whose bars give market context (joined as-of, never from the future).
+    spx_symbol: str = "SPX"
+    vix_symbol: str = "VIX"
+    # Universe for the S&P 500 breadth signal; empty = every stored daily symbol.
+    breadth_universe: list[str] = Field(default_factory=list)
+    breadth_sma: int = Field(20, ge=2)
+    # One-bar absolute return above this is flagged as a likely unadjusted split.
+    jump_threshold: float = Field(0.35, gt=0)
+    # IB pacing: seconds to wait between historical-data requests.
+    ibkr_pacing_seconds: float = Field(10.0, ge=0)
+
+
+class LabelConfig(_Section):
+    kind: Literal["binary", "ternary", "triple_barrier"] = "binary"
+    horizon: int = Field(5, ge=1, le=250)
+    dead_band: float = Field(0.0, ge=0)
+    take_profit: float = Field(0.03, gt=0)
+    stop_loss: float = Field(0.02, gt=0)
+
+
+class WalkForwardConfig(_Section):
+    scheme: Literal["expanding", "rolling"] = "expanding"
+    n_splits: int = Field(4, ge=2, le=50)
+    train_window: int = Field(750, ge=50)
+    test_window: int = Field(250, ge=10)
+    embargo: int = Field(5, ge=0)
+
+
+class ModelsConfig(_Section):
+    enabled: list[ModelName] = Field(default_factory=lambda: list(ALL_MODELS))
+    profile: Literal["quick", "full"] = "quick"
+    seed: int = 42
+    policy: Literal["weighted_vote", "independent"] = "weighted_vote"
+    weights: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(ALL_MODELS, 1.0))
+    thresholds: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(ALL_MODELS, 0.55))
+    # A probability of "up" inside [0.5 - hold_band, 0.5 + hold_band] is a hold.
+    hold_band: float = Field(0.02, ge=0, lt=0.5)
+    promotion_metric: Literal["auc", "accuracy", "neg_log_loss"] = "auc"
+    promotion_tolerance: float = Field(0.01, ge=0)
+    keep_versions: int = Field(5, ge=1)
+    sequence_length: int = Field(30, ge=2)
+    n_jobs: int = Field(1, ge=1)
+    torch_threads: int = Field(1, ge=1)
+    parallel_backend: Literal["loky", "dask"] = "loky"
+    # Fraction of the sample used for training by `make run`; the rest is replayed unseen.
+    train_fraction: float = Field(0.6, gt=0.1, lt=0.95)
+    walk_forward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)
+    self_learn_weight: float = Field(2.0, ge=0)
+
+
+class BrokerConfig(_Section):
+    name: Literal["paper", "alpaca", "ibkr"] = "paper"
+    initial_cash: float = Field(100_000.0, gt=0)
+    slippage_bps: float = Field(5.0, ge=0)
+    commission_per_share: float = Field(0.005, ge=0)
+    commission_min: float = Field(1.0, ge=0)
+    commission_per_trade: float = Field(0.0, ge=0)
+    option_commission_per_contract: float = Field(0.65, ge=0)
+    retry_attempts: int = Field(4, ge=1)
+    retry_backoff_seconds: float = Field(0.5, ge=0)
+
+
+class TierConfig(_Section):
+    name: str
+    max_equity: float | None  # None = no upper bound
+    max_open_positions: int = Field(ge=0)
+    risk_per_trade: float = Field(gt=0, le=1)
+    universe: list[str] = Field(default_factory=list)  # empty = all configured symbols
+
+
+def _default_tiers() -> list[TierConfig]:
+    return [
+        TierConfig(name="micro", max_equity=1_000, max_open_positions=1, risk_per_trade=0.02),
+        TierConfig(name="small", max_equity=10_000, max_open_positions=3, risk_per_trade=0.015),
+        TierConfig(name="medium", max_equity=50_000, max_open_positions=5, risk_per_trade=0.01),
+        TierConfig(name="large", max_equity=250_000, max_open_positions=8, risk_per_trade=0.01),
+        TierConfig(name="institutional", max_equity=None, max_open_positions=15, risk_per_trade=0.005),
+    ]
+
+
+class RiskConfig(_Section):
+    tiers: list[TierConfig] = Field(default_factory=_default_tiers)
+    sizing: Literal["fixed_fraction", "atr", "kelly"] = "fixed_fraction"
+    fixed_fraction: float = Field(0.95, gt=0, le=1)
+    atr_stop_multiple: float = Field(2.0, gt=0)
+    kelly_cap: float = Field(0.25, gt=0, le=1)
+    stop_loss_pct: float | None = Field(0.08, gt=0, lt=1)
+    take_profit_pct: float | None = Field(0.20, gt=0)
+    trailing_stop_pct: float | None = Field(None, gt=0, lt=1)
+    max_position_pct: float = Field(0.95, gt=0, le=1)
+    min_cash_pct: float = Field(0.02, ge=0, lt=1)
+    max_open_positions: int = Field(10, ge=0)
+    max_daily_loss_pct: float = Field(0.05, gt=0, le=1)
+    max_correlation: float = Field(0.9, gt=0, le=1)
+    correlation_lookback: int = Field(60, ge=10)
+    eod_liquidation_minutes: int | None = Field(None, ge=1)
+    allow_short: bool = False
+
+
+class OptionsConfig(_Section):
+    enabled: bool = False
+    min_confidence: float = Field(0.7, ge=0, le=1)
+    target_delta: float = Field(0.5, gt=0, lt=1)
+    min_dte: int = Field(14, ge=0)
+    max_dte: int = Field(60, ge=1)
+    max_spread_pct: float = Field(0.10, gt=0)
+    min_open_interest: int = Field(100, ge=0)
+    min_volume: int = Field(10, ge=0)
+    order_timeout_seconds: float = Field(30.0, gt=0)
+    max_reprices: int = Field(3, ge=0)
+    fallback: Literal["stock", "skip"] = "stock"
+
+
+class RulesConfig(_Section):
+    enabled: bool = True
+    rsi_overbought: float = Field(80.0, gt=50, le=100)
+    rsi_oversold: float = Field(20.0, ge=0, lt=50)
+    trend_sma: int = Field(50, ge=2)
+    require_uptrend_for_buy: bool = False
+    breadth_filter: bool = True
+    breadth_min: float = Field(0.3, ge=0, le=1)
+
+
+class AgentConfig(_Section):
+    poll_seconds: float = Field(60.0, gt=0)
+    # No new bar for this many bar intervals = stale data: trading pauses.
+    stale_after_bars: float = Field(3.0, gt=0)
+    history_bars: int = Field(400, ge=50)
+    heartbeat_stale_seconds: float = Field(300.0, gt=0)
+
+
+class DashboardConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8501, ge=1, le=65535)
+    refresh_seconds: int = Field(30, ge=0)
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AITRADER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    mode: Literal["paper", "live"] = "paper"
+    symbols: list[str] = Field(default_factory=lambda: ["GOOG"])
+    timeframe: Literal["1m", "5m", "15m", "30m", "1h", "1d"] = "1d"
+    # Per-symbol timeframe overrides, e.g. {EURUSD: 1h}.
+    timeframes: dict[str, Literal["1m", "5m", "15m", "30m", "1h", "1d"]] = Field(default_factory=dict)
+    # An exchange calendar name (pandas-market-calendars) or "24/7" (no market-hours gate).
+    calendar: str = "NYSE"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    labels: LabelConfig = Field(default_factory=LabelConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    options: OptionsConfig = Field(default_factory=OptionsConfig)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+
+    @field_validator("symbols")
+    @classmethod
+    def _upper_symbols(cls, v: list[str]) -> list[str]:
+        out = [s.strip().upper() for s in v if s.strip()]
+        if not out:
+            raise ValueError("at least one symbol is required")
+        return out
+
+    def timeframe_for(self, symbol: str) -> str:
+        return self.timeframes.get(symbol.upper(), self.timeframe)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the YAML files (passed as init kwargs); no .env loading:
+        # secrets are read by Secrets from the real environment only.
+        return (env_settings, init_settings)
+
+
+class Secrets(BaseModel):
+    """Credentials and endpoints, from the environment only (see .env.example). Never logged."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    alpaca_api_key: str | None = None
+    alpaca_secret_key: str | None = None
+    alpaca_base_url: str | None = None
+    alpaca_data_url: str | None = None
+    ib_host: str = "127.0.0.1"
+    ib_port: int = 7497  # TWS paper port
+    ib_client_id: int = 1
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Secrets:
+        env = dict(os.environ) if env is None else env
+        raw = {k.lower(): v for k, v in env.items() if k.upper() in _SECRET_KEYS and v != ""}
+        try:
+            return cls(**raw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = str(err["loc"][0]).upper() if err["loc"] else "?"
+            raise ConfigError(f"environment variable {key}: {err['msg']}") from None
+
+    def __repr__(self) -> str:  # never leak keys into logs
+        return f"Secrets(alpaca_key={'set' if self.alpaca_api_key else 'unset'}, ib={self.ib_host}:{self.ib_port})"
+
+    __str__ = __repr__
+
+
+_SECRET_KEYS = {
+    "ALPACA_API_KEY",
+    "ALPACA_SECRET_KEY",
+    "ALPACA_BASE_URL",
+    "ALPACA_DATA_URL",
+    "IB_HOST",
+    "IB_PORT",
+    "IB_CLIENT_ID",
+}
+
+
+def default_config_path() -> Path:
+    return repo_root() / "config" / "default.yaml"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path}{where}: not valid YAML") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: top level must be a mapping of keys to values")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Settings
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = field.annotation
+    return sorted(getattr(model, "model_fields", {}).keys())
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line naming the key, the problem and (for unknown keys) what is allowed."""
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc)
+            hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+            parts.append(f"unknown key '{key}'{hint}")
+        else:
+            got = err.get("input")
+            shown = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) else ""
+            parts.append(f"{key}: {err['msg']}{shown}")
+    more = len(exc.errors()) - 3
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build validated settings from the default YAML, an optional user file and the env.
+
+    ``overrides`` are applied last (used by the CLI for flags such as ``--symbols``).
+    Raises :class:`ConfigError` with a one-line message on any problem.
+    """
+    data: dict[str, Any] = {}
+    default = default_config_path()
+    if default.is_file():
+        data = _read_yaml(default)
+    if config_file is not None:
+        data = _deep_merge(data, _read_yaml(Path(config_file)))
+    try:
+        settings = Settings(**data)
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(settings, key, value)
+    except ValidationError as exc:
+        raise ConfigError(f"config: {format_validation_error(exc)}") from None
+    return settings

@@ -1,0 +1,1 @@
+"""Market data: the canonical bar format, the Parquet store, providers and the cleaner."""

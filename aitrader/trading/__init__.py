@@ -1,0 +1,1 @@
+"""The agent: decision engine, rule filters, risk, options selection, the daemon."""
