@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "aitrader.cli.features",
     "aitrader.cli.models",
     "aitrader.cli.agent",
+    "aitrader.cli.journal",
     "aitrader.cli.backtest",
     "aitrader.cli.dashboard",
 )
