@@ -100,7 +100,8 @@ def read_bars_file(path: str | Path, *, require: tuple[str, ...] = BAR_COLUMNS) 
         if p.suffix.lower() in (".parquet", ".pq"):
             raw = pd.read_parquet(p)
         else:
-            raw = pd.read_csv(p)
+            # "." is how FRED-style sources (e.g. the VIX file) write a missing value.
+            raw = pd.read_csv(p, na_values=[".", "NA", "null", "NaN"])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{p}: malformed file ({first})") from None
