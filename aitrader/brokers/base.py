@@ -108,6 +108,10 @@ class OrderRequest:
     # Bracket legs (broker-native where supported, else managed by the agent).
     take_profit: float | None = None
     stop_loss: float | None = None
+    # "All-in" sizing decided at fill time: for a BUY, quantity becomes
+    # floor(cash_fraction * available cash / fill price incl. costs) when the order fills
+    # (how backtesting.py sizes, and a guard against gap-ups overspending). None = use quantity.
+    cash_fraction: float | None = None
 
     @property
     def instrument(self) -> str:
