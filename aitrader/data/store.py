@@ -65,8 +65,13 @@ class BarStore:
         require = ("close",) if "open" not in [str(c).lower() for c in bars.columns] else BAR_COLUMNS
         new = normalize_bars(bars, source=f"{symbol} {timeframe}", require=require)
         if merge and p.is_file():
-            old = pd.read_parquet(p)
-            combined = pd.concat([old, new])
+            old = self.read(symbol, timeframe)  # names the file if it is corrupt
+            if set(old.columns) != set(new.columns):
+                raise DataError(
+                    f"{symbol} {timeframe}: new bars have columns {', '.join(new.columns)} but the stored ones "
+                    f"have {', '.join(old.columns)}; refusing to mix them"
+                )
+            combined = pd.concat([old, new[list(old.columns)]])
             combined = combined[~combined.index.duplicated(keep="last")]
         else:
             combined = new[~new.index.duplicated(keep="last")]
