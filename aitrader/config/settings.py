@@ -40,6 +40,8 @@ class DataConfig(_Section):
     breadth_sma: int = Field(20, ge=2)
     # One-bar absolute return above this is flagged as a likely unadjusted split.
     jump_threshold: float = Field(0.35, gt=0)
+    # Per-symbol calendar overrides (else the top-level `calendar`); "24/5" = the FX week in UTC.
+    calendars: dict[str, str] = Field(default_factory=lambda: {"EURUSD": "24/5"})
     # IB pacing: seconds to wait between historical-data requests.
     ibkr_pacing_seconds: float = Field(10.0, ge=0)
 
