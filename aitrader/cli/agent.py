@@ -1,9 +1,199 @@
-"""CLI commands: agent (stub until its issue lands)."""
+"""CLI commands: ``run`` (the agent daemon) and ``status``."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aitrader.data.bars import parse_date
+from aitrader.errors import DataError
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this group's subcommands to the top-level parser."""
+    p = sub.add_parser("run", help="run the trading agent (paper by default)")
+    p.add_argument("--symbols", help="comma-separated symbols (default: config symbols)")
+    p.add_argument("--feed", choices=["replay", "live"], default=None, help="replay stored bars or poll a provider")
+    p.add_argument("--broker", choices=["paper", "alpaca", "ibkr"], default=None)
+    p.add_argument("--strategy", default="ensemble", help="ensemble (default) or a rule strategy: sma_cross, ...")
+    p.add_argument("--start", help="first bar to replay (default: after the models' training window)")
+    p.add_argument("--until", help="last bar to replay")
+    p.add_argument("--speed", type=float, default=None, help="replay speed in bars per second (default: max)")
+    p.add_argument("--ticks", type=int, default=None, help="live feed: stop after N polls")
+    p.add_argument("--poll-seconds", type=float, default=None, help="live feed: seconds between polls")
+    p.add_argument("--live", action="store_true", help="trade a live account (also needs mode: live in config)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("status", help="agent state, last heartbeat, positions, equity")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+
+def _symbols(args: argparse.Namespace, ctx: Any) -> list[str]:
+    from aitrader.data.bars import check_symbol
+
+    if args.symbols:
+        return [check_symbol(s) for s in args.symbols.split(",") if s.strip()]
+    return list(ctx.settings.symbols)
+
+
+def default_replay_start(ctx: Any, symbols: list[str]) -> pd.Timestamp | None:
+    """First bar no current model has seen (training end + label horizon), if models exist."""
+    root = ctx.home.models
+    latest: pd.Timestamp | None = None
+    for sym in symbols:
+        for cur in (root / sym).glob("*/current.json"):
+            try:
+                version = json.loads(cur.read_text())["version"]
+                manifest = json.loads((cur.parent / version / "manifest.json").read_text())
+                window = manifest.get("training_window") or {}
+                end = window.get("last") or window.get("end")
+            except (OSError, KeyError, ValueError):
+                continue
+            if end:
+                ts = pd.Timestamp(end)
+                latest = ts if latest is None or ts > latest else latest
+    if latest is None:
+        return None
+    return latest + pd.Timedelta(days=ctx.settings.labels.horizon * 2)
+
+
+def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
+    from aitrader.trading.agent import Agent
+    from aitrader.trading.engine import DecisionEngine
+    from aitrader.trading.runner import build_parts, check_live, load_bars, make_trigger
+
+    settings = ctx.settings
+    check_live(settings, live_flag=args.live)
+    symbols = _symbols(args, ctx)
+    feed_kind = args.feed or ("replay" if settings.data.provider == "replay" else "live")
+    broker_name = args.broker or settings.broker.name
+    start = parse_date(args.start, name="--start")
+    until = parse_date(args.until, name="--until")
+    if start is not None and until is not None and until < start:
+        raise DataError(f"--until {until.date()} is before --start {start.date()}")
+
+    parts = build_parts(home=ctx.home, settings=settings, broker_name=broker_name, strategy=args.strategy,
+                        symbols=symbols, live=args.live)
+    engine = DecisionEngine(settings=settings, broker=parts.broker, journal=parts.journal, signals=parts.signals,
+                            risk=parts.risk, context=parts.context, calendar=parts.calendar)
+    agent = Agent(engine=engine, journal=parts.journal, symbols=symbols, history_bars=settings.agent.history_bars,
+                  calendar=None if feed_kind == "replay" else parts.calendar)
+    agent.install_signal_handlers()
+    run_id = parts.journal.start_run(f"{settings.mode}/{feed_kind}", broker_name)
+    try:
+        if feed_kind == "replay":
+            from aitrader.trading.feeds import ReplayFeed
+
+            bars = load_bars(ctx.home, settings, symbols)
+            if start is None:
+                start = default_replay_start(ctx, symbols)
+            feed = ReplayFeed(bars, start=start, until=until, speed=args.speed)
+            summary = agent.run_replay(feed)
+            bench = buy_and_hold(bars, feed.first_time, until)
+        else:
+            from aitrader.data.providers.factory import make_provider
+            from aitrader.trading.feeds import LiveFeed
+
+            provider = make_provider(settings.data.provider if settings.data.provider != "replay" else broker_name,
+                                     settings=settings, secrets=None, home=ctx.home)
+            feed_live = LiveFeed(provider, symbols=symbols, timeframes={s: settings.timeframe_for(s) for s in symbols},
+                                 lookback_bars=settings.agent.history_bars,
+                                 stale_after_bars=settings.agent.stale_after_bars)
+            trigger = make_trigger(settings, timeframe=settings.timeframe_for(symbols[0]),
+                                   poll_seconds=args.poll_seconds)
+            summary = agent.run_live(feed_live, trigger=trigger, max_ticks=args.ticks)
+            bench = None
+    finally:
+        try:
+            parts.journal.end_run(run_id, agent.machine.state.value)
+        finally:
+            parts.journal.close()
+    print_summary(summary, ctx.home, bench=bench, as_json=args.json)
+    return 1 if summary.halted_reason else 0
+
+
+def buy_and_hold(bars: dict[str, pd.DataFrame], first: pd.Timestamp, until: pd.Timestamp | None) -> float | None:
+    """Equal-weight buy-and-hold return over the replayed span (entry at the first close)."""
+    rets = []
+    for df in bars.values():
+        span = df.loc[(df.index >= first) & ((df.index <= until) if until is not None else True)]
+        if len(span) > 1:
+            rets.append(span["close"].iloc[-1] / span["close"].iloc[0] - 1.0)
+    return float(np.mean(rets)) if rets else None
+
+
+def print_summary(summary: Any, home: Any, *, bench: float | None, as_json: bool = False) -> None:
+    ret = summary.final_equity / summary.start_equity - 1.0 if summary.start_equity else float("nan")
+    lat = np.array(summary.latencies) * 1000 if summary.latencies else np.array([np.nan])
+    data = {
+        "state": summary.final_state,
+        "halted_reason": summary.halted_reason,
+        "bars": summary.bars,
+        "orders": summary.orders,
+        "fills": summary.fills,
+        "start_equity": round(summary.start_equity, 2),
+        "final_equity": round(summary.final_equity, 2),
+        "return_pct": round(ret * 100, 2),
+        "buy_and_hold_pct": None if bench is None else round(bench * 100, 2),
+        "tick_ms_p50": round(float(np.nanpercentile(lat, 50)), 2),
+        "tick_ms_p99": round(float(np.nanpercentile(lat, 99)), 2),
+        "journal": str(home.journal),
+    }
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    bh = "n/a" if bench is None else f"{bench * 100:+.2f}%"
+    print("\n=== aitrader run summary ===")
+    print(f"state            {data['state']}" + (f" (halted: {summary.halted_reason})" if summary.halted_reason else ""))
+    print(f"bars processed   {summary.bars}")
+    print(f"orders / fills   {summary.orders} / {summary.fills}")
+    print(f"equity           {summary.start_equity:,.2f} -> {summary.final_equity:,.2f} ({ret * 100:+.2f}%)")
+    print(f"buy and hold     {bh}")
+    print(f"tick latency     p50 {data['tick_ms_p50']} ms, p99 {data['tick_ms_p99']} ms")
+    print(f"journal          {home.journal}")
+    print(f"dashboard        aitrader --home {home.root} dashboard   (then open http://127.0.0.1:8501)")
+    print("Simulated results on historical data; they are not a promise of future returns.")
+
+
+def cmd_status(args: argparse.Namespace, ctx: Any) -> int:
+    from aitrader.journal.queries import JournalReader
+
+    reader = JournalReader(ctx.home.journal)
+    if not reader.exists:
+        print(f"no journal at {ctx.home.journal}: start the agent with 'aitrader run' (or 'make run')")
+        return 1
+    hb = reader.heartbeat() or {}
+    positions = reader.latest_positions()
+    curve = reader.equity_curve()
+    equity = float(curve["equity"].iloc[-1]) if len(curve) else float("nan")
+    data = {
+        "state": hb.get("state"),
+        "detail": hb.get("detail"),
+        "last_heartbeat": str(hb.get("ts")),
+        "heartbeat_age_s": hb.get("age_seconds"),
+        "equity": equity,
+        "positions": positions.to_dict("records") if len(positions) else [],
+        "pid": hb.get("pid"),
+        "now": dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+        return 0
+    print(f"state           {data['state']} ({data['detail']})")
+    print(f"last heartbeat  {data['last_heartbeat']}")
+    print(f"equity          {equity:,.2f}")
+    if data["positions"]:
+        for p in data["positions"]:
+            print(f"position        {p.get('symbol')}: {p.get('quantity')} @ {p.get('avg_price')}")
+    else:
+        print("positions       none")
+    return 0

@@ -1,0 +1,72 @@
+"""``make run``: the real agent, in paper mode, replaying the bundled real data.
+
+1. Import the bundled sample (GOOG daily 2004-2013, SPX, VIX, EURUSD) into the store.
+2. If no models exist, train quick-profile models on the earlier part of GOOG only
+   (``models.train_fraction``, 60% by default).
+3. Replay the later bars, which no model saw, through the agent with the paper broker,
+   on a fresh journal, and print the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+import pandas as pd
+
+from aitrader.cli import main as cli_main
+from aitrader.paths import Home
+
+
+def _has_models(home: Home, symbol: str) -> bool:
+    return any((home.models / symbol).glob("*/current.json"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aitrader.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--home", default=None)
+    parser.add_argument("--symbol", default="GOOG")
+    parser.add_argument("--fresh", action="store_true", help="retrain models even if some exist")
+    args = parser.parse_args(argv)
+    home = Home.resolve(args.home).ensure()
+    base = ["--home", str(home.root)]
+
+    print("[1/3] importing the bundled sample data ...", flush=True)
+    rc = cli_main([*base, "data", "sample"])
+    if rc != 0:
+        return rc
+
+    from aitrader.config import load_settings
+    from aitrader.data.store import BarStore
+
+    settings = load_settings()
+    bars = BarStore(home).read(args.symbol, "1d")
+    split = bars.index[int(len(bars) * settings.models.train_fraction)]
+    if args.fresh or not _has_models(home, args.symbol):
+        print(f"[2/3] training quick-profile models on {args.symbol} up to {split.date()} "
+              f"({settings.models.train_fraction:.0%} of the sample) ...", flush=True)
+        t0 = time.perf_counter()
+        rc = cli_main([*base, "train", "--symbols", args.symbol, "--profile", "quick", "--end", str(split.date())])
+        if rc != 0:
+            return rc
+        print(f"      trained in {time.perf_counter() - t0:.0f} s", flush=True)
+    else:
+        print(f"[2/3] models for {args.symbol} already exist under {home.models} (use --fresh to retrain)")
+
+    # A fresh journal each demo run, so the summary describes this run; keep the old one.
+    if home.journal.exists():
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        for suffix in ("", "-wal", "-shm"):
+            old = home.journal.with_name(home.journal.name + suffix)
+            if old.exists():
+                old.rename(home.logs / f"journal-{stamp}.sqlite{suffix}")
+    start = split + pd.Timedelta(days=settings.labels.horizon * 2)
+    print(f"[3/3] replaying {args.symbol} from {start.date()} (bars no model saw) with the paper broker ...", flush=True)
+    return cli_main([*base, "--log-level", "WARNING", "run", "--symbols", args.symbol, "--feed", "replay",
+                     "--broker", "paper", "--start", str(start.date())])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

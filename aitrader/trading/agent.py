@@ -1,0 +1,258 @@
+"""The agent daemon: an explicit state machine around the decision engine.
+
+States: ``starting -> reconciling -> running <-> paused -> halted -> stopping -> stopped``.
+
+* starting: open the journal, connect the broker.
+* reconciling: journal vs broker (positions, open orders, missed fills) before any order.
+* running: every new bar goes through :class:`~aitrader.trading.engine.DecisionEngine`.
+* paused: stale data, market closed or broker unavailable; bars still update history and
+  the journal, no new decisions; resumes by itself.
+* halted: a risk-check or journal failure (fail closed): no trading until restarted.
+* stopping: SIGTERM/SIGINT or the end of a replay: the current tick finishes, state is
+  persisted, exit 0.
+
+A heartbeat row is written on every tick and state change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+
+from aitrader.errors import AitraderError, JournalError, RiskError, TemporaryBrokerError
+from aitrader.trading.engine import CURSOR_KEY, DecisionEngine, TickResult
+from aitrader.trading.feeds import BarEvent, History, LiveFeed, ReplayFeed
+from aitrader.trading.reconcile import ReconcileReport, reconcile
+
+log = logging.getLogger(__name__)
+
+
+class AgentState(StrEnum):
+    STARTING = "starting"
+    RECONCILING = "reconciling"
+    RUNNING = "running"
+    PAUSED = "paused"
+    HALTED = "halted"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
+    AgentState.STARTING: frozenset({AgentState.RECONCILING, AgentState.HALTED, AgentState.STOPPING}),
+    AgentState.RECONCILING: frozenset({AgentState.RUNNING, AgentState.HALTED, AgentState.STOPPING}),
+    AgentState.RUNNING: frozenset({AgentState.PAUSED, AgentState.HALTED, AgentState.STOPPING, AgentState.RECONCILING}),
+    AgentState.PAUSED: frozenset({AgentState.RUNNING, AgentState.HALTED, AgentState.STOPPING, AgentState.RECONCILING}),
+    AgentState.HALTED: frozenset({AgentState.STOPPING}),
+    AgentState.STOPPING: frozenset({AgentState.STOPPED}),
+    AgentState.STOPPED: frozenset(),
+}
+
+
+class InvalidTransition(AitraderError):
+    """A state change the machine does not allow (a bug, not a user error)."""
+
+
+class StateMachine:
+    """Holds the state, enforces the transition table, reports every change."""
+
+    def __init__(self, on_change: Callable[[AgentState, AgentState, str], None] | None = None) -> None:
+        self.state = AgentState.STARTING
+        self.reason = "starting"
+        self._on_change = on_change
+        self.history: list[tuple[AgentState, str]] = [(self.state, self.reason)]
+
+    def to(self, new: AgentState, reason: str) -> None:
+        if new == self.state:
+            self.reason = reason
+            return
+        if new not in TRANSITIONS[self.state]:
+            raise InvalidTransition(f"agent cannot go from {self.state} to {new}")
+        old, self.state, self.reason = self.state, new, reason
+        self.history.append((new, reason))
+        log.info("agent %s -> %s: %s", old, new, reason)
+        if self._on_change is not None:
+            self._on_change(old, new, reason)
+
+    @property
+    def trading(self) -> bool:
+        return self.state is AgentState.RUNNING
+
+
+@dataclass
+class RunSummary:
+    bars: int = 0
+    ticks: int = 0
+    orders: int = 0
+    fills: int = 0
+    final_state: str = ""
+    final_equity: float = float("nan")
+    start_equity: float = float("nan")
+    latencies: list[float] = field(default_factory=list)
+    reconcile: ReconcileReport | None = None
+    halted_reason: str | None = None
+
+
+class Agent:
+    """Runs the engine on a feed under the state machine."""
+
+    def __init__(self, *, engine: DecisionEngine, journal: Any, symbols: list[str], history_bars: int,
+                 calendar: Any = None) -> None:
+        self.engine = engine
+        self.journal = journal
+        self.broker = engine.broker
+        self.symbols = symbols
+        self.calendar = calendar
+        self.history = History(size=history_bars)
+        self.machine = StateMachine(on_change=self._on_state_change)
+        self.summary = RunSummary()
+        self._stop = threading.Event()
+
+    # ------------------------------------------------------------ lifecycle
+    def _on_state_change(self, old: AgentState, new: AgentState, reason: str) -> None:
+        try:
+            self.journal.heartbeat(new.value, reason)
+        except JournalError:
+            log.error("journal unavailable while recording state %s", new)
+
+    def request_stop(self, *_: Any) -> None:
+        """Signal handler: finish the current tick, then stop."""
+        log.info("stop requested")
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, self.request_stop)
+
+    def start(self) -> None:
+        """starting -> reconciling -> running (or halted)."""
+        self.journal.heartbeat(AgentState.STARTING.value, "connecting to broker")
+        self.broker.connect()
+        self.machine.to(AgentState.RECONCILING, f"reconciling with {self.broker.name}")
+        self.summary.reconcile = reconcile(self.broker, self.journal)
+        self.summary.start_equity = self.broker.account().equity
+        self.machine.to(AgentState.RUNNING, "reconciled: " + self.summary.reconcile.summary())
+
+    def stop(self, reason: str) -> None:
+        if self.machine.state not in (AgentState.STOPPING, AgentState.STOPPED):
+            self.machine.to(AgentState.STOPPING, reason)
+        with contextlib.suppress(AitraderError):
+            self.summary.final_equity = self.broker.account().equity
+        self.summary.final_state = self.machine.state.value
+        self.machine.to(AgentState.STOPPED, reason)
+        self.broker.close()
+
+    def halt(self, reason: str) -> None:
+        self.summary.halted_reason = reason
+        log.error("HALT: %s", reason)
+        if self.machine.state not in (AgentState.HALTED, AgentState.STOPPING, AgentState.STOPPED):
+            self.machine.to(AgentState.HALTED, reason)
+
+    # ------------------------------------------------------------ one event
+    def handle(self, event: BarEvent, *, trade: bool = True) -> TickResult | None:
+        """Process one bar event under the current state; failures change the state."""
+        state = self.machine.state
+        if state in (AgentState.HALTED, AgentState.STOPPING, AgentState.STOPPED):
+            return None
+        try:
+            result = self.engine.process(event, self.history, trade=trade and self.machine.trading)
+        except (JournalError, RiskError) as exc:
+            self.halt(f"{type(exc).__name__}: {exc}")
+            return None
+        except TemporaryBrokerError as exc:
+            if self.machine.state is AgentState.RUNNING:
+                self.machine.to(AgentState.PAUSED, f"broker unavailable: {exc}")
+            return None
+        self.summary.ticks += 1
+        self.summary.bars += len(event.bars)
+        self.summary.orders += len(result.orders)
+        self.summary.fills += len(result.fills)
+        self.summary.latencies.append(result.latency_s)
+        if result.broker_unavailable and self.machine.state is AgentState.RUNNING:
+            self.machine.to(AgentState.PAUSED, "broker unavailable; retrying next tick")
+        elif not result.broker_unavailable and self.machine.state is AgentState.PAUSED and trade:
+            self.machine.to(AgentState.RUNNING, "broker reachable again")
+        self.journal.heartbeat(self.machine.state.value, f"bar {event.timestamp}")
+        return result
+
+    # ------------------------------------------------------------ replay
+    def run_replay(self, feed: ReplayFeed) -> RunSummary:
+        """Step through the feed; resumes after the journal's cursor on a restart."""
+        for sym in self.symbols:
+            self.history.seed(sym, feed.warmup(sym))
+        cursor = self.journal.get_state(CURSOR_KEY)
+        after = pd.Timestamp(cursor) if cursor else None
+        if after is not None:
+            # Rebuild the history window up to the cursor without re-trading those bars.
+            for sym in self.symbols:
+                df = feed.bars[sym]
+                self.history.seed(sym, df.loc[df.index <= after])
+            log.info("resuming replay after %s", after)
+        self.start()
+        for event in feed.events(after=after):
+            if self._stop.is_set():
+                break
+            self.handle(event)
+            if self.machine.state is AgentState.HALTED:
+                break
+        self.stop("stop requested" if self._stop.is_set() else "replay finished")
+        return self.summary
+
+    # ------------------------------------------------------------ live
+    def poll_once(self, feed: LiveFeed, now: pd.Timestamp | None = None) -> None:
+        """One scheduled tick of the live loop: gate on market hours and stale data."""
+        if self.machine.state in (AgentState.HALTED, AgentState.STOPPING, AgentState.STOPPED):
+            self.journal.heartbeat(self.machine.state.value, self.machine.reason)
+            return
+        now = now or pd.Timestamp.now(tz="America/New_York").tz_localize(None)
+        events = feed.poll(now)
+        market_open = self.calendar is None or self.calendar.is_open(now)
+        for i, event in enumerate(events):
+            # Catch-up bars only feed history; trade on the newest bar, in market hours.
+            self.handle(event, trade=market_open and i == len(events) - 1)
+        stale = feed.stale_symbols()
+        if stale and self.machine.state is AgentState.RUNNING:
+            self.machine.to(AgentState.PAUSED, f"stale data: no new bar for {', '.join(stale)}")
+        elif not stale and events and self.machine.state is AgentState.PAUSED:
+            self.machine.to(AgentState.RUNNING, "fresh data")
+        if not events:
+            self.journal.heartbeat(self.machine.state.value, "no new bar" if market_open else "market closed")
+
+    def run_live(self, feed: LiveFeed, *, trigger: Any, max_ticks: int | None = None) -> RunSummary:
+        """Run ``poll_once`` on an APScheduler trigger until stopped (or ``max_ticks``)."""
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        for sym in self.symbols:
+            self.history.seed(sym, feed.history(sym))
+        self.start()
+        ticks = 0
+        done = threading.Event()
+
+        def job() -> None:
+            nonlocal ticks
+            try:
+                self.poll_once(feed)
+            except Exception:  # keep the daemon alive; the state machine already recorded faults
+                log.exception("tick failed")
+            ticks += 1
+            if max_ticks is not None and ticks >= max_ticks:
+                done.set()
+
+        sched = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
+        sched.add_job(job, trigger, id="tick", next_run_time=pd.Timestamp.now(tz="UTC").to_pydatetime())
+        sched.start()
+        try:
+            while not (self._stop.is_set() or done.is_set()):
+                self._stop.wait(0.2)
+        finally:
+            sched.shutdown(wait=True)  # lets a running tick finish
+        self.stop("stop requested" if self._stop.is_set() else f"{ticks} ticks done")
+        return self.summary

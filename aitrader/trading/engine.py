@@ -1,0 +1,348 @@
+"""The decision engine: one tick of the agent, identical in backtest, paper and live.
+
+For every new bar: broker sees the bar (a simulated venue fills what is due) -> fills and
+order updates are journaled -> features -> signal source (ML ensemble or a rule
+strategy) -> rule filters -> risk -> orders -> journal. Only the feed (clock and bars) and
+the broker differ between modes.
+
+Failure policy (fail closed): a journal or risk failure raises and the agent halts; a
+permanent broker rejection is journaled and trading goes on; a temporary broker failure
+that outlived its retries pauses trading; a model failure only degrades the ensemble
+(handled inside ``ml_predictor``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aitrader.brokers.base import (
+    Account,
+    AssetClass,
+    Broker,
+    Fill,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+)
+from aitrader.config import Settings
+from aitrader.errors import JournalError, PermanentBrokerError, RiskError, TemporaryBrokerError
+from aitrader.models.types import EnsembleDecision
+from aitrader.trading.feeds import BarEvent, History
+from aitrader.trading.ids import client_order_id
+from aitrader.trading.signals import SignalSource
+from aitrader.trading.types import RiskEvent, TradeIntent
+
+log = logging.getLogger(__name__)
+
+CURSOR_KEY = "cursor"  # journal state: last fully processed bar time
+DAY_KEY = "day"  # journal state: {"date": ..., "start_equity": ...}
+STOPS_KEY = "stops"  # journal state: trailing-stop high-water marks etc.
+
+
+@dataclass
+class TickResult:
+    timestamp: pd.Timestamp
+    decisions: list[EnsembleDecision] = field(default_factory=list)
+    orders: list[OrderRequest] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    events: list[RiskEvent] = field(default_factory=list)
+    equity: float = float("nan")
+    latency_s: float = 0.0
+    broker_unavailable: bool = False
+
+
+class DecisionEngine:
+    """Turns bar events into journaled decisions and orders through one code path."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        broker: Broker,
+        journal: Any,
+        signals: SignalSource,
+        risk: Any,
+        context: Any = None,
+        calendar: Any = None,
+        features_fn: Any = None,
+    ) -> None:
+        from aitrader.features.feature_engineering import build_features
+
+        self.settings = settings
+        self.broker = broker
+        self.journal = journal
+        self.signals = signals
+        self.risk = risk
+        self.context = context
+        self.calendar = calendar
+        self.build_features = features_fn or build_features
+
+    # ----------------------------------------------------------------- sync
+    def sync_broker(self) -> list[Fill]:
+        """Bring the journal up to date with the venue: new fills and order states."""
+        since = self.journal.get_state("fills_cursor")
+        since_dt = pd.Timestamp(since).to_pydatetime() if since else None
+        new: list[Fill] = []
+        for fill in self.broker.fills_since(since_dt):
+            if self.journal.record_fill(fill):
+                new.append(fill)
+        if new:
+            latest = max(pd.Timestamp(f.timestamp) for f in new)
+            if since is None or latest > pd.Timestamp(since):
+                self.journal.set_state("fills_cursor", latest.isoformat())
+        for row in self.journal.open_orders():
+            order = self.broker.get_order(row["client_order_id"])
+            if order is not None:
+                self.journal.update_order(order)
+        return new
+
+    # ----------------------------------------------------------------- tick
+    def process(self, event: BarEvent, history: History, *, trade: bool = True) -> TickResult:
+        """Handle every bar that closed at ``event.timestamp``.
+
+        ``trade=False`` updates the venue, journal and history without deciding (catch-up
+        bars, paused or halted states).
+        """
+        t0 = time.perf_counter()
+        self._history = history
+        ts = pd.Timestamp(event.timestamp)
+        result = TickResult(timestamp=ts)
+        for bar in event.bars.values():
+            self.broker.on_bar(bar)
+        result.fills = self.sync_broker()
+        account = self.broker.account()
+        positions = self.broker.positions()
+        day_start = self._day_start_equity(ts, account)
+        stops_state = dict(self.journal.get_state(STOPS_KEY) or {})
+        for symbol, bar in sorted(event.bars.items()):
+            window = history.append(bar)
+            if not trade:
+                continue
+            try:
+                self._decide_symbol(symbol, ts, window, account, positions, day_start, stops_state, result)
+            except TemporaryBrokerError as exc:
+                result.broker_unavailable = True
+                ev = RiskEvent(symbol, "broker_unavailable", str(exc), "veto")
+                self.journal.risk_event(ts.to_pydatetime(), ev)
+                result.events.append(ev)
+            # refresh after orders so later symbols see the new exposure
+            positions = self.broker.positions()
+            account = self.broker.account()
+        self.journal.set_state(STOPS_KEY, stops_state)
+        account = self.broker.account()
+        self.journal.record_equity(ts.to_pydatetime(), account)
+        self.journal.record_positions(ts.to_pydatetime(), self.broker.positions())
+        self.journal.set_state(CURSOR_KEY, ts.isoformat())
+        result.equity = account.equity
+        result.latency_s = time.perf_counter() - t0
+        return result
+
+    def _day_start_equity(self, ts: pd.Timestamp, account: Account) -> float:
+        day = self.journal.get_state(DAY_KEY) or {}
+        if day.get("date") != ts.date().isoformat():
+            day = {"date": ts.date().isoformat(), "start_equity": account.equity}
+            self.journal.set_state(DAY_KEY, day)
+        return float(day["start_equity"])
+
+    # ----------------------------------------------------------------- decide
+    def _decide_symbol(
+        self,
+        symbol: str,
+        ts: pd.Timestamp,
+        window: pd.DataFrame,
+        account: Account,
+        positions: list[Position],
+        day_start: float,
+        stops_state: dict[str, Any],
+        result: TickResult,
+    ) -> None:
+        from aitrader.trading.rule_based_trader import apply_rules
+
+        feats = self.build_features(window, self.context)
+        last = feats.iloc[-1]
+        price = float(window["close"].iloc[-1])
+        atr = _num(last.get("ta_atr_14"))
+        held = _held(positions, symbol)
+
+        # 1. Agent-managed exits (trailing stop, end-of-day liquidation) come first.
+        exit_intents = self._managed_exits(symbol, ts, window, positions, stops_state)
+        for intent in exit_intents:
+            self._execute(intent, ts, account, positions, day_start, None, result, decision=None)
+        if exit_intents:
+            return
+
+        # 2. Signal -> rule filters.
+        decision = self.signals.decide(feats, window, symbol=symbol, timestamp=ts)
+        decision, rule_events = apply_rules(decision, last, cfg=self.settings.rules, has_position=held != 0)
+        for ev in rule_events:
+            self.journal.risk_event(ts.to_pydatetime(), ev)
+            result.events.append(ev)
+        result.decisions.append(decision)
+
+        # 3. Decision -> intent.
+        intent: TradeIntent | None = None
+        if decision.signal == "buy" and held <= 0:
+            kind = "entry" if held == 0 else "exit"
+            intent = TradeIntent(symbol, Side.BUY, kind, decision.confidence, price, atr)
+        elif decision.signal == "sell" and held > 0:
+            intent = TradeIntent(symbol, Side.SELL, "exit", decision.confidence, price, atr)
+        elif decision.signal == "sell" and held == 0 and self.settings.risk.allow_short:
+            intent = TradeIntent(symbol, Side.SELL, "entry", decision.confidence, price, atr)
+
+        rule_reasons = [f"{e.rule}: {e.detail}" for e in rule_events]
+        if intent is None:
+            self._record_decision(decision, ts, "hold", rule_reasons)
+            return
+        self._execute(intent, ts, account, positions, day_start, decision, result, rule_reasons=rule_reasons)
+
+    def _managed_exits(
+        self, symbol: str, ts: pd.Timestamp, window: pd.DataFrame, positions: list[Position], stops_state: dict
+    ) -> list[TradeIntent]:
+        from aitrader.trading.stops import exit_intents
+
+        mine = [p for p in positions if p.symbol == symbol and p.asset_class is AssetClass.STOCK and p.quantity]
+        if not mine:
+            stops_state.pop(symbol, None)
+            return []
+        minutes = None
+        if self.calendar is not None and self.settings.risk.eod_liquidation_minutes:
+            minutes = self.calendar.minutes_to_close(ts)
+        bar = window.iloc[-1]
+        return list(
+            exit_intents(
+                mine,
+                {symbol: bar},
+                stops_state,
+                cfg=self.settings.risk,
+                now=ts,
+                minutes_to_close=minutes,
+            )
+        )
+
+    def _returns(self) -> pd.DataFrame | None:
+        """Recent close-to-close returns per symbol, for the correlation limit."""
+        history: History | None = getattr(self, "_history", None)
+        if history is None or len(history.frames) < 2:
+            return None
+        n = self.settings.risk.correlation_lookback
+        closes = {s: df["close"].iloc[-(n + 1) :] for s, df in history.frames.items() if len(df) > 2}
+        return pd.DataFrame(closes).pct_change().iloc[1:]
+
+    def _execute(
+        self,
+        intent: TradeIntent,
+        ts: pd.Timestamp,
+        account: Account,
+        positions: list[Position],
+        day_start: float,
+        decision: EnsembleDecision | None,
+        result: TickResult,
+        *,
+        rule_reasons: list[str] | None = None,
+    ) -> None:
+        try:
+            if intent.intent == "entry":
+                verdict = self.risk.check_entry(
+                    intent,
+                    account=account,
+                    positions=positions,
+                    now=ts,
+                    day_start_equity=day_start,
+                    returns=self._returns(),
+                )
+            else:
+                verdict = self.risk.check_exit(intent, positions=positions)
+        except RiskError:
+            raise
+        except Exception as exc:  # any failure inside risk is a failure of risk: fail closed
+            raise RiskError(f"risk check failed for {intent.symbol}: {type(exc).__name__}: {exc}") from exc
+        for ev in verdict.events:
+            self.journal.risk_event(ts.to_pydatetime(), ev)
+            result.events.append(ev)
+        if decision is None:
+            decision = EnsembleDecision(
+                symbol=intent.symbol,
+                timestamp=ts.isoformat(),
+                signal="sell" if intent.side is Side.SELL else "buy",
+                confidence=1.0,
+                policy="risk",
+                reason=f"managed exit: {intent.intent}",
+            )
+        if not verdict.approved or verdict.quantity <= 0:
+            why = "; ".join(f"{e.rule}: {e.detail}" for e in verdict.events) or "not approved"
+            self._record_decision(decision, ts, f"vetoed ({why})", rule_reasons or [])
+            return
+        request = OrderRequest(
+            client_order_id=client_order_id(intent.symbol, ts, intent.intent),
+            symbol=intent.symbol,
+            side=intent.side,
+            quantity=float(verdict.quantity),
+            order_type=OrderType.MARKET,
+            take_profit=verdict.take_profit if intent.intent == "entry" else None,
+            stop_loss=verdict.stop_loss if intent.intent == "entry" else None,
+        )
+        action = f"{intent.side.value} {verdict.quantity:g} ({intent.intent})"
+        decision_id = self._record_decision(decision, ts, action, rule_reasons or [])
+        self.submit(request, decision_id=decision_id, ts=ts, result=result)
+
+    def submit(self, request: OrderRequest, *, decision_id: int | None, ts: pd.Timestamp, result: TickResult) -> None:
+        """Journal first (intent is never lost), then the venue (idempotent per client id)."""
+        if not self.journal.record_order(request, broker=self.broker.name, decision_id=decision_id):
+            existing = self.broker.get_order(request.client_order_id)
+            if existing is not None:
+                self.journal.update_order(existing)
+                return  # already at the venue: a restart re-ran this bar; never submit twice
+        try:
+            order = self.broker.submit(request)
+        except PermanentBrokerError as exc:
+            self.journal.risk_event(ts.to_pydatetime(), RiskEvent(request.symbol, "order_rejected", str(exc), "veto"))
+            from aitrader.brokers.base import Order
+
+            self.journal.update_order(
+                Order(
+                    client_order_id=request.client_order_id,
+                    symbol=request.symbol,
+                    side=request.side,
+                    quantity=request.quantity,
+                    order_type=request.order_type,
+                    status=OrderStatus.REJECTED,
+                    reason=str(exc),
+                )
+            )
+            return
+        self.journal.update_order(order)
+        result.orders.append(request)
+
+    def _record_decision(self, decision: EnsembleDecision, ts: pd.Timestamp, action: str, rule_reasons: list[str]) -> int:
+        try:
+            return int(
+                self.journal.record_decision(
+                    decision,
+                    bar_time=ts.to_pydatetime(),
+                    model_versions=self.signals.versions(decision.symbol) if decision.policy != "risk" else {},
+                    final_action=action,
+                    rule_reasons=rule_reasons,
+                )
+            )
+        except JournalError:
+            raise
+
+
+def _held(positions: list[Position], symbol: str) -> float:
+    return float(sum(p.quantity for p in positions if p.symbol == symbol and p.asset_class is AssetClass.STOCK))
+
+
+def _num(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
