@@ -1,0 +1,109 @@
+"""The one feature builder used by training, backtest and live trading.
+
+:func:`build_features` turns bars (plus optional market context) into a float64 frame
+with the same index and a fixed column order, :data:`FEATURE_COLUMNS`:
+
+1. ``ta_*``  technical indicators (:mod:`aitrader.features.indicators`)
+2. ``fib_*`` Fibonacci retracement position (:mod:`aitrader.features.fibonacci_utils`)
+3. ``mtf_*`` higher-timeframe context from the bars (:mod:`aitrader.features.multi_timeframe`)
+4. ``ctx_*`` market context, NaN when not supplied (:mod:`aitrader.features.context`)
+
+Every column at row t depends only on bars (and context rows) up to t. The builder is
+pure (no I/O, no global state). Columns in price units (SMA, Bollinger bands, ATR, OBV,
+...) are kept for rules and risk; :func:`model_feature_columns` gives the scale-free
+subset the ML models use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from aitrader.errors import DataError
+from aitrader.features.context import CONTEXT_COLUMNS, MarketContext, context_arrays
+from aitrader.features.fibonacci_utils import DEFAULT_LOOKBACK, FIB_COLUMNS, fibonacci_arrays
+from aitrader.features.indicators import INDICATOR_COLUMNS, OHLCV, RAW_COLUMNS, indicator_arrays
+from aitrader.features.multi_timeframe import MTF_COLUMNS, MTF_RAW_COLUMNS, is_intraday, mtf_arrays
+
+FEATURE_COLUMNS: list[str] = INDICATOR_COLUMNS + FIB_COLUMNS + MTF_COLUMNS + CONTEXT_COLUMNS
+FEATURE_PREFIXES: tuple[str, ...] = ("ta_", "fib_", "mtf_", "ctx_")
+
+# Price- or volume-level columns: meaningful to rules and risk, but not comparable across
+# symbols or decades, so the models do not get them.
+RAW_FEATURE_COLUMNS: frozenset[str] = frozenset(RAW_COLUMNS) | frozenset(MTF_RAW_COLUMNS)
+
+_INTRADAY_TIMEFRAMES = frozenset({"1m", "5m", "15m", "30m", "1h"})
+
+
+def feature_columns(context_present: bool = True) -> list[str]:
+    """The column order of :func:`build_features`.
+
+    ``build_features`` always returns all of them (context columns NaN without context);
+    ``context_present=False`` lists the columns without ``ctx_*``, for callers that want
+    to drop context explicitly.
+    """
+    if context_present:
+        return list(FEATURE_COLUMNS)
+    return [c for c in FEATURE_COLUMNS if not c.startswith("ctx_")]
+
+
+def model_feature_columns(df: pd.DataFrame) -> list[str]:
+    """The scale-free feature columns of ``df`` (in ``df``'s order) that the ML models should use."""
+    known = set(FEATURE_COLUMNS)
+    return [c for c in df.columns if c in known and c not in RAW_FEATURE_COLUMNS]
+
+
+def _intraday(index: pd.DatetimeIndex, timeframe: str | None) -> bool:
+    if timeframe is None:
+        return is_intraday(index)
+    if timeframe == "1d":
+        return False
+    if timeframe in _INTRADAY_TIMEFRAMES:
+        return True
+    raise DataError(f"bad timeframe {timeframe!r}: allowed 1m, 5m, 15m, 30m, 1h, 1d")
+
+
+def build_features(
+    bars: pd.DataFrame,
+    context: MarketContext | None = None,
+    *,
+    timeframe: str | None = None,
+    fib_lookback: int = DEFAULT_LOOKBACK,
+) -> pd.DataFrame:
+    """All features for ``bars``: same index, columns :data:`FEATURE_COLUMNS`, float64.
+
+    ``timeframe`` ("1d", "1h", ...) says whether bars are intraday (daily context from the
+    previous day only) or daily; if omitted it is inferred: intraday if any timestamp has
+    a time of day. Pass it when known so a short prefix of intraday bars that all fall on
+    midnight cannot be mistaken for daily bars.
+
+    Raises :class:`DataError` if the bars lack OHLCV columns or are not sorted by time.
+    """
+    if not isinstance(bars.index, pd.DatetimeIndex):
+        raise DataError("bars: index must be a DatetimeIndex named 'timestamp'")
+    if not bars.index.is_monotonic_increasing:
+        raise DataError("bars: timestamps are not sorted oldest first")
+    a = OHLCV.from_bars(bars)
+    intraday = _intraday(bars.index, timeframe)
+    n = len(a)
+
+    # One (n_columns, n) block: each column is written once and the frame wraps it
+    # without a further copy (pandas stores a float block as columns x rows).
+    block = np.empty((len(FEATURE_COLUMNS), n), dtype=np.float64)
+    position = {c: i for i, c in enumerate(FEATURE_COLUMNS)}
+    filled = 0
+
+    def put(arrays: dict[str, np.ndarray]) -> None:
+        nonlocal filled
+        for name, values in arrays.items():
+            block[position[name]] = values
+            filled += 1
+
+    if n:
+        put(indicator_arrays(a))
+        put(fibonacci_arrays(a.high, a.low, a.close, lookback=fib_lookback))
+        put(mtf_arrays(bars.index, a.open, a.high, a.low, a.close, intraday=intraday))
+        put(context_arrays(bars.index, context, intraday=intraday))
+        if filled != len(FEATURE_COLUMNS):  # a builder added or dropped a column: a bug
+            raise RuntimeError(f"feature builders produced {filled} columns, expected {len(FEATURE_COLUMNS)}")
+    return pd.DataFrame(block.T, index=bars.index, columns=list(FEATURE_COLUMNS), copy=False)
