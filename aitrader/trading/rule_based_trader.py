@@ -1,0 +1,96 @@
+"""Rule filters between the ensemble and the risk manager (pure functions).
+
+Filters only ever turn a trade into a hold, never the other way round, and only for new
+entries: a signal that would close an existing position (a sell while long, a buy while
+short) passes untouched, because blocking an exit adds risk. Every veto is returned as a
+:class:`RiskEvent` for the journal, and the held decision's reason names the rule.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pandas as pd
+
+from aitrader.config.settings import RulesConfig
+from aitrader.models.types import EnsembleDecision
+from aitrader.trading.types import RiskEvent
+
+RSI_COL = "ta_rsi_14"
+BREADTH_COL = "ctx_breadth"
+
+
+def _value(row: pd.Series, col: str) -> float | None:
+    """A finite float from the features row, or None when missing/NaN/non-numeric."""
+    if col not in row.index:
+        return None
+    try:
+        v = float(row[col])
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _held(decision: EnsembleDecision, rule: str, detail: str) -> EnsembleDecision:
+    return replace(decision, signal="hold", confidence=0.0,
+                   reason=f"vetoed by {rule}: {detail} (was {decision.signal} "
+                          f"{decision.confidence:.2f}: {decision.reason})")
+
+
+def apply_rules(
+    decision: EnsembleDecision,
+    features_row: pd.Series,
+    *,
+    cfg: RulesConfig,
+    has_position: bool,
+    allow_short: bool = False,
+) -> tuple[EnsembleDecision, list[RiskEvent]]:
+    """Filter one decision with the configured rules.
+
+    Rules (entries only, i.e. ``has_position`` is False):
+
+    - ``no_short``: a sell with shorting off becomes a hold (info: nothing to sell).
+    - ``rsi_overbought``: no buy when ``ta_rsi_14`` > ``rsi_overbought``.
+    - ``rsi_oversold``: no short when ``ta_rsi_14`` < ``rsi_oversold``.
+    - ``uptrend``: with ``require_uptrend_for_buy``, no buy when close < ``ta_sma_<trend_sma>``.
+    - ``breadth_filter``: no buy when ``ctx_breadth`` < ``breadth_min`` (skipped, with an
+      info event saying so, when breadth is missing or NaN).
+
+    Returns the (possibly held) decision and the events, in rule order. The first veto wins.
+    """
+    sym = decision.symbol
+    events: list[RiskEvent] = []
+    if not cfg.enabled or decision.signal == "hold" or has_position:
+        return decision, events
+
+    def veto(rule: str, detail: str, severity: str = "veto") -> tuple[EnsembleDecision, list[RiskEvent]]:
+        events.append(RiskEvent(symbol=sym, rule=rule, detail=detail, severity=severity))  # type: ignore[arg-type]
+        return _held(decision, rule, detail), events
+
+    rsi = _value(features_row, RSI_COL)
+    if decision.signal == "sell":
+        if not allow_short:
+            return veto("no_short", "sell signal with no position and shorting off: hold", "info")
+        if rsi is not None and rsi < cfg.rsi_oversold:
+            return veto("rsi_oversold", f"RSI(14) {rsi:.1f} < {cfg.rsi_oversold:g}: no new short")
+        return decision, events
+
+    # decision.signal == "buy"
+    if rsi is not None and rsi > cfg.rsi_overbought:
+        return veto("rsi_overbought", f"RSI(14) {rsi:.1f} > {cfg.rsi_overbought:g}")
+    if cfg.require_uptrend_for_buy:
+        sma_col = f"ta_sma_{cfg.trend_sma}"
+        close, sma = _value(features_row, "close"), _value(features_row, sma_col)
+        if close is None or sma is None:
+            events.append(RiskEvent(sym, "uptrend", f"skipped: close or {sma_col} missing/NaN", "info"))
+        elif close < sma:
+            return veto("uptrend", f"close {close:,.2f} < SMA({cfg.trend_sma}) {sma:,.2f}")
+    if cfg.breadth_filter:
+        breadth = _value(features_row, BREADTH_COL)
+        if breadth is None:
+            events.append(RiskEvent(sym, "breadth_filter", f"skipped: {BREADTH_COL} missing/NaN", "info"))
+        elif breadth < cfg.breadth_min:
+            return veto("breadth_filter",
+                        f"S&P 500 breadth {breadth:.2f} < {cfg.breadth_min:g}: weak market, no new buys")
+    return decision, events
