@@ -1,0 +1,255 @@
+"""SQLite plumbing for the journal: connection settings, schema versions and migrations.
+
+Durability choice: ``journal_mode=WAL`` with ``synchronous=FULL`` by default. In WAL mode
+``NORMAL`` is already safe against an application crash, but a power cut may lose the
+last committed transactions; for an order that was journaled and then sent to the venue,
+losing the journal row would leave an order we cannot attribute to a decision. The agent
+writes a handful of rows per bar, so one fsync per commit costs nothing that matters;
+callers that replay years of bars (demo, tests) may pass ``synchronous="NORMAL"``.
+
+Every sqlite error that leaves this package is converted to :class:`JournalError` so the
+agent halts (fail closed) with one readable line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from aitrader.errors import JournalError
+
+Synchronous = Literal["FULL", "NORMAL"]
+BUSY_TIMEOUT_MS = 10_000
+
+# Ordered migrations: index i holds the statements that take the schema from version i to i+1.
+# Never edit a released migration; append a new one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # v1: the initial schema.
+    (
+        """CREATE TABLE decisions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts TEXT NOT NULL,
+            bar_time TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            signal TEXT NOT NULL,
+            confidence REAL NOT NULL,
+            policy TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            votes TEXT NOT NULL,
+            model_versions TEXT NOT NULL,
+            final_action TEXT NOT NULL,
+            rule_reasons TEXT NOT NULL
+        )""",
+        """CREATE TABLE orders (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            client_order_id TEXT NOT NULL UNIQUE,
+            decision_id INTEGER REFERENCES decisions(id),
+            broker TEXT NOT NULL,
+            broker_order_id TEXT,
+            symbol TEXT NOT NULL,
+            instrument TEXT NOT NULL,
+            asset_class TEXT NOT NULL,
+            side TEXT NOT NULL,
+            quantity REAL NOT NULL,
+            order_type TEXT NOT NULL,
+            limit_price REAL,
+            stop_price REAL,
+            take_profit REAL,
+            stop_loss REAL,
+            status TEXT NOT NULL,
+            filled_quantity REAL NOT NULL DEFAULT 0,
+            avg_fill_price REAL,
+            reason TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE fills (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            fill_id TEXT NOT NULL UNIQUE,
+            client_order_id TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            instrument TEXT NOT NULL,
+            side TEXT NOT NULL,
+            quantity REAL NOT NULL,
+            price REAL NOT NULL,
+            commission REAL NOT NULL DEFAULT 0,
+            ts TEXT NOT NULL
+        )""",
+        """CREATE TABLE positions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            quantity REAL NOT NULL,
+            avg_price REAL NOT NULL,
+            market_price REAL
+        )""",
+        """CREATE TABLE equity (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts TEXT NOT NULL,
+            cash REAL NOT NULL,
+            equity REAL NOT NULL,
+            note TEXT NOT NULL DEFAULT ''
+        )""",
+        """CREATE TABLE heartbeat (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts TEXT NOT NULL,
+            state TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            pid INTEGER
+        )""",
+        """CREATE TABLE risk_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            severity TEXT NOT NULL
+        )""",
+        """CREATE TABLE state (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            mode TEXT NOT NULL,
+            broker TEXT NOT NULL,
+            pid INTEGER,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            status TEXT NOT NULL DEFAULT 'running'
+        )""",
+    ),
+    # v2: the bar close at decision time (for model hit rates), fill details for option
+    # P&L (multiplier) and asset classes, and the indexes the dashboard's queries use.
+    (
+        "ALTER TABLE decisions ADD COLUMN bar_close REAL",
+        "ALTER TABLE fills ADD COLUMN asset_class TEXT NOT NULL DEFAULT 'stock'",
+        "ALTER TABLE fills ADD COLUMN multiplier REAL NOT NULL DEFAULT 1",
+        "ALTER TABLE fills ADD COLUMN broker_order_id TEXT",
+        "ALTER TABLE positions ADD COLUMN asset_class TEXT NOT NULL DEFAULT 'stock'",
+        "CREATE INDEX idx_decisions_symbol_bar ON decisions(symbol, bar_time)",
+        "CREATE INDEX idx_orders_status ON orders(status)",
+        "CREATE INDEX idx_fills_ts ON fills(ts)",
+        "CREATE INDEX idx_positions_ts ON positions(ts)",
+        "CREATE INDEX idx_equity_ts ON equity(ts)",
+        "CREATE INDEX idx_risk_events_ts ON risk_events(ts)",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def to_iso(ts: Any) -> str:
+    """A timestamp as a sortable ISO string (naive; aware times are converted to UTC first)."""
+    if isinstance(ts, str):
+        try:
+            ts = pd.Timestamp(ts)
+        except (ValueError, TypeError):
+            raise JournalError(f"bad timestamp {ts!r}") from None
+    stamp = pd.Timestamp(ts)
+    if stamp is pd.NaT:
+        raise JournalError(f"bad timestamp {ts!r}")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.isoformat()
+
+
+def utc_now() -> dt.datetime:
+    """Wall-clock now as naive UTC (how the journal stores wall-clock times)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def connect(path: Path, *, synchronous: Synchronous = "FULL") -> sqlite3.Connection:
+    """Open (creating) a read-write connection in WAL mode with foreign keys and a busy timeout.
+
+    The connection is in autocommit mode (``isolation_level=None``): callers open explicit
+    ``BEGIN IMMEDIATE`` transactions so a write either fully lands or not at all.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise JournalError(f"journal {path}: could not enable WAL mode (got {mode})")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.Error as exc:
+        raise JournalError(f"journal {path}: cannot open: {exc}") from None
+    return conn
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write (``mode=ro`` URI): any write raises ``sqlite3.OperationalError``."""
+    uri = path.resolve().as_uri() + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA query_only=ON")  # belt and braces on top of mode=ro
+    except sqlite3.Error as exc:
+        raise JournalError(f"journal {path}: cannot open read-only: {exc}") from None
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The version recorded in ``schema_version`` (0 for a fresh database)."""
+    row = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'"
+    ).fetchone()
+    if row is None:
+        return 0
+    got = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+    return int(got or 0)
+
+
+def migrate(conn: sqlite3.Connection, *, target: int = SCHEMA_VERSION) -> int:
+    """Apply the missing migrations up to ``target``, each in its own transaction; return the version.
+
+    A database newer than this code is refused (old code must not write a schema it does not know).
+    """
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        current = schema_version(conn)
+        if current > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal schema version {current} is newer than this aitrader ({SCHEMA_VERSION}): upgrade aitrader"
+            )
+        for version in range(current + 1, target + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Re-check under the write lock: another process may have migrated meanwhile.
+                if schema_version(conn) >= version:
+                    conn.execute("COMMIT")
+                    continue
+                for stmt in MIGRATIONS[version - 1]:
+                    conn.execute(stmt)
+                conn.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (version, to_iso(utc_now()))
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return schema_version(conn)
+    except sqlite3.Error as exc:
+        raise JournalError(f"journal migration failed: {exc}") from None
+
+
+@contextlib.contextmanager
+def sqlite_errors(what: str) -> Iterator[None]:
+    """Convert any sqlite error raised inside the block to :class:`JournalError`."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise JournalError(f"journal: {what} failed: {exc}") from None
