@@ -1,9 +1,81 @@
-"""CLI commands: journal (stub until its issue lands)."""
+"""CLI commands: ``aitrader journal export`` and ``aitrader journal show``."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
+
+from aitrader.errors import JournalError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's subcommands to the top-level parser."""
+    p = sub.add_parser("journal", help="inspect and export the trading journal")
+    jsub = p.add_subparsers(dest="journal_command", metavar="SUBCOMMAND", parser_class=type(p))
+    exp = jsub.add_parser("export", help="write closed trades (FIFO round trips) to a CSV file")
+    exp.add_argument("--out", default=None, help="output CSV (default: <home>/data/trade_log.csv)")
+    exp.add_argument("--journal", default=None, help="journal file (default: <home>/journal.sqlite)")
+    exp.set_defaults(func=cmd_export)
+    show = jsub.add_parser("show", help="print a summary and the latest decisions and trades")
+    show.add_argument("--limit", type=int, default=10, help="rows of decisions and trades to show (default 10)")
+    show.add_argument("--journal", default=None, help="journal file (default: <home>/journal.sqlite)")
+    show.set_defaults(func=cmd_show)
+    p.set_defaults(func=lambda args, ctx: _usage(p))
+
+
+def _usage(p: argparse.ArgumentParser) -> int:
+    p.print_help()
+    return 2
+
+
+def _journal_path(args: argparse.Namespace, ctx: Any) -> Path:
+    return Path(args.journal).expanduser() if args.journal else ctx.home.journal
+
+
+def cmd_export(args: argparse.Namespace, ctx: Any) -> int:
+    from aitrader.journal import JournalReader, export_trade_log
+
+    path = _journal_path(args, ctx)
+    reader = JournalReader(path)
+    if not reader.exists:
+        raise JournalError(f"no journal at {path}: run the agent first (or pass --journal FILE)")
+    out = Path(args.out).expanduser() if args.out else ctx.home.data / "trade_log.csv"
+    n = export_trade_log(reader, out)
+    print(f"wrote {n} closed trades to {out}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, ctx: Any) -> int:
+    import pandas as pd
+
+    from aitrader.journal import JournalReader
+
+    if args.limit < 1:
+        raise JournalError(f"--limit must be at least 1 (got {args.limit})")
+    path = _journal_path(args, ctx)
+    reader = JournalReader(path)
+    if not reader.exists:
+        print(f"no journal yet at {path}")
+        return 0
+    s = reader.summary()
+    print(f"journal {path}")
+    for key in ("decisions", "orders", "open_orders", "fills", "closed_trades", "risk_events", "runs",
+                "initial_equity", "final_equity", "total_return_pct", "max_drawdown_pct", "realized_pnl", "win_rate"):
+        val = s[key]
+        print(f"  {key:<17} {val:,.2f}" if isinstance(val, float) else f"  {key:<17} {val}")
+    hb = reader.heartbeat()
+    if hb:
+        print(f"  heartbeat         {hb['state']} at {hb['ts']} ({hb['age_seconds']:.0f}s ago) {hb['detail']}")
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        dec = reader.decisions(limit=args.limit)
+        if not dec.empty:
+            print("\nlatest decisions:")
+            cols = ["bar_time", "symbol", "signal", "confidence", "final_action", "reason"]
+            print(dec[cols].to_string(index=False))
+        fills = reader.trades()
+        if not fills.empty:
+            print("\nlatest fills:")
+            cols = ["ts", "instrument", "side", "quantity", "price", "commission"]
+            print(fills[cols].tail(args.limit).to_string(index=False))
+    return 0
