@@ -288,6 +288,11 @@ class DecisionEngine:
             order_type=OrderType.MARKET,
             take_profit=verdict.take_profit if intent.intent == "entry" else None,
             stop_loss=verdict.stop_loss if intent.intent == "entry" else None,
+            # "all_in" sizing: the venue sizes the buy from cash at the fill price (no
+            # gap-up overspend); the risk-approved quantity is only the estimate.
+            cash_fraction=self.settings.risk.fixed_fraction
+            if self.settings.risk.sizing == "all_in" and intent.intent == "entry" and intent.side is Side.BUY
+            else None,
         )
         action = f"{intent.side.value} {verdict.quantity:g} ({intent.intent})"
         decision_id = self._record_decision(decision, ts, action, rule_reasons or [])
