@@ -1,0 +1,105 @@
+"""Rule filters: each veto, skip and pass-through."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from aitrader.config.settings import RulesConfig
+from aitrader.models.types import EnsembleDecision, ModelVote
+from aitrader.trading.rule_based_trader import apply_rules
+
+
+def dec(signal: str = "buy", conf: float = 0.7) -> EnsembleDecision:
+    return EnsembleDecision(symbol="GOOG", timestamp="2024-03-05T00:00:00", signal=signal,  # type: ignore[arg-type]
+                            confidence=conf, policy="weighted_vote", reason="4/6 models up",
+                            votes=[ModelVote("rf", "buy", 0.7)])
+
+
+def row(**kw: float) -> pd.Series:
+    base = {"close": 100.0, "ta_rsi_14": 55.0, "ta_sma_50": 95.0, "ctx_breadth": 0.6}
+    base.update(kw)
+    return pd.Series(base)
+
+
+def test_clean_buy_passes_unchanged() -> None:
+    d = dec()
+    out, events = apply_rules(d, row(), cfg=RulesConfig(), has_position=False)
+    assert out is d and events == []
+
+
+def test_rsi_overbought_veto() -> None:
+    out, events = apply_rules(dec(), row(ta_rsi_14=85.3), cfg=RulesConfig(rsi_overbought=80), has_position=False)
+    assert out.signal == "hold" and out.confidence == 0.0
+    assert out.reason == "vetoed by rsi_overbought: RSI(14) 85.3 > 80 (was buy 0.70: 4/6 models up)"
+    assert [(e.rule, e.severity) for e in events] == [("rsi_overbought", "veto")]
+    assert out.votes == dec().votes  # the votes are kept for the journal
+    # At the threshold: not overbought.
+    assert apply_rules(dec(), row(ta_rsi_14=80.0), cfg=RulesConfig(rsi_overbought=80),
+                       has_position=False)[0].signal == "buy"
+
+
+def test_uptrend_required() -> None:
+    cfg = RulesConfig(require_uptrend_for_buy=True, trend_sma=50)
+    out, events = apply_rules(dec(), row(close=90.0, ta_sma_50=95.0), cfg=cfg, has_position=False)
+    assert out.signal == "hold" and events[0].rule == "uptrend"
+    assert events[0].detail == "close 90.00 < SMA(50) 95.00"
+    assert apply_rules(dec(), row(close=96.0), cfg=cfg, has_position=False)[0].signal == "buy"
+    # Off by default.
+    assert apply_rules(dec(), row(close=90.0), cfg=RulesConfig(), has_position=False)[0].signal == "buy"
+    # SMA not warmed up yet: skipped, saying so.
+    out, events = apply_rules(dec(), row(ta_sma_50=math.nan), cfg=cfg, has_position=False)
+    assert out.signal == "buy" and [(e.rule, e.severity) for e in events] == [("uptrend", "info")]
+
+
+def test_breadth_regime_filter() -> None:
+    cfg = RulesConfig(breadth_min=0.3)
+    out, events = apply_rules(dec(), row(ctx_breadth=0.25), cfg=cfg, has_position=False)
+    assert out.signal == "hold"
+    assert [(e.rule, e.detail) for e in events] == [
+        ("breadth_filter", "S&P 500 breadth 0.25 < 0.3: weak market, no new buys")]
+    assert "breadth_filter" in out.reason
+
+
+@pytest.mark.parametrize("features", [row(ctx_breadth=math.nan),
+                                      pd.Series({"close": 100.0, "ta_rsi_14": 50.0})])
+def test_breadth_missing_is_skipped_and_said(features: pd.Series) -> None:
+    out, events = apply_rules(dec(), features, cfg=RulesConfig(), has_position=False)
+    assert out.signal == "buy"
+    assert [(e.rule, e.detail, e.severity) for e in events] == [
+        ("breadth_filter", "skipped: ctx_breadth missing/NaN", "info")]
+
+
+def test_sell_without_position_and_no_shorting_is_hold() -> None:
+    out, events = apply_rules(dec("sell"), row(), cfg=RulesConfig(), has_position=False)
+    assert out.signal == "hold" and events[0].rule == "no_short"
+    # With shorting on the sell stands, unless RSI says oversold.
+    assert apply_rules(dec("sell"), row(), cfg=RulesConfig(), has_position=False,
+                       allow_short=True)[0].signal == "sell"
+    out, events = apply_rules(dec("sell"), row(ta_rsi_14=12.0), cfg=RulesConfig(rsi_oversold=20),
+                              has_position=False, allow_short=True)
+    assert out.signal == "hold" and events[0].rule == "rsi_oversold"
+
+
+def test_exits_are_never_filtered() -> None:
+    # Selling a held position in an overbought, weak market must go through.
+    bad = row(ta_rsi_14=95.0, ctx_breadth=0.05)
+    out, events = apply_rules(dec("sell"), bad, cfg=RulesConfig(), has_position=True)
+    assert out.signal == "sell" and events == []
+    # A buy while holding (covering a short, or an add the risk manager will judge) is not filtered here.
+    assert apply_rules(dec("buy"), bad, cfg=RulesConfig(), has_position=True)[0].signal == "buy"
+
+
+def test_disabled_and_hold_pass_through() -> None:
+    bad = row(ta_rsi_14=95.0)
+    assert apply_rules(dec(), bad, cfg=RulesConfig(enabled=False), has_position=False)[0].signal == "buy"
+    h = dec("hold")
+    assert apply_rules(h, bad, cfg=RulesConfig(), has_position=False) == (h, [])
+
+
+def test_first_veto_wins() -> None:
+    cfg = RulesConfig(require_uptrend_for_buy=True)
+    out, events = apply_rules(dec(), row(ta_rsi_14=90.0, close=10.0, ctx_breadth=0.1), cfg=cfg, has_position=False)
+    assert [e.rule for e in events] == ["rsi_overbought"]
