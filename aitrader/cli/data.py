@@ -28,7 +28,7 @@ from aitrader.data.bars import (
 from aitrader.data.calendar import MarketCalendar
 from aitrader.data.cleaner import Report, fix, validate
 from aitrader.data.store import BarStore
-from aitrader.errors import DataError, ProviderError
+from aitrader.errors import DataError
 from aitrader.paths import atomic_path
 
 if TYPE_CHECKING:
@@ -164,11 +164,15 @@ def cmd_download(args: argparse.Namespace, ctx: Context) -> int:
     # Download everything first: a failure part-way leaves the store untouched for every symbol.
     fetched: dict[str, pd.DataFrame] = {}
     for symbol in tqdm(symbols, desc=f"download {args.timeframe}", unit="symbol", disable=None, file=sys.stderr):
-        bars = provider.get_bars(symbol, args.timeframe, start, end)
-        if bars is None or len(bars) == 0:
-            raise ProviderError(f"{args.provider}: no bars for {symbol} {args.timeframe} from {args.start}")
-        fetched[symbol] = bars
+        fetched[symbol] = provider.get_bars(symbol, args.timeframe, start, end)
+    empty = [s for s, b in fetched.items() if b is None or len(b) == 0]
+    for symbol in empty:
+        print(f"{symbol} {args.timeframe}: the provider has no bars in that range; nothing stored")
+    if len(empty) == len(fetched):
+        return 1
     for symbol, bars in fetched.items():
+        if symbol in empty:
+            continue
         report = validate(
             bars,
             symbol=symbol,

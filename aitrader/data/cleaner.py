@@ -110,16 +110,19 @@ class Report:
         }
 
 
-def _fmt(ts: pd.Timestamp | None) -> str:
+def _fmt(ts: pd.Timestamp | None, daily: bool | None = None) -> str:
+    """A date for daily bars, date and time for intraday ones (``daily=None``: guess from ``ts``)."""
     if ts is None:
         return ""
     t = pd.Timestamp(ts)
-    return t.strftime("%Y-%m-%d") if t == t.normalize() else t.strftime("%Y-%m-%d %H:%M")
+    if daily is None:
+        daily = t == t.normalize()
+    return t.strftime("%Y-%m-%d") if daily else t.strftime("%Y-%m-%d %H:%M")
 
 
-def _examples(index: pd.Index, mask: np.ndarray | None = None) -> list[str]:
+def _examples(index: pd.Index, mask: np.ndarray | None = None, daily: bool | None = None) -> list[str]:
     sel = index if mask is None else index[mask]
-    return [_fmt(t) for t in sel[:MAX_EXAMPLES]]
+    return [_fmt(t, daily) for t in sel[:MAX_EXAMPLES]]
 
 
 def _is_close_only(bars: pd.DataFrame) -> bool:
@@ -159,7 +162,7 @@ def validate(
     Calendar and jump checks look at the valid rows only, deduplicated and sorted, so
     they say the same before and after :func:`fix`.
     """
-    parse_timeframe(timeframe)
+    daily = parse_timeframe(timeframe) >= pd.Timedelta(days=1)
     cal = MarketCalendar(calendar) if isinstance(calendar, str) else calendar
     idx = pd.DatetimeIndex(bars.index)
     report = Report(
@@ -180,16 +183,16 @@ def validate(
             report.issues[kind] = Issue(kind, int(count), examples)
 
     dup = idx.duplicated(keep="first")
-    add("duplicate_timestamps", dup.sum(), _examples(idx, dup))
+    add("duplicate_timestamps", dup.sum(), _examples(idx, dup, daily))
     ns = idx.asi8
     back = np.zeros(len(idx), dtype=bool)
     back[1:] = ns[1:] < ns[:-1]
-    add("unsorted", back.sum(), _examples(idx, back))
+    add("unsorted", back.sum(), _examples(idx, back, daily))
     masks = _invalid_masks(bars)
     for kind in ("nan_or_inf", "non_positive_price", "high_below_low", "open_close_outside_range", "negative_volume"):
         m = masks.get(kind)
         if m is not None:
-            add(kind, m.sum(), _examples(idx, m))
+            add(kind, m.sum(), _examples(idx, m, daily))
 
     invalid = np.zeros(len(bars), dtype=bool)
     for m in masks.values():
@@ -203,16 +206,16 @@ def validate(
         have = MarketCalendar.bucket(pd.DatetimeIndex(good.index), timeframe).unique()
         expected = cal.expected_bar_times(good.index[0], good.index[-1], timeframe)
         missing = expected.difference(have)
-        add("missing_bars", len(missing), _examples(missing))
+        add("missing_bars", len(missing), _examples(missing, None, daily))
         off = have.difference(expected)
-        add("off_calendar", len(off), _examples(off))
+        add("off_calendar", len(off), _examples(off, None, daily))
 
     close = good["close"].to_numpy(dtype=np.float64)
     if len(close) > 1:
         ret = close[1:] / close[:-1] - 1.0
         jump = np.abs(ret) > jump_threshold
         where = good.index[1:][jump]
-        add("jumps", int(jump.sum()), [f"{_fmt(t)} ({r:+.0%})" for t, r in zip(where[:MAX_EXAMPLES], ret[jump], strict=False)])
+        add("jumps", int(jump.sum()), [f"{_fmt(t, daily)} ({r:+.0%})" for t, r in zip(where[:MAX_EXAMPLES], ret[jump], strict=False)])
     return report
 
 

@@ -1,0 +1,96 @@
+"""The canonical bar format and its readers, on real files and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aitrader.data.bars import (
+    BAR_COLUMNS,
+    bars_between,
+    check_symbol,
+    normalize_bars,
+    parse_date,
+    parse_timeframe,
+    read_bars_file,
+)
+from aitrader.errors import DataError
+
+
+def test_sample_files_are_canonical(goog: pd.DataFrame, spx: pd.DataFrame, eurusd: pd.DataFrame) -> None:
+    for df, rows in ((goog, 2148), (spx, 5031), (eurusd, 5000)):
+        assert list(df.columns) == list(BAR_COLUMNS)
+        assert len(df) == rows
+        assert df.index.name == "timestamp" and df.index.tz is None
+        assert all(df[c].dtype == np.float64 for c in df.columns)
+        assert df.index.is_monotonic_increasing
+    assert goog.index[0] == pd.Timestamp("2004-08-19")
+    assert goog.loc["2004-08-19", "close"] == pytest.approx(100.34)
+
+
+def test_vix_dots_are_missing_values(vix: pd.DataFrame) -> None:
+    assert list(vix.columns) == ["close"]
+    assert len(vix) == 1305
+    assert int(vix["close"].isna().sum()) == 46
+    assert np.isnan(vix.loc["2014-01-20", "close"])  # MLK day: written "."
+
+
+@pytest.mark.parametrize("tf,minutes", [("1m", 1), ("5m", 5), ("1h", 60), ("1d", 1440)])
+def test_parse_timeframe(tf: str, minutes: int) -> None:
+    assert parse_timeframe(tf) == pd.Timedelta(minutes=minutes)
+
+
+def test_bad_timeframe_names_allowed() -> None:
+    with pytest.raises(DataError, match="bad timeframe '7m'.*1m, 5m"):
+        parse_timeframe("7m")
+
+
+def test_symbols() -> None:
+    assert check_symbol(" brk.b ") == "BRK.B"
+    with pytest.raises(DataError, match="bad symbol"):
+        check_symbol("GO OG")
+    with pytest.raises(DataError):
+        check_symbol("../etc")
+
+
+def test_dates() -> None:
+    assert parse_date("2012-07-04") == pd.Timestamp("2012-07-04")
+    assert parse_date(None) is None
+    assert parse_date("2012-07-04T10:00:00+00:00") == pd.Timestamp("2012-07-04 10:00")
+    with pytest.raises(DataError, match="bad --start '2020-13-45'"):
+        parse_date("2020-13-45", name="--start")
+
+
+def test_normalize_rejects(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no rows"):
+        normalize_bars(pd.DataFrame())
+    with pytest.raises(DataError, match="missing column 'timestamp'"):
+        normalize_bars(pd.DataFrame({"close": [1.0]}))
+    df = pd.DataFrame({"Date": ["2020-01-02"], "Open": [1], "High": [2], "Low": [0.5], "Close": [1.5]})
+    with pytest.raises(DataError, match="missing column\\(s\\) volume"):
+        normalize_bars(df)
+    df["Volume"] = ["lots"]
+    with pytest.raises(DataError, match="non-numeric value in column 'volume'"):
+        normalize_bars(df)
+
+
+def test_read_bars_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="file not found"):
+        read_bars_file(tmp_path / "nope.csv")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="empty file"):
+        read_bars_file(empty)
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("timestamp,open,high,low,close,volume\n")
+    with pytest.raises(DataError, match="no rows"):
+        read_bars_file(header_only)
+
+
+def test_bars_between(goog: pd.DataFrame) -> None:
+    part = bars_between(goog, pd.Timestamp("2012-11-20"), pd.Timestamp("2012-11-26"))
+    # Thanksgiving 2012-11-22 is a holiday: 20, 21, 23, 26.
+    assert [d.day for d in part.index] == [20, 21, 23, 26]
