@@ -628,7 +628,8 @@ class AlpacaFake:
             m = _OCC.match(occ)
             if m is None:
                 continue
-            expiry = dt.datetime.strptime(m.group(2), "%y%m%d").date()
+            d = m.group(2)
+            expiry = dt.date(2000 + int(d[:2]), int(d[2:4]), int(d[4:]))
             if gte and expiry < dt.date.fromisoformat(gte):
                 continue
             snaps[occ] = snap

@@ -146,7 +146,9 @@ def parse_occ_symbol(symbol: str) -> OptionContract:
     if m is None:
         raise PermanentBrokerError(f"not an OCC option symbol: {symbol!r} (expected e.g. GOOG240119C00150000)")
     try:
-        expiry = dt.datetime.strptime(m["date"], "%y%m%d").date()
+        # OCC years are two digits of the 2000s (strptime's %y would put 69-99 in the 1900s)
+        d = m["date"]
+        expiry = dt.date(2000 + int(d[:2]), int(d[2:4]), int(d[4:]))
     except ValueError:
         raise PermanentBrokerError(f"OCC option symbol {symbol!r} has a bad expiry date") from None
     return OptionContract(

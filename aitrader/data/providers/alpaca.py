@@ -168,7 +168,7 @@ class AlpacaProvider:
             raise ConfigError(f"bad Alpaca feed {self.feed!r}: allowed {', '.join(f.value for f in DataFeed)}") from None
         request = StockBarsRequest(
             symbol_or_symbols=sym,
-            timeframe=TimeFrame(amount, TimeFrameUnit(unit)),
+            timeframe=TimeFrame(amount, TimeFrameUnit[unit]),
             start=to_utc(start),
             end=to_utc(end) if end is not None else None,
             feed=feed,
