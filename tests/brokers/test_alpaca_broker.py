@@ -109,7 +109,8 @@ def test_bracket_order_json(broker: AlpacaBroker, fake: AlpacaFake) -> None:
 
 
 def test_option_order_uses_occ_symbol(broker: AlpacaBroker, fake: AlpacaFake) -> None:
-    fake.set_option_quote(CALL.symbol, bid=10.0, ask=10.4, last=10.1, volume=50, iv=0.28, delta=0.45)
+    fake.set_option_quote(CALL.symbol, bid=10.0, ask=10.4, last=10.1, volume=50, open_interest=1234, iv=0.28, delta=0.45)
+    fake.set_option_quote("GOOG140118P00600000", bid=9.0, ask=9.5)  # no open interest known
     order = broker.submit(
         OrderRequest(client_order_id="at-opt", symbol="GOOG", side=Side.BUY, quantity=2,
                      asset_class=AssetClass.OPTION, option=CALL)
@@ -122,8 +123,10 @@ def test_option_order_uses_occ_symbol(broker: AlpacaBroker, fake: AlpacaFake) ->
     assert pos.market_value == pytest.approx(2 * 10.2 * 100)
     [fill] = broker.fills_since(None)
     assert fill.option == CALL and fill.asset_class is AssetClass.OPTION
-    [quote] = broker.option_chain("GOOG", as_of=dt.datetime(2013, 12, 1))
+    quote, put = broker.option_chain("GOOG", as_of=dt.datetime(2013, 12, 1))
     assert quote.contract == CALL and (quote.bid, quote.ask, quote.volume, quote.delta) == (10.0, 10.4, 50, 0.45)
+    assert quote.open_interest == 1234 and put.open_interest == 0  # from /v2/options/contracts
+    assert fake.requests[-1][2]["underlying_symbols"] == "GOOG"
 
 
 def test_duplicate_client_order_id_returns_existing(broker: AlpacaBroker, fake: AlpacaFake) -> None:

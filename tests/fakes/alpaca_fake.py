@@ -10,7 +10,8 @@ Endpoints
     ``GET /v2/account/activities/FILL`` (``after``, ``direction``, ``page_size``,
     ``page_token``). Data: ``GET /v2/stocks/bars`` and ``GET /v2/stocks/{symbol}/bars``
     (``page_token`` pagination, at most ``page_size`` bars per page), and
-    ``GET /v1beta1/options/snapshots/{underlying}`` (option chain).
+    ``GET /v1beta1/options/snapshots/{underlying}`` (option chain) and, on the trading
+    side, ``GET /v2/options/contracts`` (open interest).
 
 Behaviour
     * Auth: requests without ``APCA-API-KEY-ID``/``APCA-API-SECRET-KEY`` equal to the
@@ -101,6 +102,15 @@ def _ny_naive(value: str) -> pd.Timestamp:
     return ts.tz_convert(NY).tz_localize(None)
 
 
+class _QuickStopServer(HTTPServer):
+    """Polls for shutdown every 50 ms instead of werkzeug's 500 ms, so stopping (each
+    test's teardown, refuse_connections) is quick. ``thread_target`` is the documented hook."""
+
+    def thread_target(self) -> None:
+        assert self.server is not None
+        self.server.serve_forever(poll_interval=0.05)
+
+
 class AlpacaFake:
     """The fake's state plus its HTTP server. Use as a context manager or start()/stop()."""
 
@@ -118,7 +128,7 @@ class AlpacaFake:
         self.secret_key = secret_key
         self.page_size = page_size
         self.cash = cash
-        self.server = HTTPServer(host=host, port=port)
+        self.server = _QuickStopServer(host=host, port=port)
         # werkzeug logs every request to stderr: keep test and agent output readable.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.server.expect_request(re.compile(r".*")).respond_with_handler(self._handle)
@@ -131,6 +141,7 @@ class AlpacaFake:
         self.visible: dict[str, int] = {}  # symbol -> number of bars visible (live mode)
         self.prices: dict[str, float] = {}
         self.option_chains: dict[str, dict[str, dict[str, Any]]] = {}
+        self.open_interest: dict[str, int | None] = {}
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []  # (method, path, query, json)
         self._fail: list[int] = []
         self._fill_seq = 0
@@ -187,10 +198,12 @@ class AlpacaFake:
         ask: float,
         last: float | None = None,
         volume: int = 0,
+        open_interest: int | None = None,
         iv: float | None = None,
         delta: float | None = None,
     ) -> None:
-        """Add one contract to its underlying's chain (snapshot wire format)."""
+        """Add one contract to its underlying's chain (snapshot wire format); open
+        interest is served by the trading API's ``/v2/options/contracts`` like Alpaca."""
         m = _OCC.match(occ_symbol)
         if m is None:
             raise ValueError(f"not an OCC symbol: {occ_symbol}")
@@ -205,6 +218,7 @@ class AlpacaFake:
         snap["dailyBar"] = {"t": t, "o": last or bid, "h": ask, "l": bid, "c": last or bid, "v": volume, "n": 1, "vw": bid}
         with self._lock:
             self.option_chains.setdefault(m.group(1), {})[occ_symbol] = snap
+            self.open_interest[occ_symbol] = open_interest
 
     def fail_next(self, count: int, *, status: int = 500) -> None:
         """The next ``count`` requests (any endpoint) answer HTTP ``status``."""
@@ -302,6 +316,8 @@ class AlpacaFake:
         m = re.fullmatch(r"/v1beta1/options/snapshots/([^/]+)", path)
         if method == "GET" and m:
             return self._option_chain(m.group(1).upper(), args)
+        if method == "GET" and path == "/v2/options/contracts":
+            return self._option_contracts(args)
         return _err(404, 40410000, f"fake: no endpoint {method} {path}")
 
     # -------------------------------------------------------------- trading
@@ -634,6 +650,41 @@ class AlpacaFake:
                 continue
             snaps[occ] = snap
         return _ok({"snapshots": snaps, "next_page_token": None})
+
+    def _option_contracts(self, args: Mapping[str, str]) -> Response:
+        unders = [u.strip().upper() for u in args.get("underlying_symbols", "").split(",") if u.strip()]
+        gte = args.get("expiration_date_gte")
+        out = []
+        for u in unders:
+            for occ in sorted(self.option_chains.get(u, {})):
+                m = _OCC.match(occ)
+                if m is None:
+                    continue
+                d = m.group(2)
+                expiry = dt.date(2000 + int(d[:2]), int(d[2:4]), int(d[4:]))
+                if gte and expiry < dt.date.fromisoformat(gte):
+                    continue
+                oi = self.open_interest.get(occ)
+                out.append({
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, occ)),
+                    "symbol": occ,
+                    "name": f"{u} {expiry:%b %d %Y} {int(m.group(4)) / 1000:g} {'Call' if m.group(3) == 'C' else 'Put'}",
+                    "status": "active",
+                    "tradable": True,
+                    "expiration_date": expiry.isoformat(),
+                    "root_symbol": m.group(1),
+                    "underlying_symbol": u,
+                    "underlying_asset_id": str(uuid.uuid5(uuid.NAMESPACE_URL, u)),
+                    "type": "call" if m.group(3) == "C" else "put",
+                    "style": "american",
+                    "strike_price": str(int(m.group(4)) / 1000),
+                    "size": "100",
+                    "open_interest": None if oi is None else str(oi),
+                    "open_interest_date": None if oi is None else expiry.isoformat(),
+                    "close_price": None,
+                    "close_price_date": None,
+                })
+        return _ok({"option_contracts": out, "next_page_token": None})
 
 
 # ------------------------------------------------------------------ standalone

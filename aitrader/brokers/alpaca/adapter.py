@@ -22,6 +22,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
@@ -239,10 +240,35 @@ class AlpacaBroker:
         return self._coid_by_order_id[order_id]
 
     def option_chain(self, underlying: str, *, as_of: dt.datetime) -> list[OptionQuote]:
-        """Delegates to the :class:`AlpacaProvider` given at construction, else ``[]``."""
+        """Quotes from the :class:`AlpacaProvider` given at construction (else ``[]``),
+        with open interest filled in from the trading API's contracts list (market-data
+        snapshots carry none, and the option filters need it)."""
         if self._provider is None:
             return []
-        return self._provider.option_chain(underlying, as_of=as_of)
+        quotes = self._provider.option_chain(underlying, as_of=as_of)
+        if not quotes:
+            return quotes
+        oi = self._open_interest(underlying, as_of.date())
+        return [replace(q, open_interest=oi.get(q.contract.symbol, q.open_interest)) for q in quotes]
+
+    def _open_interest(self, underlying: str, since: dt.date) -> dict[str, int]:
+        """OCC symbol -> open interest of every active contract expiring on/after ``since``."""
+        from alpaca.trading.requests import GetOptionContractsRequest
+
+        out: dict[str, int] = {}
+        token: str | None = None
+        for _ in range(100):  # bounded: 100 pages of 10,000 contracts
+            req = GetOptionContractsRequest(
+                underlying_symbols=[underlying], expiration_date_gte=since, limit=10_000, page_token=token
+            )
+            resp: Any = self._call(lambda req=req: self._client.get_option_contracts(req), f"list {underlying} option contracts")  # type: ignore[misc]
+            for c in resp.option_contracts or []:
+                if c.open_interest not in (None, ""):
+                    out[str(c.symbol)] = int(float(c.open_interest))
+            token = resp.next_page_token
+            if not token:
+                break
+        return out
 
     def on_bar(self, bar: Bar) -> list[Fill]:
         """A live venue fills on its own: nothing to do per bar."""
