@@ -230,3 +230,25 @@ def test_option_chain_without_provider_is_empty(fake: AlpacaFake) -> None:
     b = AlpacaBroker(api_key=KEY, secret_key=SECRET, base_url=fake.url)
     fake.set_option_quote(CALL.symbol, bid=1.0, ask=1.2)
     assert b.option_chain("GOOG", as_of=dt.datetime(2013, 1, 2)) == []
+
+
+def test_live_bar_triggers_bracket_stop_and_cancels_take_profit(
+    broker: AlpacaBroker, fake: AlpacaFake, goog: pd.DataFrame
+) -> None:
+    # first bar after 2010 whose low trades below the previous close: the stop will hit
+    i = next(k for k in range(1400, len(goog) - 1) if goog["low"].iloc[k + 1] < goog["close"].iloc[k] - 1)
+    fake.set_live("GOOG", visible=i + 1)
+    entry = float(goog["close"].iloc[i])
+    stop = round(entry - 0.5, 2)
+    broker.submit(_buy("at-live", take_profit=round(entry * 2, 2), stop_loss=stop))
+    assert broker.positions()[0].quantity == 10
+    provider = AlpacaProvider(api_key=KEY, secret_key=SECRET, data_url=fake.url)
+    bars = provider.get_bars("GOOG", "1d", goog.index[i - 5])  # a poll: reveals bar i+1
+    assert bars.index[-1] == goog.index[i]
+    nxt = goog.iloc[i + 1]
+    assert broker.positions() == [] and broker.open_orders() == []
+    fills = broker.fills_since(None)
+    assert [(f.side, f.quantity) for f in fills] == [(Side.BUY, 10.0), (Side.SELL, 10.0)]
+    assert fills[1].price == min(stop, float(nxt["open"]))
+    statuses = sorted(o["status"] for o in fake.orders.values())
+    assert statuses == ["canceled", "filled", "filled"]

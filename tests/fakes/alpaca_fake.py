@@ -29,7 +29,8 @@ Behaviour
       request for it whose ``end`` is absent or at/after the newest visible bar (an agent
       asking "up to now") is answered up to that pointer, and the pointer then advances
       by one bar, so a polling agent sees one new bar per poll. Requests ending earlier
-      are plain history and move nothing.
+      are plain history and move nothing. The newly revealed bar fills resting
+      limit/stop orders it trades through (bracket legs are one-cancels-other).
 
 Standalone (for end-to-end runs of the agent as a subprocess)::
 
@@ -142,6 +143,7 @@ class AlpacaFake:
         self.prices: dict[str, float] = {}
         self.option_chains: dict[str, dict[str, dict[str, Any]]] = {}
         self.open_interest: dict[str, int | None] = {}
+        self._leg_parent: dict[str, str] = {}  # exit leg id -> its entry order id
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []  # (method, path, query, json)
         self._fail: list[int] = []
         self._fill_seq = 0
@@ -502,6 +504,7 @@ class AlpacaFake:
                 legs.append(leg)
             for leg in legs:
                 self.orders[leg["id"]] = leg
+                self._leg_parent[leg["id"]] = order["id"]
             order["legs"] = legs
         return _ok(order)
 
@@ -544,6 +547,39 @@ class AlpacaFake:
                 "order_status": "filled",
             }
         )
+
+    def _match_resting(self, symbol: str, bar: pd.Series) -> None:
+        """A newly revealed bar fills resting limit/stop orders it trades through (at the
+        limit/stop price, or the open when the bar gaps past it); the other leg of a
+        filled bracket/OTO exit is then canceled (one-cancels-other)."""
+        o_, h, lo = float(bar["open"]), float(bar["high"]), float(bar["low"])
+        for order in list(self.orders.values()):
+            if order["symbol"] != symbol or order["status"] not in ("new", "accepted", "held"):
+                continue
+            parent_id = self._leg_parent.get(order["id"])
+            if parent_id is not None and self.orders[parent_id]["status"] != "filled":
+                continue  # exit legs wait for their entry
+            buy = order["side"] == "buy"
+            px: float | None = None
+            if order["type"] == "limit":
+                limit = float(order["limit_price"])
+                if buy and lo <= limit:
+                    px = min(limit, o_)
+                elif not buy and h >= limit:
+                    px = max(limit, o_)
+            elif order["type"] == "stop":
+                stop = float(order["stop_price"])
+                if buy and h >= stop:
+                    px = max(stop, o_)
+                elif not buy and lo <= stop:
+                    px = min(stop, o_)
+            if px is None:
+                continue
+            self._fill(order, float(order["qty"]), px)
+            if parent_id is not None:  # one-cancels-other: cancel the sibling exit leg
+                for leg in self.orders[parent_id].get("legs") or []:
+                    if leg["id"] != order["id"] and leg["status"] in ("new", "held"):
+                        self._set(leg, status="canceled", canceled_at=_iso(_now()))
 
     def _list_orders(self, args: Mapping[str, str]) -> Response:
         status = args.get("status", "open")
@@ -596,8 +632,9 @@ class AlpacaFake:
                     return _err(422, 42210000, f"fake: no {tf} bars loaded for {s} (have {self.timeframes[s]})")
                 n = self.visible.get(s, len(df))
                 upto[s] = n
-                if s in self.visible and (end is None or end >= df.index[n - 1]):
-                    self.visible[s] = min(n + 1, len(df))  # live poll: reveal one more next time
+                if s in self.visible and (end is None or end >= df.index[n - 1]) and n < len(df):
+                    self.visible[s] = n + 1  # live poll: reveal one more next time
+                    self._match_resting(s, df.iloc[n])
         out: dict[str, list[dict[str, Any]]] = {}
         count = 0
         next_token = None
