@@ -9,8 +9,11 @@ line by :func:`aitrader.cli.main`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import shutil
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -159,12 +162,19 @@ def cmd_download(args: argparse.Namespace, ctx: Context) -> int:
     if args.provider.strip().lower() == "replay":
         raise DataError("--provider replay reads the store itself: nothing to download (use alpaca or ibkr)")
     cals = {s: _calendar(ctx, s, args.calendar) for s in symbols}
-    provider = make_provider(args.provider, settings=ctx.settings, home=ctx.home)
     store = BarStore(ctx.home)
     # Download everything first: a failure part-way leaves the store untouched for every symbol.
     fetched: dict[str, pd.DataFrame] = {}
-    for symbol in tqdm(symbols, desc=f"download {args.timeframe}", unit="symbol", disable=None, file=sys.stderr):
-        fetched[symbol] = provider.get_bars(symbol, args.timeframe, start, end)
+    with _quiet_sdk_logs():
+        provider = make_provider(args.provider, settings=ctx.settings, home=ctx.home)
+        try:
+            bar = tqdm(symbols, desc=f"download {args.timeframe}", unit="symbol", disable=None, file=sys.stderr)
+            for symbol in bar:
+                fetched[symbol] = provider.get_bars(symbol, args.timeframe, start, end)
+        finally:
+            close = getattr(provider, "close", None)
+            if callable(close):
+                close()
     empty = [s for s, b in fetched.items() if b is None or len(b) == 0]
     for symbol in empty:
         print(f"{symbol} {args.timeframe}: the provider has no bars in that range; nothing stored")
@@ -187,6 +197,28 @@ def cmd_download(args: argparse.Namespace, ctx: Context) -> int:
         if len(fixed):
             print(_merge_into_store(store, symbol, args.timeframe, fixed))
     return 0
+
+
+@contextlib.contextmanager
+def _quiet_sdk_logs() -> Iterator[None]:
+    """Mute SDK loggers that report a failure the provider already raises as our one-line error.
+
+    ib_async logs "API connection failed" at ERROR before raising; the provider turns the
+    exception into a ProviderError, so the log lines would only break "one line per error".
+    DEBUG logging keeps them.
+    """
+    loggers = [logging.getLogger(name) for name in ("ib_async", "ib_insync")]
+    if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+        yield
+        return
+    saved = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, saved, strict=True):
+            lg.setLevel(level)
 
 
 def _backup(path: Path, backup_dir: Path) -> Path:
@@ -214,7 +246,10 @@ def cmd_clean(args: argparse.Namespace, ctx: Context) -> int:
     if not pairs:
         if symbol is not None and args.timeframe:
             store.read(symbol, args.timeframe)  # raises the "no stored bars ... stored: ..." error
-        what = " ".join(x for x in (symbol, args.timeframe) if x) or "anything"
+        if symbol is None and args.timeframe is None:
+            print(f"nothing stored under {store.root} (try 'aitrader data sample' or 'aitrader data import')")
+            return 0
+        what = " ".join(x for x in (symbol, args.timeframe) if x)
         known = ", ".join(f"{s} {t}" for s, t in store.list()) or "none"
         raise DataError(f"no stored bars for {what} (stored: {known})")
     threshold = args.jump_threshold if args.jump_threshold is not None else ctx.settings.data.jump_threshold
