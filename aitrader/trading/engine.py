@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 CURSOR_KEY = "cursor"  # journal state: last fully processed bar time
 DAY_KEY = "day"  # journal state: {"date": ..., "start_equity": ...}
 STOPS_KEY = "stops"  # journal state: trailing-stop high-water marks etc.
+RISK_KEY = "risk"  # journal state: the kill switch (a restart the same day stays halted)
 
 
 @dataclass
@@ -84,6 +85,9 @@ class DecisionEngine:
         self.context = context
         self.calendar = calendar
         self.build_features = features_fn or build_features
+        saved = journal.get_state(RISK_KEY)
+        if saved and hasattr(risk, "restore"):
+            risk.restore(saved)
 
     # ----------------------------------------------------------------- sync
     def sync_broker(self) -> list[Fill]:
@@ -137,6 +141,8 @@ class DecisionEngine:
             positions = self.broker.positions()
             account = self.broker.account()
         self.journal.set_state(STOPS_KEY, stops_state)
+        if hasattr(self.risk, "state"):
+            self.journal.set_state(RISK_KEY, self.risk.state())
         account = self.broker.account()
         self.journal.record_equity(ts.to_pydatetime(), account)
         self.journal.record_positions(ts.to_pydatetime(), self.broker.positions())
@@ -224,6 +230,9 @@ class DecisionEngine:
                 cfg=self.settings.risk,
                 now=ts,
                 minutes_to_close=minutes,
+                # Entries carry bracket legs, so stop-loss/take-profit live at the venue;
+                # the agent manages trailing stops and end-of-day liquidation.
+                broker_brackets=True,
             )
         )
 
