@@ -192,6 +192,7 @@ class FakeTWS:
             if len(self.conns) >= MAX_CONNECTIONS:
                 sock.close()
                 continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay on small replies
             conn = _Conn(sock)
             with self.lock:
                 self.conns.append(conn)

@@ -273,7 +273,10 @@ class IBKRBroker:
             c = ib_async.Stock(symbol.upper(), "SMART", "USD")
         if key in self._conids:
             return self._conids[key]
-        qualified = self._call(self._ib.qualifyContracts, c)
+        try:
+            qualified = self._call(self._ib.qualifyContracts, c)
+        except PermanentBrokerError as exc:  # error 200: no security definition
+            raise PermanentBrokerError(f"IBKR: unknown contract {key[1]} ({exc})") from None
         if not qualified or qualified[0] is None:
             raise PermanentBrokerError(f"IBKR: unknown contract {key[1]} (no security definition)")
         self._conids[key] = qualified[0]

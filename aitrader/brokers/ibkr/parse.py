@@ -39,6 +39,7 @@ STATUS_FROM_IB: dict[str, OrderStatus] = {
     "PreSubmitted": OrderStatus.ACCEPTED,  # accepted, held (bracket child, stop not triggered)
     "Submitted": OrderStatus.ACCEPTED,  # working at the venue
     "PendingCancel": OrderStatus.ACCEPTED,  # may still fill until the cancel lands
+    "ApiUpdate": OrderStatus.ACCEPTED,  # a modification of a working order
     "ValidationError": OrderStatus.ACCEPTED,  # ib_async: warning on a still-live order
     "Filled": OrderStatus.FILLED,
     "Cancelled": OrderStatus.CANCELED,
