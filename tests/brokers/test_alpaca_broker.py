@@ -80,7 +80,9 @@ def test_market_order_fills_into_position_and_fills(broker: AlpacaBroker, fake: 
     assert (fill.client_order_id, fill.symbol, fill.side, fill.quantity, fill.price) == (
         "at-GOOG-1", "GOOG", Side.BUY, 10.0, last_close)
     assert fill.broker_order_id == order.broker_order_id and fill.timestamp > before
-    assert broker.fills_since(fill.timestamp) == []
+    assert broker.fills_since(fill.timestamp) == [fill]  # inclusive, like the other adapters
+    assert broker.fills_since(fill.timestamp + dt.timedelta(microseconds=1)) == []
+    assert broker.fills_since(fill.timestamp.replace(tzinfo=None)) == [fill]  # naive = UTC
     # selling it all closes the position; both fills are listed oldest first
     broker.submit(OrderRequest(client_order_id="at-GOOG-2", symbol="GOOG", side=Side.SELL, quantity=10))
     assert broker.positions() == []
@@ -172,6 +174,14 @@ def test_4xx_is_permanent_and_not_retried(
     with pytest.raises(PermanentBrokerError, match=f"HTTP {status}: {message}"):
         broker.submit(request_)
     assert fake.count("POST", "/v2/orders") == 1 and sleeps == [] and fake.orders == {}
+
+
+def test_cash_fraction_uses_the_quantity_estimate(broker: AlpacaBroker, fake: AlpacaFake) -> None:
+    order = broker.submit(_buy("at-cf", qty=7, cash_fraction=0.95))
+    assert order.filled_quantity == 7 and fake.order_posts()[-1]["qty"] == 7
+    with pytest.raises(PermanentBrokerError, match="Alpaca needs a quantity"):
+        broker.submit(_buy("at-cf0", qty=0, cash_fraction=0.95))
+    assert len(fake.orders) == 1
 
 
 def test_cancel_and_get_order(broker: AlpacaBroker, fake: AlpacaFake) -> None:

@@ -176,6 +176,13 @@ class AlpacaBroker:
         stop_loss are set; options by OCC symbol). Idempotent per client_order_id."""
         from alpaca.common.exceptions import APIError
 
+        if request.cash_fraction is not None and not request.quantity > 0:
+            # Alpaca cannot size an order from cash at fill time; the engine always sends its
+            # risk-approved quantity as the estimate, and Alpaca's buying-power check (403,
+            # permanent) guards against a gap-up overspend.
+            raise PermanentBrokerError(
+                f"order {request.client_order_id}: Alpaca needs a quantity (cash_fraction sizing at fill time is a paper-broker feature)"
+            )
         fields = order_request_fields(request)
         alpaca_req = _alpaca_order_request(fields)
         what = f"submit order {request.client_order_id}"
@@ -211,14 +218,17 @@ class AlpacaBroker:
         self._call(lambda: self._client.cancel_order_by_id(oid), f"cancel order {client_order_id}")
 
     def fills_since(self, since: dt.datetime | None) -> list[Fill]:
-        """Every execution after ``since`` (naive = UTC), oldest first; ``None`` = all."""
+        """Every execution at or after ``since`` (inclusive like the other adapters:
+        consumers dedup on ``fill_id``; naive = UTC), oldest first; ``None`` = all."""
         params: dict[str, Any] = {"direction": "asc", "page_size": ACTIVITY_PAGE_SIZE}
+        cut = None
         if since is not None:
-            t = since if since.tzinfo is not None else since.replace(tzinfo=dt.UTC)
-            params["after"] = t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+            cut = (since if since.tzinfo is not None else since.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+            # Alpaca's 'after' is exclusive: ask from a second earlier, cut exactly below.
+            params["after"] = (cut - dt.timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
         fills: list[Fill] = []
         page_token: str | None = None
-        while True:
+        for _ in range(10_000):  # bounded paging
             p = dict(params, page_token=page_token) if page_token else dict(params)
             page = self._call(lambda p=p: self._client.get("/account/activities/FILL", p), "list fills")  # type: ignore[misc]
             if not isinstance(page, list):
@@ -228,9 +238,8 @@ class AlpacaBroker:
             if len(page) < ACTIVITY_PAGE_SIZE:
                 break
             page_token = str(page[-1]["id"])
-        if since is not None:  # 'after' is exclusive at Alpaca; make sure of it here too
-            cut = since if since.tzinfo is not None else since.replace(tzinfo=dt.UTC)
-            fills = [f for f in fills if f.timestamp > cut]
+        if cut is not None:
+            fills = [f for f in fills if f.timestamp >= cut]
         return fills
 
     def _client_order_id(self, order_id: str) -> str:
