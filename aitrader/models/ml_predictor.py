@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from aitrader.errors import AitraderError
+from aitrader.errors import AitraderError, IntegrityError
 from aitrader.models.registry import LoadedModel, ModelClassMap, ModelRegistry
 from aitrader.models.types import EnsembleDecision, ModelVote, Signal
 
@@ -259,7 +259,9 @@ class MLPredictor:
                 loaded[name] = registry.load_current(symbol, name, expected_features=feature_names)
             except AitraderError as exc:
                 errors[name] = str(exc)
-                log.error("%s: model %s not loaded: %s", symbol, name, exc)
+                # A refused artifact is an alarm; a model never trained is only a degraded ensemble.
+                level = logging.ERROR if isinstance(exc, IntegrityError) else logging.WARNING
+                log.log(level, "%s: model %s not loaded: %s", symbol, name, exc)
         meta = None
         if registry.current_version(META_SYMBOL, META):
             try:

@@ -1,0 +1,348 @@
+"""Train, validate, register and gate the models of one symbol (and fan out over many).
+
+``train_symbol`` is the one training path used by ``aitrader train``, by :mod:`retrain`
+(cron) and by the backtest when it replays retraining at past dates (``end``):
+
+1. bars up to ``end`` from the store, features (with market context), labels from
+   ``settings.labels``; rows whose label needs bars after ``end`` are dropped (purged);
+2. a walk-forward, out-of-sample validation metric per model (each fold's imputer,
+   scaler and model are fitted on that fold's training rows only);
+3. a final fit on the whole window, registered as a candidate with its manifest;
+4. the promotion gate (``promote_if_better``) on ``settings.models.promotion_metric``.
+
+A *fingerprint* of the exact training inputs (feature matrix, labels, profile, seed,
+params, walk-forward config, library versions) is stored in each manifest. With
+``skip_unchanged=True`` (what ``retrain`` uses) a model whose fingerprint already exists in
+the registry is not retrained: running retrain twice on the same data trains nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aitrader.config import Settings
+from aitrader.errors import AitraderError, DataError, ModelError
+from aitrader.models.registry import ModelRegistry, library_versions
+from aitrader.paths import Home
+
+log = logging.getLogger(__name__)
+
+MIN_TRAIN_ROWS = 50  # smallest fold a model is asked to learn from
+
+
+@dataclass
+class ModelResult:
+    """What happened to one model of one symbol."""
+
+    model: str
+    status: str  # "promoted" | "candidate" | "unchanged" | "failed"
+    version: str | None = None
+    reason: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class TrainReport:
+    """The outcome of :func:`train_symbol` (picklable: it crosses joblib workers)."""
+
+    symbol: str
+    timeframe: str
+    rows: int = 0
+    first: str | None = None
+    last: str | None = None
+    results: list[ModelResult] = field(default_factory=list)
+    evaluation: pd.DataFrame | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(r.status != "failed" for r in self.results)
+
+    def format(self) -> str:
+        if self.error:
+            return f"{self.symbol}: FAILED: {self.error}"
+        head = f"{self.symbol} {self.timeframe}: {self.rows} rows {self.first} .. {self.last}"
+        lines = [head]
+        for r in self.results:
+            m = r.metrics
+            auc = f"auc {m['auc']:.4f}" if isinstance(m.get("auc"), float) and np.isfinite(m["auc"]) else "auc n/a"
+            lines.append(f"  {r.model:<12} {r.status:<9} {r.version or '-':<32} {auc}  {r.reason}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Dataset:
+    """Features, labels and next-bar returns of one symbol, aligned and purged."""
+
+    symbol: str
+    timeframe: str
+    X: pd.DataFrame
+    y: pd.Series
+    returns: pd.Series
+    feature_names: list[str]
+
+
+# --------------------------------------------------------------------------- data
+def load_dataset(*, home: Home, settings: Settings, symbol: str, end: pd.Timestamp | None = None) -> Dataset:
+    """Bars up to ``end`` -> causal features + labels, ready to train on.
+
+    Features are built on every stored bar up to ``end`` (so nothing after ``end`` is
+    seen); labels need ``horizon`` bars ahead, so the last ``horizon`` rows (unknown
+    future) are dropped; leading warm-up rows where the usual indicators are not yet
+    defined are dropped too.
+    """
+    from aitrader.data.store import BarStore
+    from aitrader.features.context import load_context
+    from aitrader.features.feature_engineering import build_features, model_feature_columns
+    from aitrader.models.labels import labels_from_config, next_bar_returns
+
+    store = BarStore(home)
+    timeframe = settings.timeframe_for(symbol)
+    bars = store.read(symbol, timeframe, end=end)
+    horizon = settings.labels.horizon
+    if len(bars) <= horizon + MIN_TRAIN_ROWS:
+        raise DataError(f"{symbol} {timeframe}: only {len(bars)} bars up to {end or 'now'}; need more than "
+                        f"{horizon + MIN_TRAIN_ROWS} to train")
+    context = load_context(store, settings)
+    feats = build_features(bars, context, timeframe=timeframe)
+    names = model_feature_columns(feats)
+    X = feats[names]
+    y = labels_from_config(bars, settings.labels)
+    rets = next_bar_returns(bars)
+    # Purge: the last `horizon` labels would need bars after `end`.
+    keep = np.ones(len(X), dtype=bool)
+    keep[-horizon:] = False
+    # Warm-up: before every usually-defined column has a value, rows are mostly imputed.
+    usual = X.columns[X.notna().mean() >= 0.9]
+    if len(usual):
+        complete = X[usual].notna().all(axis=1).to_numpy()
+        if complete.any():
+            keep[: int(np.argmax(complete))] = False
+    X, y, rets = X.loc[keep], y.loc[keep], rets.loc[keep]
+    return Dataset(symbol=symbol, timeframe=timeframe, X=X, y=y, returns=rets, feature_names=list(names))
+
+
+def make_splits(n: int, settings: Settings) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
+    """Walk-forward splits from ``settings.models.walk_forward``; if there are too few rows
+    for the configured windows (e.g. a short replay window), the windows shrink
+    proportionally and the config actually used is returned for the manifest."""
+    from aitrader.models.splits import min_rows, walk_forward_splits
+
+    wf = settings.models.walk_forward
+    purge = settings.labels.horizon
+    cfg: dict[str, Any] = {"scheme": wf.scheme, "n_splits": wf.n_splits, "train_window": wf.train_window,
+           "test_window": wf.test_window, "purge": purge, "embargo": wf.embargo}
+    if n < min_rows(n_splits=wf.n_splits, train_window=wf.train_window, test_window=wf.test_window, purge=purge):
+        test = max(10, int(n * 0.4) // wf.n_splits)
+        train = n - purge - wf.n_splits * test
+        if train < MIN_TRAIN_ROWS:
+            raise DataError(f"{n} labelled rows are too few for {wf.n_splits} walk-forward splits")
+        cfg.update(train_window=train, test_window=test, shrunk=True)
+        log.info("walk-forward windows shrunk to train %d / test %d for %d rows", train, test, n)
+    splits = walk_forward_splits(n, scheme=cfg["scheme"], n_splits=cfg["n_splits"],
+                                 train_window=cfg["train_window"], test_window=cfg["test_window"],
+                                 purge=purge, embargo=cfg["embargo"])
+    return splits, cfg
+
+
+def model_params(name: str, settings: Settings, profile: str) -> dict[str, Any]:
+    """Per-model constructor overrides from the settings (threads, sequence length)."""
+    from aitrader.models.zoo import model_class
+
+    params: dict[str, Any] = {"n_jobs": min(2, settings.models.n_jobs), "torch_threads": settings.models.torch_threads}
+    if "sequence_length" in model_class(name).DEFAULTS.get(profile, {}):
+        params["sequence_length"] = settings.models.sequence_length
+    return params
+
+
+def fingerprint(ds: Dataset, *, model: str, profile: str, seed: int, params: dict[str, Any],
+                settings: Settings, sample_weight: pd.Series | None) -> str:
+    """sha256 of everything that determines a trained model (see module docstring)."""
+    h = hashlib.sha256()
+    h.update(pd.util.hash_pandas_object(ds.X, index=True).to_numpy().tobytes())
+    h.update(pd.util.hash_pandas_object(ds.y, index=True).to_numpy().tobytes())
+    if sample_weight is not None:
+        h.update(pd.util.hash_pandas_object(sample_weight, index=True).to_numpy().tobytes())
+    h.update(json.dumps({
+        "model": model, "profile": profile, "seed": seed, "params": params, "features": ds.feature_names,
+        "labels": settings.labels.model_dump(), "walk_forward": settings.models.walk_forward.model_dump(),
+        "libraries": library_versions(),
+    }, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _metrics_row(evaluation: pd.DataFrame, name: str) -> dict[str, Any]:
+    row: dict[Any, Any] = evaluation.loc[name].to_dict() if name in evaluation.index else {}
+    out: dict[str, Any] = {str(k): (float(v) if isinstance(v, int | float | np.floating | np.integer) else v)
+                           for k, v in row.items()}
+    ll = out.get("log_loss")
+    out["neg_log_loss"] = -float(ll) if isinstance(ll, float) and np.isfinite(ll) else None
+    for base in ("always_up", "prev_direction", "ensemble"):
+        if base in evaluation.index:
+            value: Any = evaluation.loc[base, "auc"]
+            out[f"{base}_auc"] = float(value)
+    return out
+
+
+# --------------------------------------------------------------------------- train
+def train_symbol(
+    *,
+    home: Home,
+    settings: Settings,
+    symbol: str,
+    models: Sequence[str] | None = None,
+    profile: str | None = None,
+    end: pd.Timestamp | str | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+    skip_unchanged: bool = False,
+    registry: ModelRegistry | None = None,
+) -> TrainReport:
+    """Validate, fit, register and gate ``models`` (default: enabled) for ``symbol``.
+
+    Raises :class:`DataError` if the symbol's data cannot be trained on; a model that
+    fails is reported as ``failed`` in the report while the others continue.
+    """
+    from aitrader.models.evaluate import evaluate_walk_forward
+    from aitrader.models.zoo import make_model, model_class
+
+    names = list(models or settings.models.enabled)
+    for n in names:
+        model_class(n)  # unknown name -> ModelError naming the allowed ones
+    profile = profile or settings.models.profile
+    seed = settings.models.seed if seed is None else int(seed)
+    end_ts = pd.Timestamp(end) if end is not None else None
+    registry = registry or ModelRegistry(home.models, keep_versions=settings.models.keep_versions)
+    ds = load_dataset(home=home, settings=settings, symbol=symbol, end=end_ts)
+    report = TrainReport(symbol=symbol, timeframe=ds.timeframe, rows=len(ds.X),
+                         first=str(ds.X.index[0]), last=str(ds.X.index[-1]))
+    labelled = ds.y.notna().to_numpy()
+
+    from aitrader.models.self_learn import trade_sample_weights
+
+    weights = trade_sample_weights(home=home, symbol=symbol, index=pd.DatetimeIndex(ds.X.index), weight=settings.models.self_learn_weight)
+    params = {n: model_params(n, settings, profile) for n in names}
+    prints = {n: fingerprint(ds, model=n, profile=profile, seed=seed, params=params[n], settings=settings,
+                             sample_weight=weights) for n in names}
+    todo = []
+    for n in names:
+        existing = registry.find_by_fingerprint(symbol, n, prints[n]) if skip_unchanged else None
+        if existing:
+            cur = registry.current_version(symbol, n)
+            state = "current" if existing == cur else "an earlier candidate"
+            metrics = dict(registry.read_manifest(symbol, n, existing).get("metrics") or {})
+            report.results.append(ModelResult(model=n, status="unchanged", version=existing, metrics=metrics,
+                                              reason=f"same data and config as {state} {existing}: not retrained"))
+        else:
+            todo.append(n)
+    if not todo:
+        return report
+
+    splits, wf_used = make_splits(int(len(ds.X)), settings)
+    t0 = time.perf_counter()
+    evaluation = evaluate_walk_forward(ds.X, ds.y, models=todo, splits=splits, profile=profile,  # type: ignore[arg-type]
+                                       seed=seed, returns=ds.returns, params=params)
+    report.evaluation = evaluation
+    log.info("%s: walk-forward validation of %s took %.1fs", symbol, ",".join(todo), time.perf_counter() - t0)
+
+    bar = _progress(todo, desc=f"train {symbol}", enabled=progress)
+    for n in bar:
+        t1 = time.perf_counter()
+        metrics = _metrics_row(evaluation, n)
+        try:
+            model = make_model(n, profile=profile, seed=seed, feature_names=ds.feature_names,  # type: ignore[arg-type]
+                               **params[n])
+            model.fit(ds.X, ds.y, sample_weight=weights, returns=ds.returns)
+            version = registry.register(
+                symbol, n, model, feature_names=ds.feature_names,
+                label_config=settings.labels.model_dump(),
+                training_window={"first": report.first, "last": report.last, "rows": int(len(ds.X)),
+                                 "labelled_rows": int(labelled.sum()), "end": None if end_ts is None else str(end_ts),
+                                 "timeframe": ds.timeframe},
+                metrics=metrics, seed=seed, profile=profile,
+                extra={"fingerprint": prints[n], "walk_forward": wf_used,
+                       "sample_weights": None if weights is None else {
+                           "weighted_rows": int((weights != 1.0).sum()),
+                           "weight": settings.models.self_learn_weight}},
+            )
+            promoted, reason = registry.promote_if_better(symbol, n, version,
+                                                          metric=settings.models.promotion_metric,
+                                                          tolerance=settings.models.promotion_tolerance)
+            report.results.append(ModelResult(model=n, status="promoted" if promoted else "candidate",
+                                              version=version, reason=reason, metrics=metrics,
+                                              seconds=time.perf_counter() - t1))
+        except AitraderError as exc:
+            log.error("%s: %s failed: %s", symbol, n, exc)
+            report.results.append(ModelResult(model=n, status="failed", reason=str(exc), metrics=metrics,
+                                              seconds=time.perf_counter() - t1))
+    return report
+
+
+def _progress(items: Sequence[str], *, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="model", leave=False)
+
+
+def _train_one(kwargs: dict[str, Any]) -> TrainReport:
+    """joblib worker: one symbol; an error becomes part of the report, not a crash."""
+    try:
+        return train_symbol(**kwargs)
+    except AitraderError as exc:
+        return TrainReport(symbol=kwargs["symbol"], timeframe=kwargs["settings"].timeframe_for(kwargs["symbol"]),
+                           error=str(exc))
+
+
+def train_many(
+    symbols: Sequence[str],
+    *,
+    home: Home,
+    settings: Settings,
+    models: Sequence[str] | None = None,
+    profile: str | None = None,
+    end: pd.Timestamp | str | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+    skip_unchanged: bool = False,
+) -> list[TrainReport]:
+    """:func:`train_symbol` for each symbol, fanned out with joblib.
+
+    ``n_jobs = settings.models.n_jobs`` (loky processes by default); with
+    ``settings.models.parallel_backend == "dask"`` joblib's dask backend is used (needs
+    ``dask.distributed`` installed and a client; a clear :class:`ModelError` otherwise).
+    """
+    from joblib import Parallel, delayed
+
+    jobs = [dict(home=home, settings=settings, symbol=s, models=models, profile=profile, end=end, seed=seed,
+                 progress=progress and settings.models.n_jobs == 1, skip_unchanged=skip_unchanged)
+            for s in symbols]
+    if settings.models.n_jobs == 1 or len(jobs) == 1:
+        it = _progress(list(symbols), desc="symbols", enabled=progress and len(jobs) > 1)
+        return [_train_one(job) for job, _ in zip(jobs, it, strict=True)]
+    n_jobs = min(settings.models.n_jobs, len(jobs))
+    if settings.models.parallel_backend == "dask":
+        try:
+            import dask.distributed  # noqa: F401  (registers joblib's dask backend)
+            from joblib import parallel_config
+        except ImportError:
+            raise ModelError("models.parallel_backend is 'dask' but dask[distributed] is not installed: "
+                             "pip install 'dask[distributed]' or use parallel_backend: loky") from None
+        with parallel_config(backend="dask"):
+            return list(Parallel(n_jobs=n_jobs)(delayed(_train_one)(j) for j in jobs))
+    return list(Parallel(n_jobs=n_jobs, backend="loky")(delayed(_train_one)(j) for j in jobs))
+
+
+__all__ = ["Dataset", "ModelResult", "TrainReport", "fingerprint", "load_dataset", "make_splits", "train_many",
+           "train_symbol"]
