@@ -290,7 +290,7 @@ class FakeTWS:
     def _req_historical(self, conn: _Conn, f: list[str]) -> None:
         req_id, contract = int(f[1]), f[2:14]
         end_s, bar_size, duration, fmt = f[15], f[16], f[17], f[20]
-        symbol = contract[1]
+        symbol = contract[1] + contract[9] if contract[2] == "CASH" else contract[1]  # EUR+USD
         if symbol not in self.bars:
             conn.send(4, 2, req_id, 200, "No security definition has been found for the request")
             return
@@ -306,7 +306,7 @@ class FakeTWS:
                 if daily:
                     stamp = ts.strftime("%Y%m%d")
                 elif fmt == "2":
-                    stamp = str(int(ts.tz_localize(NY).timestamp()))
+                    stamp = str(int(ts.tz_localize(NY, ambiguous=True, nonexistent="shift_forward").timestamp()))
                 else:
                     stamp = ts.strftime("%Y%m%d %H:%M:%S")
                 out += [stamp, *(_fmt(row[c]) for c in ("open", "high", "low", "close", "volume")),

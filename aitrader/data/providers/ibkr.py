@@ -162,7 +162,7 @@ class IBKRProvider:
             days = CHUNK_DAYS[timeframe]
             if chunk_end is not None:  # never ask for more than the rest of the range
                 days = max(1, min(days, int(np.ceil((chunk_end - start) / pd.Timedelta(days=1)))))
-            df = self._request(ib, contract, what, timeframe, chunk_end, f"{days} D")
+            df = self._request(ib, sym, contract, what, timeframe, chunk_end, f"{days} D")
             if not df.empty:
                 frames.append(df)
             if chunk_end is not None:
@@ -182,7 +182,7 @@ class IBKRProvider:
             mask &= out.index <= end_ts
         return out.loc[mask]
 
-    def _request(self, ib: Any, contract: Any, what: str, timeframe: str, end: pd.Timestamp | None,
+    def _request(self, ib: Any, sym: str, contract: Any, what: str, timeframe: str, end: pd.Timestamp | None,
                  duration: str) -> pd.DataFrame:
         ib_async = _ib_module()
         end_dt = "" if end is None else end.tz_localize(NY).to_pydatetime()
@@ -190,18 +190,19 @@ class IBKRProvider:
         self.requests_made += 1
         try:
             bars = ib.reqHistoricalData(contract, endDateTime=end_dt, durationStr=duration,
-                                        barSizeSetting=BAR_SIZES[timeframe], whatToShow=what, useRTH=True,
+                                        barSizeSetting=BAR_SIZES[timeframe], whatToShow=what,
+                                        useRTH=contract.secType != "CASH",  # FX trades around the clock
                                         formatDate=2, timeout=self.timeout)
         except ib_async.RequestError as exc:
             if exc.code == 162 and _NO_DATA.search(exc.message):
                 return _empty()
             if exc.code == 200:
-                raise DataError(f"IBKR: unknown symbol {contract.symbol!r} (no security definition)") from None
-            raise ProviderError(f"IBKR historical data for {contract.symbol}: error {exc.code}: "
+                raise DataError(f"IBKR: unknown symbol {sym!r} (no security definition)") from None
+            raise ProviderError(f"IBKR historical data for {sym}: error {exc.code}: "
                                 f"{' '.join(exc.message.split())}") from None
         except (TimeoutError, ConnectionError, OSError, asyncio.CancelledError) as exc:
             self.close()
-            raise ProviderError(f"IBKR historical data for {contract.symbol}: {_one_line(exc) or 'timed out'}") from None
+            raise ProviderError(f"IBKR historical data for {sym}: {_one_line(exc) or 'timed out'}") from None
         return bars_to_frame(bars)
 
 
