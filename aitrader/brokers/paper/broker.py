@@ -43,7 +43,7 @@ from aitrader.journal.db import Synchronous
 
 log = logging.getLogger(__name__)
 _EPS = 1e-9
-_KEEP_CLOSES = 21  # 20 returns for the realised-vol estimate
+_KEEP_CLOSES = 20  # the realised-vol estimate uses the last 20 closes
 PERIODS_PER_YEAR = {"1d": 252.0, "1h": 252.0 * 6.5, "30m": 252.0 * 13, "15m": 252.0 * 26, "5m": 252.0 * 78,
                     "1m": 252.0 * 390}
 
@@ -78,6 +78,9 @@ class PaperBroker:
         self._store = PaperStore(Path(db_path), synchronous=synchronous)
         self._initial_cash = float(initial_cash)
         self._s: PaperState = self._store.load(initial_cash=initial_cash)
+        self._open_ids: dict[str, None] = {}  # working orders in seq order (an index, not state)
+        self._kids: dict[str, list[str]] = {}  # parent id -> bracket leg ids
+        self._reindex()
         if not math.isclose(self._s.initial_cash, self._initial_cash):
             log.info("paper account in %s already exists: continuing it (initial_cash %s ignored)",
                      db_path, initial_cash)
@@ -125,6 +128,7 @@ class PaperBroker:
                 self._store.put_meta(self._s)
         except BaseException:
             self._s = self._store.load(initial_cash=self._initial_cash)
+            self._reindex()
             raise
         finally:
             self._in_event = False
@@ -132,6 +136,14 @@ class PaperBroker:
             self._new_fills.clear()
             self._dirty_positions.clear()
             self._dirty_marks.clear()
+
+    def _reindex(self) -> None:
+        """Rebuild the open-order and bracket indexes from the state (orders are in seq order)."""
+        self._open_ids = {cid: None for cid, w in self._s.orders.items() if w.order.status.is_open}
+        self._kids = {}
+        for cid, w in self._s.orders.items():
+            if w.parent_id is not None:
+                self._kids.setdefault(w.parent_id, []).append(cid)
 
     # -- protocol: lifecycle, account ------------------------------------------------------
 
@@ -171,7 +183,7 @@ class PaperBroker:
 
     def open_orders(self) -> list[Order]:
         """Working orders, including bracket legs waiting for their parent (status ``new``)."""
-        return [replace(w.order) for w in self._ordered() if w.order.status.is_open]
+        return [replace(w.order) for w in self._working()]
 
     def get_order(self, client_order_id: str) -> Order | None:
         w = self._s.orders.get(client_order_id)
@@ -267,8 +279,9 @@ class PaperBroker:
 
     # -- internals: order book ---------------------------------------------------------------
 
-    def _ordered(self) -> list[WorkingOrder]:
-        return sorted(self._s.orders.values(), key=lambda w: w.seq)
+    def _working(self) -> list[WorkingOrder]:
+        """Open orders, oldest first."""
+        return [self._s.orders[cid] for cid in self._open_ids]
 
     def _next_seq(self) -> int:
         self._s.seq += 1
@@ -286,6 +299,10 @@ class PaperBroker:
                          after_ts=self._s.now)
         self._s.orders[request.client_order_id] = w
         self._dirty_orders.add(request.client_order_id)
+        if status.is_open:
+            self._open_ids[request.client_order_id] = None
+        if parent_id is not None:
+            self._kids.setdefault(parent_id, []).append(request.client_order_id)
         return w
 
     def _clock(self) -> dt.datetime | None:
@@ -307,12 +324,13 @@ class PaperBroker:
                             status=OrderStatus.NEW, parent_id=req.client_order_id, active=False)
 
     def _children(self, w: WorkingOrder) -> list[WorkingOrder]:
-        return [c for c in self._ordered() if c.parent_id == w.order.client_order_id]
+        return [self._s.orders[cid] for cid in self._kids.get(w.order.client_order_id, [])]
 
     def _finish(self, w: WorkingOrder, status: OrderStatus, reason: str | None) -> None:
         """Move an order to a terminal status; legs of an unfilled parent die with it."""
         w.order = w.order.with_status(status, reason=reason, updated_at=self._clock())
         self._dirty_orders.add(w.order.client_order_id)
+        self._open_ids.pop(w.order.client_order_id, None)
         if status is not OrderStatus.FILLED:
             for child in self._children(w):
                 if child.order.status.is_open:
@@ -385,7 +403,7 @@ class PaperBroker:
         self._try_fill(w, Bar(symbol=w.request.symbol, timestamp=mark.ts, open=px, high=px, low=px, close=px), mark.ts)
 
     def _fill_working(self, bar: Bar, ts: pd.Timestamp) -> None:
-        queue = [w for w in self._ordered() if self._eligible(w, bar.symbol, ts)]
+        queue = [w for w in self._working() if self._eligible(w, bar.symbol, ts)]
         while queue:
             w = queue.pop(0)
             if not w.order.status.is_open:  # e.g. canceled by its OCO sibling earlier in this bar
@@ -484,6 +502,7 @@ class PaperBroker:
         w.order = w.order.with_status(OrderStatus.FILLED, quantity=qty, filled_quantity=qty, avg_fill_price=price,
                                       updated_at=ts.to_pydatetime())
         self._dirty_orders.add(r.client_order_id)
+        self._open_ids.pop(r.client_order_id, None)
         for leg in self._children(w):  # bracket legs go live for the filled quantity
             leg.active = True
             leg.after_ts = None
@@ -521,9 +540,9 @@ class PaperBroker:
         """Options on ``underlying`` that expired before this bar's date settle at intrinsic value
         on the last close seen on or before expiry; their working orders expire."""
         today = ts.date()
-        for w in self._ordered():
+        for w in self._working():
             opt = w.request.option
-            if opt is not None and opt.underlying == underlying and opt.expiry < today and w.order.status.is_open:
+            if opt is not None and opt.underlying == underlying and opt.expiry < today:
                 self._finish(w, OrderStatus.EXPIRED, f"option {opt.symbol} expired")
         for p in sorted(self._s.positions.values(), key=lambda r: r.instrument):
             opt = p.option
