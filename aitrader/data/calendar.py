@@ -37,7 +37,7 @@ _BLOCK_YEARS = 10
 
 
 def _to_ns(ts: pd.Timestamp | str) -> int:
-    t = pd.Timestamp(ts)
+    t = ts if isinstance(ts, pd.Timestamp) else pd.Timestamp(ts)
     if t.tzinfo is not None:
         t = t.tz_localize(None)
     return int(t.as_unit("ns").value)
@@ -49,6 +49,9 @@ class _Schedule:
     def __init__(self, first_year: int, last_year: int, frame: pd.DataFrame) -> None:
         self.first_year = first_year
         self.last_year = last_year
+        # Instants for which this block needs no extension (one year of padding kept).
+        self.safe_lo = _to_ns(pd.Timestamp(year=first_year + 1, month=1, day=1))
+        self.safe_hi = _to_ns(pd.Timestamp(year=last_year - 1, month=12, day=31))
         self.labels = pd.DatetimeIndex(frame.index).as_unit("ns")
         self.opens = frame["market_open"].to_numpy(dtype="int64")
         self.closes = frame["market_close"].to_numpy(dtype="int64")
@@ -137,6 +140,8 @@ class MarketCalendar:
         else:
             self.tz = str(_pmc_calendar(self.name).tz)  # raises ConfigError for an unknown name
 
+        self._last: _Schedule | None = None
+
     def __repr__(self) -> str:
         return f"MarketCalendar({self.name!r})"
 
@@ -174,7 +179,10 @@ class MarketCalendar:
 
     def _locate(self, ts: pd.Timestamp | str) -> tuple[_Schedule, int, int]:
         t = _to_ns(ts)
-        sch = self._sched_for(t, t)
+        sch = self._last
+        # Fast path for the every-tick case: the block used last time still covers t.
+        if sch is None or not sch.safe_lo <= t <= sch.safe_hi:
+            sch = self._last = self._sched_for(t, t)
         # Last session that opened at or before t.
         i = int(np.searchsorted(sch.opens, t, side="right")) - 1
         return sch, i, t
@@ -253,7 +261,9 @@ class MarketCalendar:
         counts = np.maximum(0, -(-(closes - first) // step_ns))  # ceil division
         starts = np.repeat(first, counts)
         offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        grid = np.unique(starts + offsets * step_ns)
+        grid = np.sort(starts + offsets * step_ns)  # already ordered: sessions do not overlap
+        # Drop repeats (a slot shared by two sessions); cheaper than np.unique's hashing.
+        grid = grid[np.concatenate(([True], grid[1:] != grid[:-1]))] if len(grid) else grid
         out = pd.DatetimeIndex(grid.astype("datetime64[ns]"), name="timestamp")
         return out[(out >= s.floor(step)) & (out <= e)]
 
