@@ -74,6 +74,18 @@ def test_intraday_fx_bars_exact_across_chunks(eurusd: pd.DataFrame) -> None:
     assert {(r[3], r[4]) for r in reqs} == {("EUR", "CASH")} and {r[19] for r in reqs} == {"MIDPOINT"}  # Forex contract
 
 
+def test_open_range_from_1970_stops_after_the_first_bar(provider: IBKRProvider, tws: FakeTWS,
+                                                        goog: pd.DataFrame) -> None:
+    got = provider.get_bars("GOOG", "1d", pd.Timestamp("1970-01-02"))
+    want = goog.copy()
+    want.index = want.index.as_unit("ns")
+    pd.testing.assert_frame_equal(got, want)
+    reqs = tws.requests_of(20)
+    # 2004-08-19 .. 2013-03-01 is 8.5 years: 9 chunks with data + 1 empty one, not 43 back to 1970
+    assert len(reqs) == 10
+    assert reqs[0][15] == ""  # open end: TWS's "now"
+
+
 def test_open_end_follows_the_servers_clock_and_sees_new_bars(goog: pd.DataFrame) -> None:
     n = len(goog)
     server = FakeTWS(bars={"GOOG": goog}, main_symbol="GOOG", start_bar=n - 5).start()
@@ -142,19 +154,23 @@ def test_from_env_reads_secrets_and_pacing() -> None:
     assert (p.host, p.port, p.client_id, p.pacing_seconds) == ("10.0.0.5", 4002, 8, 3.5)
 
 
-def test_standalone_fake_serves_the_provider(sample_dir: object) -> None:
-    """``python -m tests.fakes.fake_tws`` prints host:port first and serves until killed."""
+def test_standalone_fake_serves_the_provider() -> None:
+    """``python -m tests.fakes.fake_tws`` prints host:port first and serves until killed;
+    ``--shift-to-now`` moves the bars so a wall-clock "recent bars" request finds them."""
     cmd = [sys.executable, "-m", "tests.fakes.fake_tws", "--port", "0", "--symbol", "GOOG",
-           "--bars", str(repo_root() / "data" / "sample" / "GOOG_1d.csv")]
+           "--bars", str(repo_root() / "data" / "sample" / "GOOG_1d.csv"), "--shift-to-now"]
     proc = subprocess.Popen(cmd, cwd=repo_root(), stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         host, port = proc.stdout.readline().strip().split(":")
+        now = pd.Timestamp.now(tz="America/New_York").tz_localize(None)
         p = IBKRProvider(host=host, port=int(port), pacing_seconds=0, timeout=5)
-        bars = p.get_bars("GOOG", "1d", pd.Timestamp("2012-06-01"))
+        bars = p.get_bars("GOOG", "1d", now - pd.Timedelta(days=400))
         p.close()
-        assert host == "127.0.0.1" and len(bars) > 0
-        assert bars.index[-1] < pd.Timestamp("2013-01-01")  # default clock: 50 bars before the end
     finally:
         proc.kill()
         proc.wait(timeout=10)
+    assert host == "127.0.0.1" and len(bars) > 150
+    # the clock starts 50 bars before the (shifted) last bar, which is within the past week
+    assert now - pd.Timedelta(days=120) < bars.index[-1] < now - pd.Timedelta(days=50)
+    assert (bars.index.dayofweek < 5).all()  # whole-week shift: still trading weekdays

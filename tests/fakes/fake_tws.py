@@ -24,7 +24,15 @@ later; :meth:`FakeTWS.broadcast_error` sends e.g. 1100/1102 (IB's nightly reset)
 Standalone (e.g. for ``aitrader run --feed live --broker ibkr`` with ``IB_HOST``/``IB_PORT``)::
 
     python -m tests.fakes.fake_tws --port 0 --symbol GOOG --bars data/sample/GOOG_1d.csv \\
-        [--extra SPX=data/sample/SPX_1d.csv] [--start-bar 2000] [--cash 100000]
+        [--extra SPX=data/sample/SPX_1d.csv] [--start-bar 2000] [--cash 100000] [--shift-to-now]
+
+The clock starts 50 bars before the end (``--start-bar`` to change). The sample data
+is from 2004-2018; an agent whose live feed asks for "the last N days" by wall clock
+needs ``--shift-to-now``, which moves every bar by whole weeks so the last one falls
+in the past week (weekdays unchanged). Give every provider symbol the agent polls
+(e.g. ``--extra SPX=... --extra VIX=...``); unknown symbols get error 200. The data
+connection and the broker connection need different client ids (the provider uses
+``IB_CLIENT_ID + 1``); a client id already connected is refused with error 326.
 
 prints ``127.0.0.1:PORT`` as its first stdout line (flushed) and serves until killed.
 Loopback only; at most 16 simultaneous connections.
@@ -576,11 +584,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extra", action="append", default=[], metavar="SYM=PATH")
     p.add_argument("--start-bar", type=int, default=None, help="clock position (default: 50 bars before the end)")
     p.add_argument("--cash", type=float, default=100_000.0)
+    p.add_argument("--shift-to-now", action="store_true",
+                   help="move all bars by whole weeks so the last bar falls in the past week "
+                        "(for agents whose live feed asks for recent bars by wall clock)")
     args = p.parse_args(argv)
     bars = {args.symbol.upper(): read_bars_file(args.bars)}
     for item in args.extra:
         sym, _, path = item.partition("=")
         bars[sym.upper()] = read_bars_file(path, require=("close",))
+    if args.shift_to_now:  # whole weeks keep weekdays (and so trading days) where they were
+        last = bars[args.symbol.upper()].index[-1]
+        now = pd.Timestamp.now(tz=NY).tz_localize(None)
+        offset = pd.Timedelta(weeks=(now - pd.Timedelta(days=1) - last) // pd.Timedelta(weeks=1))
+        for df in bars.values():
+            df.index = df.index + offset
     start = args.start_bar if args.start_bar is not None else max(0, len(bars[args.symbol.upper()]) - 50)
     server = FakeTWS(bars=bars, main_symbol=args.symbol, port=args.port, start_bar=start, cash=args.cash).start()
     print(f"127.0.0.1:{server.port}", flush=True)

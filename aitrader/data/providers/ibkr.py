@@ -6,7 +6,8 @@ duration (:data:`CHUNK_DAYS`: one year of daily bars, a month of hourly, a week 
 (IB forbids identical requests within 15 s and six requests for one contract within 2 s)
 and never more than 60 are made in any 10 minutes. A long range is therefore fetched
 newest chunk first, each chunk ending where the previous one began, then merged (chunk
-overlaps dropped).
+overlaps dropped). Walking back stops at ``start`` or once a week of empty chunks
+follows data (the instrument's history began), so ``start=1970`` costs one extra request.
 
 Timestamps: daily bars come as dates; intraday bars are requested with
 ``formatDate=2`` (UTC epoch seconds) and converted to America/New_York, so the result
@@ -44,6 +45,10 @@ BAR_SIZES: dict[str, str] = {
 }
 #: Longest span (calendar days) one request may cover per timeframe (IB historical data limits).
 CHUNK_DAYS: dict[str, int] = {"1m": 1, "5m": 7, "15m": 7, "30m": 7, "1h": 30, "1d": 365}
+
+#: Having had data, this many calendar days of empty chunks means we walked past the
+#: instrument's first bar (longer than any weekend + holiday gap).
+MAX_GAP_DAYS = 7
 
 #: IB allows at most 60 historical requests in any 10-minute window.
 MAX_REQUESTS = 60
@@ -158,6 +163,7 @@ class IBKRProvider:
         contract, what = _contract_for(sym)
         frames: list[pd.DataFrame] = []
         chunk_end = end_ts  # None = "now" as TWS sees it (its clock may differ from ours)
+        empty_days = 0  # calendar days of consecutive empty chunks since the last data
         for _ in range(10_000):  # bounded: a range never needs this many chunks
             days = CHUNK_DAYS[timeframe]
             if chunk_end is not None:  # never ask for more than the rest of the range
@@ -165,6 +171,11 @@ class IBKRProvider:
             df = self._request(ib, sym, contract, what, timeframe, chunk_end, f"{days} D")
             if not df.empty:
                 frames.append(df)
+                empty_days = 0
+            elif frames:
+                empty_days += days
+                if empty_days >= MAX_GAP_DAYS:
+                    break  # walked past the first bar IB has (e.g. start=1970): stop asking
             if chunk_end is not None:
                 chunk_end = chunk_end - pd.Timedelta(days=days)  # adjacent: (end - days, end]
             elif not df.empty:
