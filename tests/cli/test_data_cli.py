@@ -185,3 +185,15 @@ def test_scripts_run_from_repo_root(home: Home, env_home: dict[str, str]) -> Non
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "SYN 1m: 500 rows" in clean.stdout and ": OK" in clean.stdout
     assert len(BarStore(home).read("SYN", "1m")) == 500
+
+
+def test_import_sample_subset(home: Home) -> None:
+    from aitrader.data.sample import import_sample
+    from aitrader.errors import DataError
+
+    lines: list[str] = []
+    assert import_sample(home, symbols=["vix"], report=lines.append) == [("VIX", "1d")]
+    assert lines == ["VIX 1d: dropped 46 row(s): rows with a missing or infinite value"]
+    assert BarStore(home).list() == [("VIX", "1d")]
+    with pytest.raises(DataError, match="not in the sample set: MSFT"):
+        import_sample(home, symbols=["MSFT"])

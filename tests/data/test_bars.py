@@ -94,3 +94,20 @@ def test_bars_between(goog: pd.DataFrame) -> None:
     part = bars_between(goog, pd.Timestamp("2012-11-20"), pd.Timestamp("2012-11-26"))
     # Thanksgiving 2012-11-22 is a holiday: 20, 21, 23, 26.
     assert [d.day for d in part.index] == [20, 21, 23, 26]
+
+
+def test_synthetic_bars_are_valid_and_seeded() -> None:
+    from aitrader.data.cleaner import validate
+    from aitrader.data.synthetic import synthetic_bars
+
+    a = synthetic_bars(2_000, seed=7)
+    assert list(a.columns) == list(BAR_COLUMNS) and a.index.name == "timestamp"
+    assert a.index[0] == pd.Timestamp("2000-01-03") and a.index[1] - a.index[0] == pd.Timedelta("1min")
+    pd.testing.assert_frame_equal(a, synthetic_bars(2_000, seed=7))
+    assert not a.equals(synthetic_bars(2_000, seed=8))
+    assert (a["open"].iloc[1:].to_numpy() == a["close"].iloc[:-1].to_numpy()).all()
+    assert validate(a, symbol="SYN", timeframe="1m", calendar="24/7").ok
+    hourly = synthetic_bars(3, freq="1h", start="2020-01-01")
+    assert list(hourly.index.hour) == [0, 1, 2]
+    with pytest.raises(DataError):
+        synthetic_bars(0)
