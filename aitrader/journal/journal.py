@@ -152,11 +152,12 @@ class Journal:
         with self.transaction():
             cur = self._exec(
                 "update_order",
-                "UPDATE orders SET status=?, filled_quantity=?, avg_fill_price=?,"
+                # quantity too: the venue is authoritative (a cash_fraction order is sized at fill time).
+                "UPDATE orders SET status=?, quantity=?, filled_quantity=?, avg_fill_price=?,"
                 " broker_order_id=COALESCE(?, broker_order_id), reason=COALESCE(?, reason), updated_at=?"
                 " WHERE client_order_id=?",
-                (order.status.value, float(order.filled_quantity), order.avg_fill_price, order.broker_order_id,
-                 order.reason, now, order.client_order_id),
+                (order.status.value, float(order.quantity), float(order.filled_quantity), order.avg_fill_price,
+                 order.broker_order_id, order.reason, now, order.client_order_id),
             )
             if cur.rowcount == 0:
                 created = to_iso(order.submitted_at) if order.submitted_at is not None else now

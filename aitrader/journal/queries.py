@@ -109,7 +109,10 @@ class JournalReader:
 
     def today_pnl(self, now: Any = None) -> dict[str, float | None]:
         """P&L of the day containing ``now``: latest equity at/before ``now`` minus the last equity
-        before that day started (or the day's first tick if the journal starts that day)."""
+        before that day started (or the day's first tick if the journal starts that day).
+
+        Pass ``now`` on the clock the equity rows were written with (the agent writes bar
+        times, exchange local); the default is wall-clock UTC."""
         eq = self.equity_curve()
         stamp = pd.Timestamp(to_iso(now if now is not None else utc_now()))
         empty: dict[str, float | None] = {"start_equity": None, "equity": None, "pnl": 0.0, "pnl_pct": 0.0}

@@ -80,7 +80,7 @@ def test_duplicate_order_and_fill_rejected(tmp_path: Path) -> None:
 
 def test_update_order_and_unknown_order_inserted(tmp_path: Path) -> None:
     j = Journal.open(tmp_path / "j.sqlite")
-    req = OrderRequest(client_order_id="at-1", symbol="GOOG", side=Side.BUY, quantity=10)
+    req = OrderRequest(client_order_id="at-1", symbol="GOOG", side=Side.BUY, quantity=0, cash_fraction=0.5)
     j.record_order(req, broker="paper", decision_id=None)
     j.update_order(Order("at-1", "GOOG", Side.BUY, 10, OrderType.MARKET, OrderStatus.FILLED, broker_order_id="B1",
                          filled_quantity=10, avg_fill_price=101.5))
@@ -88,9 +88,9 @@ def test_update_order_and_unknown_order_inserted(tmp_path: Path) -> None:
     j.update_order(Order("at-1-sl", "GOOG", Side.SELL, 10, OrderType.STOP, OrderStatus.ACCEPTED, stop_price=95.0))
     assert [o["client_order_id"] for o in j.open_orders()] == ["at-1-sl"]
     with sqlite3.connect(j.path) as conn:
-        row = conn.execute("SELECT status, filled_quantity, avg_fill_price, broker_order_id FROM orders"
+        row = conn.execute("SELECT status, quantity, filled_quantity, avg_fill_price, broker_order_id FROM orders"
                            " WHERE client_order_id='at-1'").fetchone()
-    assert row == ("filled", 10.0, 101.5, "B1")
+    assert row == ("filled", 10.0, 10.0, 101.5, "B1")  # sized by the venue at fill time
     j.close()
 
 
