@@ -154,6 +154,14 @@ def test_submit_retried_after_5xx_is_not_doubled(broker: AlpacaBroker, fake: Alp
     assert order.status is OrderStatus.FILLED and len(fake.orders) == 1
 
 
+def test_submit_whose_answer_was_lost_is_not_doubled(broker: AlpacaBroker, fake: AlpacaFake) -> None:
+    fake.lose_next_answers(1)  # the order is placed, but the answer is a 504
+    order = broker.submit(_buy("at-lost"))
+    assert order.status is OrderStatus.FILLED and order.client_order_id == "at-lost"
+    assert fake.count("POST", "/v2/orders") == 2 and len(fake.orders) == 1  # retry hit the 422 duplicate
+    assert broker.positions()[0].quantity == 10.0
+
+
 def test_persistent_5xx_gives_up_after_attempts(broker: AlpacaBroker, fake: AlpacaFake, sleeps: list[float]) -> None:
     fake.fail_next(10, status=502)
     with pytest.raises(TemporaryBrokerError, match="Alpaca get account: HTTP 502"):

@@ -23,6 +23,7 @@ Behaviour
       ``held``). Buying beyond cash is 403 "insufficient buying power".
     * A reused ``client_order_id`` is 422 "client_order_id must be unique", like Alpaca.
     * :meth:`fail_next` makes the next K requests fail with 500 (or any status);
+      :meth:`lose_next_answers` carries requests out but answers 504 (lost answer);
       :meth:`refuse_connections` stops the listener (connections refused) until
       :meth:`accept_connections`.
     * Live polling: :meth:`set_live` hides all but the first N bars of a symbol. A bars
@@ -146,6 +147,7 @@ class AlpacaFake:
         self._leg_parent: dict[str, str] = {}  # exit leg id -> its entry order id
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []  # (method, path, query, json)
         self._fail: list[int] = []
+        self._lose = 0
         self._fill_seq = 0
 
     # ------------------------------------------------------------- lifecycle
@@ -227,6 +229,12 @@ class AlpacaFake:
         with self._lock:
             self._fail.extend([status] * count)
 
+    def lose_next_answers(self, count: int = 1) -> None:
+        """Carry out the next ``count`` requests but answer 504 (an answer lost on the way
+        back, e.g. a gateway timeout after Alpaca accepted the order)."""
+        with self._lock:
+            self._lose += count
+
     def price(self, symbol: str) -> float | None:
         """Fill price: set price, else option mid, else close of the newest visible bar."""
         sym = symbol.upper()
@@ -277,9 +285,13 @@ class AlpacaFake:
             ):
                 return _err(401, 40110000, "request is not authorized")
             try:
-                return self._route(request.method, path, request.args, body)
+                response = self._route(request.method, path, request.args, body)
             except Exception as exc:  # a fake bug must show up as a readable 500
                 return _err(500, 50010000, f"fake error: {type(exc).__name__}: {exc}")
+            if self._lose:
+                self._lose -= 1
+                return _err(504, 50410000, "gateway timeout")
+            return response
 
     def _route(self, method: str, path: str, args: Mapping[str, str], body: Any) -> Response:
         if method == "GET" and path == "/v2/account":
