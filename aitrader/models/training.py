@@ -37,6 +37,7 @@ from aitrader.paths import Home
 log = logging.getLogger(__name__)
 
 MIN_TRAIN_ROWS = 50  # smallest fold a model is asked to learn from
+MAX_WARMUP = 300  # longest indicator warm-up dropped (252-bar ranges + slack)
 
 
 @dataclass
@@ -122,12 +123,14 @@ def load_dataset(*, home: Home, settings: Settings, symbol: str, end: pd.Timesta
     # Purge: the last `horizon` labels would need bars after `end`.
     keep = np.ones(len(X), dtype=bool)
     keep[-horizon:] = False
-    # Warm-up: before every usually-defined column has a value, rows are mostly imputed.
-    usual = X.columns[X.notna().mean() >= 0.9]
+    # Warm-up: rows before every usually-defined column (defined on >= half the rows, so
+    # a context series that starts years later does not count) has a value would be
+    # mostly imputed; drop them, but never more than MAX_WARMUP rows.
+    usual = X.columns[X.notna().mean() >= 0.5]
     if len(usual):
         complete = X[usual].notna().all(axis=1).to_numpy()
         if complete.any():
-            keep[: int(np.argmax(complete))] = False
+            keep[: min(int(np.argmax(complete)), MAX_WARMUP)] = False
     X, y, rets = X.loc[keep], y.loc[keep], rets.loc[keep]
     return Dataset(symbol=symbol, timeframe=timeframe, X=X, y=y, returns=rets, feature_names=list(names))
 

@@ -1,0 +1,146 @@
+"""Training on the real GOOG sample: causal window, manifests, gate, fan-out."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aitrader.data.store import BarStore
+from aitrader.errors import DataError, ModelError
+from aitrader.features.context import load_context
+from aitrader.features.feature_engineering import build_features, model_feature_columns
+from aitrader.models.ml_predictor import MLPredictor
+from aitrader.models.registry import ModelRegistry
+from aitrader.models.training import load_dataset, make_splits, train_many, train_symbol
+from aitrader.paths import Home
+from tests.models import helpers
+from tests.models.helpers import END, FAST_MODELS, fast_settings, sample_home
+
+# Fixtures shared with the other model tests.
+_trained_master = helpers._trained_master
+trained_home = helpers.trained_home
+
+
+def test_dataset_is_purged_and_causal(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    home = sample_home(tmp_path)
+    s = fast_settings()
+    ds = load_dataset(home=home, settings=s, symbol="GOOG", end=pd.Timestamp(END))
+    bars = BarStore(home).read("GOOG", "1d", end=pd.Timestamp(END))
+    h = s.labels.horizon
+    # The last training row is `horizon` bars before the last bar <= END: its label is known at END.
+    assert ds.X.index[-1] == bars.index[-1 - h]
+    assert ds.y.notna().all()
+    # Features equal those computed from the full history (built on bars up to END only => causal).
+    store = BarStore(home)
+    full = build_features(store.read("GOOG", "1d"), load_context(store, s), timeframe="1d")
+    pd.testing.assert_frame_equal(ds.X, full.loc[ds.X.index, ds.feature_names], check_freq=False)
+    assert ds.feature_names == model_feature_columns(full)
+    # Warm-up rows with undefined long indicators are gone.
+    assert ds.X["ta_close_sma_200"].notna().all()
+
+
+def test_make_splits_shrinks_for_short_windows() -> None:
+    s = fast_settings()
+    s.models.walk_forward.train_window = 5000
+    splits, used = make_splits(800, s)
+    assert used["shrunk"] and len(splits) == 2
+    for train, test in splits:
+        assert train.max() < test.min() - s.labels.horizon + 1
+    with pytest.raises(DataError, match="too few"):
+        make_splits(80, s)
+
+
+def test_train_symbol_registers_gates_and_loads(trained_home: Home) -> None:
+    reg = ModelRegistry(trained_home.models)
+    s = fast_settings()
+    for name in FAST_MODELS:
+        cur = reg.current_version("GOOG", name)
+        assert cur is not None
+        man = json.loads((trained_home.models / "GOOG" / name / cur / "manifest.json").read_text())
+        assert man["training_window"]["last"] <= END
+        assert 0.0 <= man["metrics"]["auc"] <= 1.0
+        assert man["metrics"]["neg_log_loss"] == pytest.approx(-man["metrics"]["log_loss"])
+        assert "always_up_auc" in man["metrics"] and "prev_direction_auc" in man["metrics"]
+        assert man["walk_forward"]["n_splits"] == 2 and man["walk_forward"]["purge"] == s.labels.horizon
+        assert len(man["fingerprint"]) == 64
+    s.models.enabled = list(FAST_MODELS)  # type: ignore[assignment]
+    store = BarStore(trained_home)
+    feats = build_features(store.read("GOOG", "1d"), load_context(store, s), timeframe="1d")
+    pred = MLPredictor.from_registry(home=trained_home, settings=s, symbol="GOOG",
+                                     feature_names=model_feature_columns(feats))
+    assert not pred.load_errors
+    d = pred.decide(feats.iloc[-5:], symbol="GOOG")
+    assert [v.model for v in d.votes] == FAST_MODELS
+    assert all(v.error is None and 0 <= (v.prob_up or -1) <= 1 for v in d.votes)
+
+
+def test_second_training_goes_through_the_gate(trained_home: Home) -> None:
+    s = fast_settings()
+    s.models.promotion_tolerance = 0.0
+    reg = ModelRegistry(trained_home.models)
+    before = reg.current_version("GOOG", "rf")
+    old_auc = reg.read_manifest("GOOG", "rf", str(before))["metrics"]["auc"]
+    r = train_symbol(home=trained_home, settings=s, symbol="GOOG", models=["rf"], end="2008-09-30",
+                     progress=False)
+    res = r.results[0]
+    assert res.status in ("promoted", "candidate")
+    if res.metrics["auc"] >= old_auc:
+        assert res.status == "promoted" and reg.current_version("GOOG", "rf") == res.version
+    else:
+        assert res.status == "candidate" and reg.current_version("GOOG", "rf") == before
+        assert "kept as candidate" in res.reason
+
+
+def test_train_many_reports_bad_symbols_without_stopping(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    home = sample_home(tmp_path)
+    s = fast_settings()
+    reports = train_many(["NOPE", "GOOG"], home=home, settings=s, models=["lgbm"], end=END, progress=False)
+    assert reports[0].symbol == "NOPE" and "no stored bars for NOPE" in str(reports[0].error)
+    assert reports[1].ok and reports[1].results[0].status == "promoted"
+
+
+def test_dask_backend_without_dask_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("joblib")
+    try:
+        import dask  # noqa: F401
+
+        pytest.skip("dask is installed")
+    except ImportError:
+        pass
+    s = fast_settings()
+    s.models.n_jobs = 2
+    s.models.parallel_backend = "dask"
+    with pytest.raises(ModelError, match="dask"):
+        train_many(["GOOG", "SPX"], home=Home(tmp_path).ensure(), settings=s, models=["rf"], progress=False)
+
+
+def test_unknown_model_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ModelError, match="unknown model 'svm'"):
+        train_symbol(home=Home(tmp_path).ensure(), settings=fast_settings(), symbol="GOOG", models=["svm"])
+
+
+@pytest.mark.slow
+def test_all_six_models_train_and_vote(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    home = sample_home(tmp_path)
+    s = fast_settings()
+    s.models.walk_forward.train_window = 250
+    s.models.walk_forward.test_window = 100
+    r = train_symbol(home=home, settings=s, symbol="GOOG", end="2007-03-31", progress=False)
+    assert r.ok, r.format()
+    assert [m.model for m in r.results] == ["rf", "xgb", "lgbm", "lstm", "transformer", "ppo"]
+    pred = MLPredictor.from_registry(home=home, settings=s, symbol="GOOG")
+    assert sorted(pred.models) == sorted(s.models.enabled) and pred.context_rows >= 1
+    store = BarStore(home)
+    feats = build_features(store.read("GOOG", "1d"), load_context(store, s), timeframe="1d")
+    window = feats.iloc[-(pred.context_rows + 1):]
+    d = pred.decide(window, symbol="GOOG")
+    assert len(d.votes) == 6 and all(v.error is None for v in d.votes)
+    # The batch path on the same rows gives the same last-row probabilities.
+    batch = pred.predict_batch(feats.iloc[-(pred.context_rows + 20):])
+    live = {v.model: v.prob_up for v in d.votes}
+    for name in batch.columns:
+        assert batch[name].iloc[-1] == pytest.approx(live[name], abs=1e-6)
+    assert np.isfinite(batch.to_numpy()).all()
