@@ -23,6 +23,8 @@ from aitrader.trading.types import RiskEvent, RiskVerdict, TradeIntent
 
 # Fewer overlapping return observations than this and a correlation is noise: skip the check.
 MIN_CORRELATION_OBS = 10
+# An ATR stop closer than this fraction of the price is treated as no ATR (data glitch / flat bars).
+MIN_STOP_DISTANCE = 1e-4
 
 
 def tier_for(equity: float, tiers: list[TierConfig]) -> TierConfig:
@@ -268,6 +270,10 @@ class RiskManager:
         if take is not None and take <= 0:
             take = None  # a short's take-profit of >= 100% has no price
         atr = intent.atr if intent.atr is not None and math.isfinite(intent.atr) and intent.atr > 0 else None
+        if atr is not None and cfg.atr_stop_multiple * atr < price * MIN_STOP_DISTANCE:
+            # A (near-)zero ATR puts the stop on the price itself: no risk-based size exists.
+            events.append(RiskEvent(intent.symbol, "sizing", f"ATR {atr:g} too small to size on", "info"))
+            atr = None
 
         if cfg.sizing == "fixed_fraction":
             qty = sizing.fixed_fraction_shares(equity=equity, price=price, fraction=cfg.fixed_fraction)

@@ -22,8 +22,11 @@ def whole_shares(notional: float, price: float) -> int:
     """floor(notional / price); 0 when the price is unusable or less than one share fits."""
     if not _finite_positive(price) or not math.isfinite(notional) or notional <= 0:
         return 0
+    q = notional / price
+    if not math.isfinite(q):  # e.g. a subnormal per-share risk: no meaningful size
+        return 0
     # A tiny epsilon keeps 9500.0 / 95.0 from flooring to 99 through float error.
-    return max(int(math.floor(notional / price + 1e-9)), 0)
+    return max(int(math.floor(q + 1e-9)), 0)
 
 
 def fixed_fraction_shares(*, equity: float, price: float, fraction: float) -> int:
