@@ -116,7 +116,9 @@ def _default_tiers() -> list[TierConfig]:
 
 class RiskConfig(_Section):
     tiers: list[TierConfig] = Field(default_factory=_default_tiers)
-    sizing: Literal["fixed_fraction", "atr", "kelly"] = "fixed_fraction"
+    # all_in: sized like fixed_fraction for the risk checks, then the venue re-sizes the buy from
+    # cash at the fill price (OrderRequest.cash_fraction = fixed_fraction), as backtesting.py does.
+    sizing: Literal["fixed_fraction", "atr", "kelly", "all_in"] = "fixed_fraction"
     fixed_fraction: float = Field(0.95, gt=0, le=1)
     atr_stop_multiple: float = Field(2.0, gt=0)
     kelly_cap: float = Field(0.25, gt=0, le=1)

@@ -183,3 +183,19 @@ def test_standalone_fake_subprocess(goog: pd.DataFrame) -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_fake_single_symbol_endpoint_and_auth(fake: AlpacaFake, goog: pd.DataFrame) -> None:
+    import requests
+
+    headers = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
+    url = f"{fake.url}/v2/stocks/GOOG/bars"
+    params = {"timeframe": "1Day", "start": "2013-01-02T00:00:00Z", "end": "2013-03-28T23:00:00Z", "limit": "40"}
+    page1 = requests.get(url, params=params, headers=headers, timeout=5).json()
+    assert page1["symbol"] == "GOOG" and len(page1["bars"]) == 40 and page1["next_page_token"]
+    page2 = requests.get(url, params={**params, "page_token": page1["next_page_token"]}, headers=headers, timeout=5).json()
+    got = [b["c"] for b in page1["bars"] + page2["bars"]]
+    assert got == list(goog.loc["2013-01-02":"2013-03-28", "close"]) and page2["next_page_token"] is None
+    assert page1["bars"][0]["t"] == "2013-01-02T05:00:00Z"  # New York midnight in UTC
+    denied = requests.get(url, params=params, headers={**headers, "APCA-API-SECRET-KEY": "x"}, timeout=5)
+    assert denied.status_code == 401 and denied.json()["message"] == "request is not authorized"
