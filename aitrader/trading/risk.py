@@ -275,7 +275,8 @@ class RiskManager:
             events.append(RiskEvent(intent.symbol, "sizing", f"ATR {atr:g} too small to size on", "info"))
             atr = None
 
-        if cfg.sizing == "fixed_fraction":
+        if cfg.sizing in ("fixed_fraction", "all_in"):
+            # all_in: this is the estimate the limits check; the venue re-sizes from cash at fill.
             qty = sizing.fixed_fraction_shares(equity=equity, price=price, fraction=cfg.fixed_fraction)
         elif cfg.sizing == "atr":
             if atr is not None:

@@ -62,7 +62,7 @@ def exit_intents(
     At most one intent per symbol, by priority: end-of-day liquidation, stop-loss,
     trailing stop, take-profit. ``broker_brackets=True`` leaves the stop-loss and take-profit
     to the broker's bracket legs. Mutates ``state``: updates each held symbol's high-water
-    mark and drops symbols no longer held. ``now`` is accepted for the agent's journal
+    mark and drops symbols that have a bar in ``latest_bars`` but are no longer held. ``now`` is accepted for the agent's journal
     symmetry and future time-based exits.
     """
     del now  # not used yet: exits depend on prices and minutes_to_close only
@@ -123,6 +123,8 @@ def exit_intents(
         if not broker_brackets and take is not None and (close >= take if long else close <= take):
             out.append(intent("take_profit", close))
             continue
-    for sym in [s for s in state if s not in held]:
+    # Forget symbols that have a bar but no position any more (closed, or stopped out at the
+    # venue). Symbols without a bar are left alone: the caller may pass one symbol at a time.
+    for sym in [s for s in state if s in latest_bars and s not in held]:
         del state[sym]
     return out

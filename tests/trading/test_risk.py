@@ -147,6 +147,12 @@ def test_fixed_fraction_stops_long_and_short() -> None:
     assert (v.stop_loss, v.take_profit) == (pytest.approx(54.0), pytest.approx(40.0))
 
 
+def test_all_in_sizes_like_fixed_fraction() -> None:
+    rm = RiskManager(cfg(sizing="all_in", fixed_fraction=0.95), symbols=SYMS)
+    v = entry(rm, buy(price=100.0), account=acct(10_000))
+    assert v.approved and v.quantity == 95
+
+
 def test_atr_sizing_uses_tier_risk() -> None:
     # large tier (risk 1%) at equity 100,000: 250 shares, stop 46 (the reference example).
     rm = RiskManager(cfg(sizing="atr", atr_stop_multiple=2.0), symbols=SYMS)

@@ -45,7 +45,7 @@ class Scenario:
 def scenarios(draw: st.DrawFn) -> Scenario:
     syms = ALL_SYMS[: draw(st.integers(1, 3))]
     cfg = RiskConfig(
-        sizing=draw(st.sampled_from(["fixed_fraction", "atr", "kelly"])),
+        sizing=draw(st.sampled_from(["fixed_fraction", "atr", "kelly", "all_in"])),
         fixed_fraction=draw(st.floats(0.05, 1.0)),
         atr_stop_multiple=draw(st.floats(0.5, 4.0)),
         kelly_cap=draw(st.floats(0.05, 1.0)),

@@ -92,11 +92,13 @@ def test_eod_liquidation_before_close() -> None:
 
 def test_priority_one_intent_per_symbol_and_state_cleanup() -> None:
     cfg = RiskConfig(stop_loss_pct=0.05, trailing_stop_pct=0.02)
-    state: dict[str, Any] = {"GONE": {"side": "long", "hwm": 1.0}}
+    state: dict[str, Any] = {"GONE": {"side": "long", "hwm": 1.0}, "OTHER": {"side": "long", "hwm": 7.0}}
     pos = [Position("AAA", 10, 100.0), Position("ZERO", 0, 5.0)]
     # 94 breaks both the stop (95) and the trail (98): stop-loss wins, once.
-    assert run(pos, {"AAA": bar("AAA", 94.0)}, state, cfg) == [("AAA", "stop_loss", Side.SELL)]
-    assert set(state) == {"AAA"}
+    bars = {"AAA": bar("AAA", 94.0), "GONE": bar("GONE", 1.0)}
+    assert run(pos, bars, state, cfg) == [("AAA", "stop_loss", Side.SELL)]
+    # GONE has a bar and no position: forgotten. OTHER (no bar: called per symbol) is kept.
+    assert set(state) == {"AAA", "OTHER"}
 
 
 def test_pandas_row_bars_and_options_skipped() -> None:
