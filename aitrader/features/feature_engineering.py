@@ -22,7 +22,7 @@ import pandas as pd
 from aitrader.errors import DataError
 from aitrader.features.context import CONTEXT_COLUMNS, MarketContext, context_arrays
 from aitrader.features.fibonacci_utils import DEFAULT_LOOKBACK, FIB_COLUMNS, fibonacci_arrays
-from aitrader.features.indicators import INDICATOR_COLUMNS, OHLCV, RAW_COLUMNS, indicator_arrays
+from aitrader.features.indicators import INDICATOR_COLUMNS, OHLCV, RAW_COLUMNS, iter_indicator_arrays
 from aitrader.features.multi_timeframe import MTF_COLUMNS, MTF_RAW_COLUMNS, is_intraday, mtf_arrays
 
 FEATURE_COLUMNS: list[str] = INDICATOR_COLUMNS + FIB_COLUMNS + MTF_COLUMNS + CONTEXT_COLUMNS
@@ -100,7 +100,8 @@ def build_features(
             filled += 1
 
     if n:
-        put(indicator_arrays(a))
+        for group in iter_indicator_arrays(a):
+            put(group)  # stored and released group by group: lower peak memory
         put(fibonacci_arrays(a.high, a.low, a.close, lookback=fib_lookback))
         put(mtf_arrays(bars.index, a.open, a.high, a.low, a.close, intraday=intraday))
         put(context_arrays(bars.index, context, intraday=intraday))

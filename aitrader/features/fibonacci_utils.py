@@ -22,6 +22,7 @@ from aitrader.errors import DataError
 
 FIB_RATIOS: tuple[float, ...] = (0.236, 0.382, 0.5, 0.618, 0.786)
 DEFAULT_LOOKBACK = 55
+_CHUNK = 16_384  # windows per argmax call
 
 
 def ratio_tag(ratio: float) -> str:
@@ -57,8 +58,13 @@ def _rolling_arg(x: np.ndarray, lookback: int, *, find_max: bool) -> np.ndarray:
     idx = np.full(n, -1, dtype=np.int64)
     if n >= lookback:
         win = sliding_window_view(x, lookback)
-        rel = win.argmax(axis=1) if find_max else win.argmin(axis=1)
-        idx[lookback - 1 :] = rel + np.arange(n - lookback + 1)
+        out = idx[lookback - 1 :]
+        # numpy copies a strided view to reduce along its last axis: chunks keep that copy
+        # to a few MB instead of n * lookback values (440 MB for a million bars).
+        for lo in range(0, len(win), _CHUNK):
+            part = win[lo : lo + _CHUNK]
+            rel = part.argmax(axis=1) if find_max else part.argmin(axis=1)
+            out[lo : lo + len(part)] = rel + np.arange(lo, lo + len(part))
     return idx
 
 

@@ -19,7 +19,7 @@ the models. :data:`RAW_COLUMNS` lists the former.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,7 +80,9 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 def _rel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a / b - 1``: the scale-free distance of ``a`` from a level ``b``."""
-    return _ratio(a, b) - 1.0
+    out = _ratio(a, b)
+    out -= 1.0
+    return out
 
 
 def _lag(x: np.ndarray, k: int) -> np.ndarray:
@@ -224,11 +226,17 @@ ARRAY_FUNCTIONS: tuple[Callable[[OHLCV], Arrays], ...] = (
 )
 
 
+def iter_indicator_arrays(a: OHLCV) -> Iterator[Arrays]:
+    """The default indicators group by group (so a caller can store each and free it)."""
+    for fn in ARRAY_FUNCTIONS:
+        yield fn(a)
+
+
 def indicator_arrays(a: OHLCV) -> Arrays:
     """All default indicators as ``{column: array}`` in :data:`INDICATOR_COLUMNS` order."""
     out: Arrays = {}
-    for fn in ARRAY_FUNCTIONS:
-        out.update(fn(a))
+    for group in iter_indicator_arrays(a):
+        out.update(group)
     return out
 
 
