@@ -446,6 +446,10 @@ class ModelRegistry:
     def _resolve_class(self, model: str, manifest: Mapping[str, Any]) -> type[Model]:
         classes = self._model_classes if self._model_classes is not None else _default_model_classes()
         cls = classes.get(model)
+        if cls is None and model == "meta":  # the self-learned meta-model is always known
+            from aitrader.models.self_learn import MetaModel
+
+            cls = MetaModel
         if cls is None:
             raise ModelError(f"unknown model {model!r} (known: {', '.join(sorted(classes))})")
         recorded = str(manifest.get("class", ""))
