@@ -23,7 +23,13 @@ from aitrader.errors import DataError
 from aitrader.features.context import CONTEXT_COLUMNS, MarketContext, context_arrays
 from aitrader.features.fibonacci_utils import DEFAULT_LOOKBACK, FIB_COLUMNS, fibonacci_arrays
 from aitrader.features.indicators import INDICATOR_COLUMNS, OHLCV, RAW_COLUMNS, iter_indicator_arrays
-from aitrader.features.multi_timeframe import MTF_COLUMNS, MTF_RAW_COLUMNS, is_intraday, mtf_arrays
+from aitrader.features.multi_timeframe import (
+    MTF_COLUMNS,
+    MTF_RAW_COLUMNS,
+    YEAR_WINDOW,
+    is_intraday,
+    mtf_arrays,
+)
 
 FEATURE_COLUMNS: list[str] = INDICATOR_COLUMNS + FIB_COLUMNS + MTF_COLUMNS + CONTEXT_COLUMNS
 FEATURE_PREFIXES: tuple[str, ...] = ("ta_", "fib_", "mtf_", "ctx_")
@@ -51,6 +57,30 @@ def model_feature_columns(df: pd.DataFrame) -> list[str]:
     """The scale-free feature columns of ``df`` (in ``df``'s order) that the ML models should use."""
     known = set(FEATURE_COLUMNS)
     return [c for c in df.columns if c in known and c not in RAW_FEATURE_COLUMNS]
+
+
+def warmup_bars(tolerance: float = 1e-6) -> int:
+    """Bars of history after which no feature depends on where the series starts (within ``tolerance``).
+
+    Exponential indicators (EMA, MACD, RSI, ATR, ADX) are seeded from the first bars, and
+    the seed's weight decays as ``(1 - alpha)^k``; rolling windows need their full length.
+    A live run that builds features from the last N bars matches the features training
+    saw (built from the full history) to about ``tolerance`` relative once N exceeds
+    this. Day-based ``mtf_*`` windows of intraday bars also need 253 trading days.
+    The raw ``ta_obv`` level never converges (it is a running total): models do not use it.
+    """
+    if not 0 < tolerance < 1:
+        raise DataError(f"tolerance must be in (0, 1) (got {tolerance})")
+    from aitrader.features.indicators import MA_LENGTHS
+
+    def decay(alpha: float) -> int:
+        return int(np.ceil(np.log(tolerance) / np.log1p(-alpha)))
+
+    ema = max(decay(2.0 / (n + 1)) + n for n in MA_LENGTHS)
+    macd = decay(2.0 / 27) + 26 + 9
+    wilder = decay(1.0 / 14) + 2 * 14  # RSI, ATR, ADX (ADX smooths twice)
+    windows = max(max(MA_LENGTHS), YEAR_WINDOW + 1, DEFAULT_LOOKBACK)
+    return max(ema, macd, wilder, windows)
 
 
 def _intraday(index: pd.DatetimeIndex, timeframe: str | None) -> bool:

@@ -239,3 +239,21 @@ def test_bad_input_is_a_data_error(goog) -> None:
         build_features(goog, timeframe="2d")
     empty = build_features(goog.iloc[:0])
     assert list(empty.columns) == FEATURE_COLUMNS and len(empty) == 0
+
+
+def test_start_dependence_ends_after_warmup(spx) -> None:
+    """Features built from a shorter history (as live runs do) converge to the full-history ones."""
+    from aitrader.features.feature_engineering import warmup_bars
+
+    k = 500
+    full = build_features(spx)
+    late = build_features(spx.iloc[k:])
+    cols = model_feature_columns(full)
+    w = warmup_bars(1e-6)
+    assert 1000 < w < len(spx) - k - 500
+    a, b = full.iloc[k + w :][cols], late.iloc[w:][cols]
+    diff = (a - b).abs().max()
+    assert diff.max() < 1e-5, diff.sort_values().tail(3)
+    # ... but not during warm-up: the comparison above is not trivially true.
+    early = (full.iloc[k + 50 : k + 300][cols] - late.iloc[50:300][cols]).abs().max()
+    assert early["ta_close_ema_200"] > 1e-3
