@@ -1,0 +1,102 @@
+"""The models CLI end to end on the sample data in a temp home (fast subset of models)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aitrader.cli import main
+from aitrader.data.sample import import_sample
+from aitrader.paths import Home
+from tests.models.helpers import END, FAST_CONFIG
+
+
+@pytest.fixture()
+def cli_home(tmp_path: Path) -> tuple[list[str], Home]:
+    home = Home(tmp_path / "home").ensure()
+    import_sample(home, symbols=["GOOG", "SPX", "VIX"])
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text(FAST_CONFIG)
+    return ["--home", str(home.root), "--config", str(cfg)], home
+
+
+def test_train_evaluate_predict_list_promote_rollback(cli_home: tuple[list[str], Home],
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    base, home = cli_home
+    rc = main([*base, "train", "--symbols", "GOOG", "--models", "rf,xgb,lgbm", "--profile", "quick",
+               "--end", END, "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert out.count("promoted") >= 3 and "GOOG 1d:" in out
+
+    rc = main([*base, "evaluate", "--symbol", "GOOG", "--models", "rf,xgb,lgbm", "--end", END])
+    out = capsys.readouterr().out
+    assert rc == 0
+    for name in ("rf", "xgb", "lgbm", "ensemble", "always_up", "prev_direction"):
+        assert any(line.startswith(name) for line in out.splitlines()), name
+    assert "walk-forward expanding 2 splits" in out
+
+    rc = main([*base, "evaluate", "--symbol", "GOOG", "--models", "rf", "--end", END, "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0 and 0 <= data["metrics"]["rf"]["auc"] <= 1 and data["walk_forward"]["purge"] == 5
+
+    rc = main([*base, "predict", "--symbol", "GOOG", "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 0 and d["signal"] in ("buy", "sell", "hold") and d["timestamp"].startswith("2013-")
+    usable = [v for v in d["votes"] if v["error"] is None]
+    assert sorted(v["model"] for v in usable) == ["lgbm", "rf", "xgb"]
+    assert {v["model"] for v in d["votes"] if v["error"]} == {"lstm", "transformer", "ppo"}
+
+    rc = main([*base, "predict", "--symbol", "GOOG"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "decision:" in out and "lstm         ERROR  not loaded" in out
+
+    rc = main([*base, "models", "list", "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert rc == 0 and {(r["model"], r["status"]) for r in rows} == {("rf", "current"), ("xgb", "current"),
+                                                                    ("lgbm", "current")}
+    first_rf = next(r["version"] for r in rows if r["model"] == "rf")
+
+    # A second rf, promoted by hand, then rolled back.
+    assert main([*base, "train", "--symbols", "GOOG", "--models", "rf", "--end", "2008-12-31",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    main([*base, "models", "list", "--symbol", "GOOG", "--model", "rf", "--json"])
+    rf_rows = json.loads(capsys.readouterr().out)
+    second = next(r["version"] for r in rf_rows if r["version"] != first_rf)
+    assert main([*base, "models", "promote", "--symbol", "GOOG", "--model", "rf", "--version", second]) == 0
+    assert main([*base, "models", "rollback", "--symbol", "GOOG", "--model", "rf"]) == 0
+    assert f"rolled back to {first_rf}" in capsys.readouterr().out
+
+
+def test_user_errors_are_one_line(cli_home: tuple[list[str], Home], capsys: pytest.CaptureFixture[str]) -> None:
+    base, _ = cli_home
+    assert main([*base, "train", "--symbols", "GOOG", "--models", "svm"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "aitrader: error: unknown model 'svm': allowed rf, xgb, lgbm, lstm, transformer, ppo")
+    assert main([*base, "models", "rollback", "--symbol", "GOOG", "--model", "rf"]) == 2
+    assert "nothing to roll back" in capsys.readouterr().err
+    assert main([*base, "models", "promote", "--symbol", "GOOG", "--model", "rf", "--version", "x"]) == 2
+    assert "no version x" in capsys.readouterr().err
+    assert main([*base, "train", "--symbols", "GOOG", "--end", "yesterdayish"]) == 2
+    assert "bad --end" in capsys.readouterr().err
+
+
+def test_self_learn_without_journal(cli_home: tuple[list[str], Home], capsys: pytest.CaptureFixture[str]) -> None:
+    base, _ = cli_home
+    assert main([*base, "self-learn"]) == 0
+    assert capsys.readouterr().out.strip() == "no closed trades yet: nothing to learn"
+
+
+def test_retrain_cli_and_lock(cli_home: tuple[list[str], Home], capsys: pytest.CaptureFixture[str]) -> None:
+    from aitrader.models.locks import exclusive_lock, retrain_lock_path
+
+    base, home = cli_home
+    with exclusive_lock(retrain_lock_path(home)):
+        assert main([*base, "retrain", "--symbols", "GOOG", "--models", "rf"]) == 2
+    assert "aitrader: error: another retrain is running" in capsys.readouterr().err
+    rc = main([*base, "retrain", "--symbols", "GOOG", "--models", "rf", "--as-of", END, "--verbose"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "[step] clean: GOOG: OK" in out and "1 new version(s)" in out
