@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from aitrader.brokers.base import (
+    Bar,
     OptionContract,
     OptionQuote,
     OptionRight,
@@ -16,6 +19,7 @@ from aitrader.brokers.base import (
     OrderStatus,
     Side,
 )
+from aitrader.brokers.paper.broker import PaperBroker
 from aitrader.brokers.pricing import bs_delta
 from aitrader.config.settings import OptionsConfig
 from aitrader.errors import PermanentBrokerError, TemporaryBrokerError
@@ -258,3 +262,34 @@ def test_broker_errors_stop_safely() -> None:
     assert ex.status == "unfilled" and ex.working_order_id == "at-c" and len(b.requests) == 1
     assert "may still be working" in ex.reason
     assert execute_option_order(b, QUOTE, side=Side.BUY, quantity=0, client_order_id="z", cfg=CFG).status == "unfilled"
+
+
+# ---- against the real paper broker -------------------------------------------------------
+
+
+def test_plan_and_execute_on_paper_broker(tmp_path: Path, goog: pd.DataFrame) -> None:
+
+    broker = PaperBroker(db_path=tmp_path / "paper.db", initial_cash=100_000, fill_on="close")
+    window = goog.iloc[-30:]
+    for ts, row in window.iterrows():
+        broker.on_bar(Bar("GOOG", ts.to_pydatetime(), row.open, row.high, row.low, row.close, row.volume))
+    last_ts = window.index[-1]
+    spot = float(window["close"].iloc[-1])
+    chain = broker.option_chain("GOOG", as_of=last_ts.to_pydatetime())
+    cfg = OptionsConfig(enabled=True, min_dte=14, max_dte=60, target_delta=0.4, max_spread_pct=0.2,
+                        min_open_interest=0, min_volume=0, max_reprices=2)
+    plan = plan_option_trade(signal="buy", confidence=0.9, chain=chain, spot=spot, today=last_ts.date(), cfg=cfg,
+                             budget=10_000.0)
+    assert plan.action == "option" and plan.quote is not None and plan.contracts >= 1
+    c = plan.quote.contract
+    assert c.right is OptionRight.CALL and 14 <= (c.expiry - last_ts.date()).days <= 60
+    # Nearest to 0.40 among every eligible call (cross-check against a brute-force scan).
+    eligible = [x for x in chain if x.contract.right is OptionRight.CALL
+                and 14 <= (x.contract.expiry - last_ts.date()).days <= 60 and x.spread_pct <= 0.2]
+    assert abs(abs(plan.quote.delta or 0) - 0.4) == min(abs(abs(x.delta or 0) - 0.4) for x in eligible)
+    ex = execute_option_order(broker, plan.quote, side=Side.BUY, quantity=plan.contracts,
+                              client_order_id="at-GOOG-opt", cfg=cfg, sleep=lambda s: None)
+    assert ex.status == "filled", ex.reason
+    held = {p.symbol: p.quantity for p in broker.positions()}
+    assert held == {c.symbol: plan.contracts}
+    assert ex.avg_price is not None and plan.quote.bid <= ex.avg_price <= plan.quote.ask
