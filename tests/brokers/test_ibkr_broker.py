@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import socket
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
@@ -21,6 +23,7 @@ from aitrader.brokers.base import (
     Side,
 )
 from aitrader.brokers.ibkr import IBKRBroker
+from aitrader.brokers.ibkr.loop import IBLoop
 from aitrader.errors import PermanentBrokerError, TemporaryBrokerError
 from tests.fakes.fake_tws import FakeTWS
 
@@ -220,3 +223,36 @@ def test_option_chain_snapshot(broker: IBKRBroker, goog: pd.DataFrame) -> None:
         assert q.delta is not None and (q.delta > 0) == (q.contract.right is OptionRight.CALL)
     assert {q.contract.right for q in quotes} == {OptionRight.CALL, OptionRight.PUT}
     assert broker.on_bar(None) == []  # type: ignore[arg-type]
+
+
+def test_calls_from_another_thread_than_connect(broker: IBKRBroker) -> None:
+    """The agent's scheduler runs jobs on worker threads: the connection must not care."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        order = pool.submit(broker.submit, OrderRequest("cid-thr", "GOOG", Side.BUY, 4)).result(timeout=30)
+        positions = pool.submit(broker.positions).result(timeout=30)
+    assert order.status is OrderStatus.FILLED
+    assert [(p.symbol, p.quantity) for p in positions] == [("GOOG", 4.0)]
+    assert broker.get_order("cid-thr").filled_quantity == 4.0  # type: ignore[union-attr]
+
+
+def test_hung_tws_times_out_as_temporary_error(broker: IBKRBroker, tws: FakeTWS) -> None:
+    broker.timeout = 0.5
+    tws.silent = True
+    with pytest.raises(TemporaryBrokerError, match="timed out"):
+        broker.positions()
+    tws.silent = False
+    assert broker.positions() == []
+
+
+def test_ib_loop_runs_functions_and_coroutines_with_timeout() -> None:
+    loop = IBLoop("test-loop")
+    try:
+        assert loop.run(lambda: 41 + 1, timeout=1) == 42
+        assert loop.run(lambda: asyncio.sleep(0, result="ok"), timeout=1) == "ok"
+        with pytest.raises(TimeoutError):
+            loop.run(lambda: asyncio.sleep(5), timeout=0.1)
+        with pytest.raises(ZeroDivisionError):
+            loop.run(lambda: 1 / 0, timeout=1)
+    finally:
+        loop.stop()
+    assert not loop.alive

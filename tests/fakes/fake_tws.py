@@ -137,6 +137,7 @@ class FakeTWS:
         self._listener: socket.socket | None = None
         self._refuse_until = 0.0
         self._stopped = threading.Event()
+        self.silent = False  # True: read requests but answer none (a hung TWS)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FakeTWS:
@@ -234,7 +235,7 @@ class FakeTWS:
                 fields = self._read_msg(conn.sock)
                 with self.lock:
                     self.requests.append(fields)
-                    handler = self._handlers().get(int(fields[0]))
+                    handler = None if self.silent else self._handlers().get(int(fields[0]))
                     if handler is not None:
                         handler(conn, fields)
         except (ConnectionError, OSError, ValueError, IndexError):

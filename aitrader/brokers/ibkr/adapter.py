@@ -1,10 +1,10 @@
 """Interactive Brokers broker adapter (TWS / IB Gateway through ``ib_async``).
 
-Paper trading by default (TWS paper port 7497). The agent calls it synchronously from
-one thread; ``ib_async``'s sync API runs that thread's asyncio loop only while a call
-is in progress, so every call first "pumps" the loop briefly to process what TWS sent
-meanwhile (fills, status changes, a dropped socket) and every request is bounded by
-``timeout`` (``IB.RequestTimeout``).
+Paper trading by default (TWS paper port 7497). Callers are synchronous and may be on
+any thread (the agent's scheduler runs jobs on worker threads); the ``ib_async``
+connection lives on a private event-loop thread (:class:`~aitrader.brokers.ibkr.loop.IBLoop`)
+that processes TWS's pushes (fills, status changes, a dropped socket) as they arrive.
+Every request is bounded by ``timeout``; public calls are serialised by a lock.
 
 Connection states: after :meth:`IBKRBroker.connect` (which includes ib_async's startup
 sync of positions, open/completed orders, account values and executions) the broker is
@@ -27,6 +27,7 @@ import asyncio
 import datetime as dt
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -46,6 +47,7 @@ from aitrader.brokers.base import (
     Side,
 )
 from aitrader.brokers.ibkr import parse
+from aitrader.brokers.ibkr.loop import IBLoop
 from aitrader.errors import BrokerError, PermanentBrokerError, TemporaryBrokerError
 
 log = logging.getLogger(__name__)
@@ -89,12 +91,9 @@ class IBKRBroker:
         self.chain_strike_pct = chain_strike_pct
         self.chain_max_contracts = chain_max_contracts
         self._clock = clock
-        ib_async = _ib_module()
-        self._ib = ib_async.IB()
-        self._ib.RequestTimeout = self.timeout
-        self._ib.RaiseRequestErrors = True
-        self._ib.errorEvent += self._on_error
-        self._ib.disconnectedEvent += self._on_disconnected
+        self._lock = threading.RLock()
+        self._loop: IBLoop | None = None
+        self._ib: Any = None
         self._started = False  # connect() was called (and close() was not)
         self._synced = False
         self._link_down = False  # error 1100 until 1101/1102
@@ -116,29 +115,43 @@ class IBKRBroker:
     @property
     def ready(self) -> bool:
         """Connected, synced and IB's own connectivity up: safe to trade."""
-        self._pump()
-        return self._started and self._ib.isConnected() and self._synced and not self._link_down \
-            and not self._needs_resync
+        return self._started and self._ib is not None and self._ib.isConnected() and self._synced \
+            and not self._link_down and not self._needs_resync
 
     def connect(self) -> None:
         """Connect and sync state; raises :class:`TemporaryBrokerError` if TWS is unreachable."""
-        self._started = True
-        self._attempt, self._next_attempt = 0, 0.0
-        self._reconnect()
+        with self._lock:
+            if self._loop is None or not self._loop.alive:
+                self._loop = IBLoop(f"ibkr-broker-{self.client_id}")
+                self._ib = self._loop.run(self._make_ib, timeout=5)
+            self._started = True
+            self._attempt, self._next_attempt = 0, 0.0
+            self._reconnect()
+
+    def _make_ib(self) -> Any:
+        ib = _ib_module().IB()
+        ib.RaiseRequestErrors = True
+        ib.errorEvent += self._on_error
+        ib.disconnectedEvent += self._on_disconnected
+        return ib
 
     def close(self) -> None:
-        self._started = False
-        self._synced = False
-        try:
-            self._ib.disconnect()
-        except Exception as exc:  # closing must never raise: log and move on
-            log.debug("IBKR disconnect: %s", exc)
+        """Disconnect and stop the loop thread (a later connect() starts afresh)."""
+        with self._lock:
+            self._started = False
+            self._synced = False
+            if self._loop is not None:
+                try:
+                    self._loop.run(self._ib.disconnect, timeout=5)
+                except Exception as exc:  # closing must never raise: log and move on
+                    log.debug("IBKR disconnect: %s", exc)
+                self._loop.stop()
+                self._loop = None
 
     def ensure_ready(self) -> None:
         """Reconnect / re-sync if needed (subject to backoff); raise TemporaryBrokerError if not ready."""
-        if not self._started:
+        if not self._started or self._ib is None:
             raise TemporaryBrokerError("IBKR: not connected (call connect() first)")
-        self._pump()
         if self._ib.isConnected() and self._synced and not self._link_down:
             if self._needs_resync:
                 self._resync()
@@ -155,14 +168,15 @@ class IBKRBroker:
         ib_async = _ib_module()
         sf = ib_async.StartupFetch
         self._synced = False
+        fetch = sf.POSITIONS | sf.ORDERS_OPEN | sf.ORDERS_COMPLETE | sf.ACCOUNT_UPDATES | sf.EXECUTIONS
+        assert self._loop is not None
         try:
             if self._ib.client.isConnected():
-                self._ib.disconnect()
-            self._ib.connect(
+                self._loop.run(self._ib.disconnect, timeout=5)
+            self._loop.run(lambda: self._ib.connectAsync(
                 self.host, self.port, clientId=self.client_id, timeout=self.timeout,
-                account=self.account_id or "", raiseSyncErrors=True,
-                fetchFields=sf.POSITIONS | sf.ORDERS_OPEN | sf.ORDERS_COMPLETE | sf.ACCOUNT_UPDATES | sf.EXECUTIONS,
-            )
+                account=self.account_id or "", raiseSyncErrors=True, fetchFields=fetch,
+            ), timeout=3 * self.timeout)  # connect + a few sync rounds, each bounded by timeout
         except Exception as exc:
             delay = self.reconnect_backoff[min(self._attempt, len(self.reconnect_backoff) - 1)]
             self._attempt += 1
@@ -181,9 +195,9 @@ class IBKRBroker:
 
     def _resync(self) -> None:
         """Re-request state after IB restored connectivity (1101/1102)."""
-        self._call(self._ib.reqPositions)
-        self._call(self._ib.reqOpenOrders)
-        self._call(self._ib.reqExecutions)
+        self._call(self._ib.reqPositionsAsync)
+        self._call(self._ib.reqOpenOrdersAsync)
+        self._call(self._ib.reqExecutionsAsync)
         self._needs_resync = False
 
     def _on_disconnected(self) -> None:
@@ -199,19 +213,14 @@ class IBKRBroker:
         if parse.classify_error(code) is not parse.ErrorKind.INFO:
             log.info("IBKR error %s (reqId %s): %s", code, req_id, message)
 
-    def _pump(self, seconds: float = 0.01) -> None:
-        """Let the event loop process what TWS sent since the last call."""
-        if self._ib.client.isConnected():
-            try:
-                self._ib.sleep(seconds)
-            except Exception as exc:  # a socket error surfacing here is a disconnect
-                log.debug("IBKR pump: %s", exc)
-
-    def _call(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-        """Run one ib_async call, converting its errors at the boundary."""
+    def _call(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+        """Run ``fn(*args)`` on the loop thread (awaiting it if it is async), converting
+        ib_async's errors at the boundary."""
         ib_async = _ib_module()
+        if self._loop is None:
+            raise TemporaryBrokerError("IBKR: not connected (call connect() first)")
         try:
-            return fn(*args, **kw)
+            return self._loop.run(lambda: fn(*args), timeout=self.timeout if timeout is None else timeout)
         except ib_async.RequestError as exc:
             raise parse.error_to_exception(exc.code, exc.message) from None
         except TimeoutError as exc:
@@ -225,25 +234,30 @@ class IBKRBroker:
 
     # ------------------------------------------------------------------ reads
     def account(self) -> Account:
-        self.ensure_ready()
-        if self.account_id:
-            self._call(self._ib.reqAccountUpdates, self.account_id)
-        return parse.account_from_values(self._ib.accountValues(self.account_id or ""))
+        with self._lock:
+            self.ensure_ready()
+            if self.account_id:
+                self._call(self._ib.reqAccountUpdatesAsync, self.account_id)
+            values = self._call(lambda: list(self._ib.accountValues(self.account_id or "")))
+            return parse.account_from_values(values)
 
     def positions(self) -> list[Position]:
-        self.ensure_ready()
-        raw = self._call(self._ib.reqPositions)
-        return [parse.position_from_ib(p) for p in raw
-                if p.position != 0 and (not self.account_id or p.account == self.account_id)]
+        with self._lock:
+            self.ensure_ready()
+            raw = self._call(self._ib.reqPositionsAsync)
+            return [parse.position_from_ib(p) for p in raw
+                    if p.position != 0 and (not self.account_id or p.account == self.account_id)]
 
     def open_orders(self) -> list[Order]:
-        self.ensure_ready()
-        self._call(self._ib.reqOpenOrders)
-        return [parse.order_from_trade(t) for t in self._ib.openTrades()]
+        with self._lock:
+            self.ensure_ready()
+            self._call(self._ib.reqOpenOrdersAsync)
+            return self._call(lambda: [parse.order_from_trade(t) for t in self._ib.openTrades()])  # type: ignore[no-any-return]
 
     def get_order(self, client_order_id: str) -> Order | None:
-        self.ensure_ready()
-        return self._find(client_order_id)
+        with self._lock:
+            self.ensure_ready()
+            return self._call(self._find, client_order_id)  # type: ignore[no-any-return]
 
     def _find(self, client_order_id: str) -> Order | None:
         trades = [t for t in self._ib.trades() if t.order.orderRef == client_order_id]
@@ -253,10 +267,12 @@ class IBKRBroker:
         return parse.order_from_fills(fills)
 
     def fills_since(self, since: dt.datetime | None) -> list[Fill]:
-        self.ensure_ready()
-        self._call(self._ib.reqExecutions)
+        with self._lock:
+            self.ensure_ready()
+            self._call(self._ib.reqExecutionsAsync)
+            raw = self._call(lambda: list(self._ib.fills()))
         cutoff = parse.to_utc(since)
-        out = [parse.fill_from_ib(f) for f in self._ib.fills()]
+        out = [parse.fill_from_ib(f) for f in raw]
         out = [f for f in out if cutoff is None or f.timestamp >= cutoff]
         return sorted(out, key=lambda f: (f.timestamp, f.fill_id))
 
@@ -274,7 +290,7 @@ class IBKRBroker:
         if key in self._conids:
             return self._conids[key]
         try:
-            qualified = self._call(self._ib.qualifyContracts, c)
+            qualified = self._call(self._ib.qualifyContractsAsync, c)
         except PermanentBrokerError as exc:  # error 200: no security definition
             raise PermanentBrokerError(f"IBKR: unknown contract {key[1]} ({exc})") from None
         if not qualified or qualified[0] is None:
@@ -299,9 +315,13 @@ class IBKRBroker:
 
     def submit(self, request: OrderRequest) -> Order:
         """Place (or find the already placed) order for ``request.client_order_id``."""
+        with self._lock:
+            return self._submit(request)
+
+    def _submit(self, request: OrderRequest) -> Order:
         self.ensure_ready()
         r = request
-        existing = self._find(r.client_order_id)
+        existing = self._call(self._find, r.client_order_id)
         if existing is not None:
             log.info("IBKR: order %s already known (%s); not placing it again", r.client_order_id, existing.status)
             return existing
@@ -328,56 +348,66 @@ class IBKRBroker:
                 if i > 0:
                     o.orderId = self._call(self._ib.client.getReqId)
                     o.parentId = parent.orderId
-        trades = [self._call(self._ib.placeOrder, contract, o) for o in orders]
-        self._await_ack(trades[0], market=r.order_type is OrderType.MARKET)
-        err = _rejection(trades[0])
+        trades = self._call(lambda: [self._ib.placeOrder(contract, o) for o in orders])
+        self._call(self._await_ack, trades[0], r.order_type is OrderType.MARKET, timeout=self.timeout + 1)
+        err = self._call(_rejection, trades[0])
         if err is not None:
             raise err
-        return parse.order_from_trade(trades[0])
+        return self._call(parse.order_from_trade, trades[0])  # type: ignore[no-any-return]
 
-    def _await_ack(self, trade: Any, *, market: bool) -> None:
-        """Wait (bounded) until TWS acknowledges the order; for market orders, briefly for the fill."""
-        deadline = self._clock() + self.timeout
+    async def _await_ack(self, trade: Any, market: bool) -> None:
+        """On the loop: wait (bounded) until TWS acknowledges the order; for market
+        orders, up to ``fill_wait`` more for the fill. Not acknowledged in time is not an
+        error: the order is returned as NEW and found by its orderRef later."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         fill_deadline: float | None = None
-        while self._clock() < deadline:
-            status = trade.orderStatus.status
+        while loop.time() < deadline:
             if trade.isDone() or _rejection(trade) is not None:
                 return
-            if status not in ("PendingSubmit", "ApiPending"):
+            if trade.orderStatus.status not in ("PendingSubmit", "ApiPending"):
                 if not market:
                     return
-                fill_deadline = fill_deadline or min(deadline, self._clock() + self.fill_wait)
-                if self._clock() >= fill_deadline:
+                fill_deadline = fill_deadline or min(deadline, loop.time() + self.fill_wait)
+                if loop.time() >= fill_deadline:
                     return
             if not self._ib.client.isConnected():
-                raise TemporaryBrokerError("IBKR: connection lost while placing an order")
-            self._pump(0.02)
+                raise ConnectionError("connection lost while placing an order")
+            await asyncio.sleep(0.01)
+
+    async def _await_done(self, trades: list[Any]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while loop.time() < deadline and not all(t.isDone() for t in trades):
+            await asyncio.sleep(0.01)
 
     def cancel(self, client_order_id: str) -> None:
-        self.ensure_ready()
-        trades = [t for t in self._ib.trades() if t.order.orderRef == client_order_id]
-        live = [t for t in trades if not t.isDone()]
-        if not live:
-            if trades or self._find(client_order_id) is not None:
-                return  # already filled or cancelled: nothing to do
-            raise PermanentBrokerError(f"IBKR: cannot cancel {client_order_id}: unknown order")
-        for t in live:
-            self._call(self._ib.cancelOrder, t.order)
-        deadline = self._clock() + self.timeout
-        while self._clock() < deadline and not all(t.isDone() for t in live):
-            self._pump(0.02)
+        with self._lock:
+            self.ensure_ready()
+            trades = self._call(lambda: [t for t in self._ib.trades() if t.order.orderRef == client_order_id])
+            live = [t for t in trades if not t.isDone()]
+            if not live:
+                if trades or self._call(self._find, client_order_id) is not None:
+                    return  # already filled or cancelled: nothing to do
+                raise PermanentBrokerError(f"IBKR: cannot cancel {client_order_id}: unknown order")
+            self._call(lambda: [self._ib.cancelOrder(t.order) for t in live])
+            self._call(self._await_done, live, timeout=self.timeout + 1)
 
     # ------------------------------------------------------------------ options / market data
     def option_chain(self, underlying: str, *, as_of: dt.datetime) -> list[OptionQuote]:
         """Quotes for expiries within ``chain_max_days`` of ``as_of`` and strikes within
         ``chain_strike_pct`` of spot (snapshot market data). Returns [] (logged) when the
         account lacks the data (permissions / subscriptions)."""
-        self.ensure_ready()
+        with self._lock:
+            self.ensure_ready()
+            return self._option_chain(underlying, as_of)
+
+    def _option_chain(self, underlying: str, as_of: dt.datetime) -> list[OptionQuote]:
         ib_async = _ib_module()
         stock = self._contract(symbol=underlying, option=None)
         try:
-            chains = self._call(self._ib.reqSecDefOptParams, stock.symbol, "", "STK", stock.conId)
-            spot_t = self._call(self._ib.reqTickers, stock)
+            chains = self._call(self._ib.reqSecDefOptParamsAsync, stock.symbol, "", "STK", stock.conId)
+            spot_t = self._call(self._ib.reqTickersAsync, stock)
         except PermanentBrokerError as exc:
             log.warning("IBKR: no option chain for %s: %s", underlying, exc)
             return []
@@ -401,8 +431,8 @@ class IBKRBroker:
         if not contracts:
             return []
         try:  # snapshot tickers need conIds: qualify first (unknown strikes come back None)
-            qualified = [c for c in self._call(self._ib.qualifyContracts, *contracts) if c is not None]
-            tickers = self._call(self._ib.reqTickers, *qualified) if qualified else []
+            qualified = [c for c in self._call(self._ib.qualifyContractsAsync, *contracts) if c is not None]
+            tickers = self._call(self._ib.reqTickersAsync, *qualified) if qualified else []
         except PermanentBrokerError as exc:
             log.warning("IBKR: option quotes for %s unavailable: %s", underlying, exc)
             return []

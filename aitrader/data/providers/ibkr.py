@@ -25,6 +25,7 @@ import collections
 import datetime as dt
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aitrader.brokers.ibkr.loop import IBLoop
 from aitrader.data.bars import BAR_COLUMNS, check_symbol, parse_timeframe
 from aitrader.errors import DataError, ProviderError
 
@@ -91,6 +93,8 @@ class IBKRProvider:
         self._sleep, self._clock = sleep, clock
         self._sent: collections.deque[float] = collections.deque()  # request times, for pacing
         self._ib: Any = None
+        self._loop: IBLoop | None = None
+        self._lock = threading.Lock()  # one get_bars at a time (pacing is per connection)
         self.requests_made = 0
 
     @classmethod
@@ -108,25 +112,32 @@ class IBKRProvider:
         if self._ib is not None and self._ib.isConnected():
             return self._ib
         ib_async = _ib_module()
-        ib = ib_async.IB()
-        ib.RequestTimeout = self.timeout
+        if self._loop is None or not self._loop.alive:
+            self._loop = IBLoop(f"ibkr-data-{self.client_id}")
+        ib = self._loop.run(ib_async.IB, timeout=5)
         ib.RaiseRequestErrors = True
         try:
             # readonly + no startup fetch: a data connection needs no orders or account sync
-            ib.connect(self.host, self.port, clientId=self.client_id, timeout=self.connect_timeout,
-                       readonly=True, fetchFields=ib_async.StartupFetchNONE)
+            self._loop.run(lambda: ib.connectAsync(self.host, self.port, clientId=self.client_id,
+                                                   timeout=self.connect_timeout, readonly=True,
+                                                   fetchFields=ib_async.StartupFetchNONE),
+                           timeout=self.connect_timeout + self.timeout)
         except Exception as exc:
             raise ProviderError(f"cannot reach TWS/IB Gateway at {self.host}:{self.port}: {_one_line(exc)}") from None
         self._ib = ib
         return ib
 
     def close(self) -> None:
-        if self._ib is not None:
-            try:
-                self._ib.disconnect()
-            except Exception as exc:  # closing must not raise
-                log.debug("IBKR provider disconnect: %s", exc)
-            self._ib = None
+        """Disconnect and stop the loop thread (the next get_bars reconnects)."""
+        if self._loop is not None:
+            if self._ib is not None:
+                try:
+                    self._loop.run(self._ib.disconnect, timeout=5)
+                except Exception as exc:  # closing must not raise
+                    log.debug("IBKR provider disconnect: %s", exc)
+            self._loop.stop()
+        self._ib = None
+        self._loop = None
 
     # ------------------------------------------------------------------ pacing
     def _pace(self) -> None:
@@ -149,6 +160,10 @@ class IBKRProvider:
     # ------------------------------------------------------------------ bars
     def get_bars(self, symbol: str, timeframe: str, start: pd.Timestamp, end: pd.Timestamp | None = None) -> pd.DataFrame:
         """Bars with ``start <= timestamp <= end`` in the canonical format (see module doc)."""
+        with self._lock:
+            return self._get_bars(symbol, timeframe, start, end)
+
+    def _get_bars(self, symbol: str, timeframe: str, start: pd.Timestamp, end: pd.Timestamp | None) -> pd.DataFrame:
         sym = check_symbol(symbol)
         parse_timeframe(timeframe)  # DataError naming the allowed ones
         if timeframe not in BAR_SIZES:
@@ -199,11 +214,14 @@ class IBKRProvider:
         end_dt = "" if end is None else end.tz_localize(NY).to_pydatetime()
         self._pace()
         self.requests_made += 1
+        assert self._loop is not None
         try:
-            bars = ib.reqHistoricalData(contract, endDateTime=end_dt, durationStr=duration,
-                                        barSizeSetting=BAR_SIZES[timeframe], whatToShow=what,
-                                        useRTH=contract.secType != "CASH",  # FX trades around the clock
-                                        formatDate=2, timeout=self.timeout)
+            # timeout=0 inside: ib_async would return an empty list on its own timeout, which
+            # reads as "no data"; our loop.run timeout raises instead
+            bars = self._loop.run(lambda: ib.reqHistoricalDataAsync(
+                contract, endDateTime=end_dt, durationStr=duration, barSizeSetting=BAR_SIZES[timeframe],
+                whatToShow=what, useRTH=contract.secType != "CASH",  # FX trades around the clock
+                formatDate=2, timeout=0), timeout=self.timeout)
         except ib_async.RequestError as exc:
             if exc.code == 162 and _NO_DATA.search(exc.message):
                 return _empty()
