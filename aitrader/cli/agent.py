@@ -82,7 +82,7 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
         raise DataError(f"--until {until.date()} is before --start {start.date()}")
 
     parts = build_parts(home=ctx.home, settings=settings, broker_name=broker_name, strategy=args.strategy,
-                        symbols=symbols, live=args.live)
+                        symbols=symbols, live=args.live, replay=feed_kind == "replay")
     engine = DecisionEngine(settings=settings, broker=parts.broker, journal=parts.journal, signals=parts.signals,
                             risk=parts.risk, context=parts.context, calendar=parts.calendar)
     agent = Agent(engine=engine, journal=parts.journal, symbols=symbols, history_bars=settings.agent.history_bars,

@@ -165,6 +165,10 @@ class AgentConfig(_Section):
     stale_after_bars: float = Field(3.0, gt=0)
     history_bars: int = Field(400, ge=50)
     heartbeat_stale_seconds: float = Field(300.0, gt=0)
+    # SQLite durability for live/paper-on-venue runs. WAL + NORMAL already survives a
+    # process crash (SIGKILL); FULL also survives power loss, at one fsync per commit.
+    # Replays always use NORMAL.
+    journal_sync: Literal["FULL", "NORMAL"] = "FULL"
 
 
 class DashboardConfig(_Section):

@@ -146,8 +146,8 @@ class Agent:
             self.machine.to(AgentState.STOPPING, reason)
         with contextlib.suppress(AitraderError):
             self.summary.final_equity = self.broker.account().equity
-        self.summary.final_state = self.machine.state.value
         self.machine.to(AgentState.STOPPED, reason)
+        self.summary.final_state = self.machine.state.value
         self.broker.close()
 
     def halt(self, reason: str) -> None:

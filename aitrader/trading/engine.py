@@ -95,17 +95,20 @@ class DecisionEngine:
         since = self.journal.get_state("fills_cursor")
         since_dt = pd.Timestamp(since).to_pydatetime() if since else None
         new: list[Fill] = []
-        for fill in self.broker.fills_since(since_dt):
-            if self.journal.record_fill(fill):
-                new.append(fill)
-        if new:
-            latest = max(pd.Timestamp(f.timestamp) for f in new)
-            if since is None or latest > pd.Timestamp(since):
-                self.journal.set_state("fills_cursor", latest.isoformat())
-        for row in self.journal.open_orders():
-            order = self.broker.get_order(row["client_order_id"])
-            if order is not None:
-                self.journal.update_order(order)
+        fills = self.broker.fills_since(since_dt)
+        open_rows = self.journal.open_orders()
+        orders = [self.broker.get_order(row["client_order_id"]) for row in open_rows]
+        with self.journal.transaction():  # one commit for the whole sync
+            for fill in fills:
+                if self.journal.record_fill(fill):
+                    new.append(fill)
+            if new:
+                latest = max(pd.Timestamp(f.timestamp) for f in new)
+                if since is None or latest > pd.Timestamp(since):
+                    self.journal.set_state("fills_cursor", latest.isoformat())
+            for order in orders:
+                if order is not None:
+                    self.journal.update_order(order)
         return new
 
     # ----------------------------------------------------------------- tick
@@ -140,13 +143,15 @@ class DecisionEngine:
             # refresh after orders so later symbols see the new exposure
             positions = self.broker.positions()
             account = self.broker.account()
-        self.journal.set_state(STOPS_KEY, stops_state)
-        if hasattr(self.risk, "state"):
-            self.journal.set_state(RISK_KEY, self.risk.state())
         account = self.broker.account()
-        self.journal.record_equity(ts.to_pydatetime(), account)
-        self.journal.record_positions(ts.to_pydatetime(), self.broker.positions())
-        self.journal.set_state(CURSOR_KEY, ts.isoformat())
+        positions = self.broker.positions()
+        with self.journal.transaction():  # the end of a tick is one atomic commit
+            self.journal.set_state(STOPS_KEY, stops_state)
+            if hasattr(self.risk, "state"):
+                self.journal.set_state(RISK_KEY, self.risk.state())
+            self.journal.record_equity(ts.to_pydatetime(), account)
+            self.journal.record_positions(ts.to_pydatetime(), positions)
+            self.journal.set_state(CURSOR_KEY, ts.isoformat())
         result.equity = account.equity
         result.latency_s = time.perf_counter() - t0
         return result
@@ -208,6 +213,11 @@ class DecisionEngine:
             self._record_decision(decision, ts, "hold", rule_reasons)
             return
         self._execute(intent, ts, account, positions, day_start, decision, result, rule_reasons=rule_reasons)
+
+    def _bar_close(self, symbol: str) -> float | None:
+        history: History | None = getattr(self, "_history", None)
+        df = history.get(symbol) if history is not None else None
+        return float(df["close"].iloc[-1]) if df is not None and len(df) else None
 
     def _managed_exits(
         self, symbol: str, ts: pd.Timestamp, window: pd.DataFrame, positions: list[Position], stops_state: dict
@@ -344,6 +354,7 @@ class DecisionEngine:
                     model_versions=self.signals.versions(decision.symbol) if decision.policy != "risk" else {},
                     final_action=action,
                     rule_reasons=rule_reasons,
+                    bar_close=self._bar_close(decision.symbol),
                 )
             )
         except JournalError:

@@ -174,6 +174,10 @@ class LiveFeed:
         tf = parse_timeframe(self.timeframes[symbol])
         start = pd.Timestamp.now(tz="America/New_York").tz_localize(None) - tf * self.lookback_bars * 3
         df = self.provider.get_bars(symbol, self.timeframes[symbol], start=max(start, pd.Timestamp("1970-01-02")))
+        if len(df) == 0:
+            # Nothing recent (a feed of older bars, e.g. a test venue): take what there is.
+            df = self.provider.get_bars(symbol, self.timeframes[symbol], start=pd.Timestamp("1970-01-02"))
+        df = df.iloc[-self.lookback_bars :]
         if len(df):
             self.last_seen[symbol] = df.index[-1]
         self.last_arrival[symbol] = self._clock()

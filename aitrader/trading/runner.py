@@ -33,12 +33,13 @@ def check_live(settings: Settings, *, live_flag: bool) -> None:
 
 
 def make_broker(name: str, *, settings: Settings, home: Home, live: bool = False,
-                secrets: Secrets | None = None) -> Broker:
+                secrets: Secrets | None = None, synchronous: str = "FULL") -> Broker:
     """The broker adapter for ``name`` (paper is its own adapter, not a flag)."""
     if name == "paper":
         from aitrader.brokers.paper import PaperBroker
 
-        return PaperBroker.from_settings(settings, db_path=home.journal)
+        return PaperBroker.from_settings(settings, db_path=home.journal,
+                                         synchronous="NORMAL" if synchronous == "NORMAL" else "FULL")
     secrets = secrets or Secrets.from_env()
     if name == "alpaca":
         from aitrader.brokers.alpaca import AlpacaBroker
@@ -98,13 +99,15 @@ class Parts:
 
 
 def build_parts(*, home: Home, settings: Settings, broker_name: str, strategy: str, symbols: list[str],
-                live: bool = False, strategy_params: dict[str, Any] | None = None) -> Parts:
+                live: bool = False, strategy_params: dict[str, Any] | None = None,
+                replay: bool = False) -> Parts:
     from aitrader.journal import Journal
     from aitrader.trading.risk import RiskManager
 
     home.ensure()
-    journal = Journal.open(home.journal)
-    broker = make_broker(broker_name, settings=settings, home=home, live=live)
+    sync = "NORMAL" if replay else settings.agent.journal_sync
+    journal = Journal.open(home.journal, synchronous=sync)
+    broker = make_broker(broker_name, settings=settings, home=home, live=live, synchronous=sync)
     signals = make_signals(strategy, home=home, settings=settings, symbols=symbols, params=strategy_params)
     risk = RiskManager(settings.risk, symbols=symbols)
     return Parts(journal, broker, signals, risk, load_context(home, settings), load_calendar(settings))

@@ -36,6 +36,7 @@ from aitrader.brokers.base import (
     Side,
     TimeInForce,
 )
+from aitrader.brokers.paper import fills
 from aitrader.brokers.paper.options import DEFAULT_VOL, intrinsic, model_price, realized_vol, synth_chain
 from aitrader.brokers.paper.store import MarkRec, PaperState, PaperStore, PositionRec, WorkingOrder
 from aitrader.errors import PermanentBrokerError
@@ -72,6 +73,8 @@ class PaperBroker:
         self.commission_per_trade = float(commission_per_trade)
         self.option_commission = float(option_commission_per_contract)
         self.fill_on = fill_on
+        self.costs = fills.CostModel(slippage=self.slippage, commission_per_share=self.commission_per_share,
+                                     commission_min=self.commission_min, commission_per_trade=self.commission_per_trade)
         self.allow_short = bool(allow_short)
         self.rate = float(risk_free_rate)
         self.periods_per_year = float(periods_per_year)
@@ -91,7 +94,7 @@ class PaperBroker:
         self._in_event = False
 
     @classmethod
-    def from_settings(cls, settings: Any, *, db_path: Path) -> PaperBroker:
+    def from_settings(cls, settings: Any, *, db_path: Path, synchronous: Synchronous = "FULL") -> PaperBroker:
         """Build from :class:`aitrader.config.Settings` (broker section, risk.allow_short, timeframe)."""
         b = settings.broker
         return cls(db_path=db_path, initial_cash=b.initial_cash, slippage_bps=b.slippage_bps,
@@ -99,7 +102,8 @@ class PaperBroker:
                    commission_per_trade=b.commission_per_trade,
                    option_commission_per_contract=b.option_commission_per_contract,
                    allow_short=settings.risk.allow_short,
-                   periods_per_year=PERIODS_PER_YEAR.get(settings.timeframe, 252.0))
+                   periods_per_year=PERIODS_PER_YEAR.get(settings.timeframe, 252.0),
+                   synchronous=synchronous)
 
     # -- events: one atomic transaction each ---------------------------------------------
 
@@ -377,9 +381,7 @@ class PaperBroker:
     def _commission(self, r: OrderRequest, qty: float) -> float:
         if r.asset_class is AssetClass.OPTION:
             return self.option_commission * qty
-        if self.commission_per_trade > 0:
-            return self.commission_per_trade
-        return max(self.commission_min, self.commission_per_share * qty)
+        return self.costs.commission(qty)
 
     def _estimate_price(self, r: OrderRequest) -> float | None:
         """Submit-time price estimate for the buying-power check (last close; None if unknown)."""
@@ -429,21 +431,16 @@ class PaperBroker:
                 return None
             return px
         o, h, lo = float(bar.open), float(bar.high), float(bar.low)
-        slip = 1 + self.slippage if buy else 1 - self.slippage
         if r.order_type is OrderType.MARKET:
-            return o * slip
+            return fills.market_price(o, buy=buy, slippage=self.slippage)
         if r.order_type is OrderType.LIMIT:
-            lim = float(r.limit_price or 0)
-            if buy:
-                return min(o, lim) if lo <= lim else None
-            return max(o, lim) if h >= lim else None
+            return fills.limit_price(o, h, lo, buy=buy, limit=float(r.limit_price or 0))
         stop = float(r.stop_price or 0)
-        touched = h >= stop if buy else lo <= stop
-        if not touched:
-            return None
-        base = max(o, stop) if buy else min(o, stop)  # gap through the stop: the open
         if r.order_type is OrderType.STOP:
-            return base * slip
+            return fills.stop_price(o, h, lo, buy=buy, stop=stop, slippage=self.slippage)
+        base = fills.stop_base(o, h, lo, buy=buy, stop=stop)  # gap through the stop: the open
+        if base is None:
+            return None
         lim = float(r.limit_price or 0)  # stop-limit: trades at the stop/open only within the limit
         return base if (base <= lim if buy else base >= lim) else None
 
@@ -486,12 +483,8 @@ class PaperBroker:
 
     def _size_by_cash(self, r: OrderRequest, price: float) -> float:
         """Whole units such that units * price * multiplier + commission <= cash_fraction * cash."""
-        budget = float(r.cash_fraction or 0) * self._s.cash
-        unit = price * self._multiplier(r)
-        qty = math.floor(budget / unit) if unit > 0 else 0
-        while qty > 0 and qty * unit + self._commission(r, qty) > budget + _EPS:
-            qty -= 1
-        return float(qty)
+        return fills.size_by_cash(cash=self._s.cash, fraction=float(r.cash_fraction or 0),
+                                  unit_price=price * self._multiplier(r), commission=lambda q: self._commission(r, q))
 
     def _book_fill(self, w: WorkingOrder, *, qty: float, price: float, commission: float, ts: pd.Timestamp) -> None:
         r = w.request
