@@ -44,7 +44,11 @@ CONTEXT_COLUMNS: list[str] = _SPX_COLUMNS + _VIX_COLUMNS + ["ctx_breadth"]
 
 @dataclass(frozen=True)
 class MarketContext:
-    """Daily context series: SPX bars (``close`` used), VIX bars (``close``) and a breadth series."""
+    """Daily context series: SPX bars (``close`` used), VIX bars (``close``) and a breadth series.
+
+    Treat the wrapped series as read-only: their features are computed once per instance
+    and reused (make a new instance, e.g. with :meth:`cut`, for different data).
+    """
 
     spx: pd.DataFrame | None = None
     vix: pd.DataFrame | None = None
@@ -100,22 +104,45 @@ def vix_features(vix: pd.DataFrame) -> pd.DataFrame:
 def asof_join(bars_index: pd.DatetimeIndex, right: pd.DataFrame, *, intraday: bool) -> pd.DataFrame:
     """Join daily ``right`` onto ``bars_index`` backwards in time (see the module docstring).
 
-    Intraday bars are keyed by their date and matched with ``allow_exact_matches=False``,
-    so a bar at 10:00 on day D sees the context of day D-1 at the latest.
+    Same result as ``pd.merge_asof(direction="backward")`` with ``allow_exact_matches``
+    True for daily bars and False for intraday bars keyed by their date (so a bar at
+    10:00 on day D sees the context of day D-1 at the latest), done with a binary search
+    because the live loop calls it for every bar.
     """
-    n = len(bars_index)
-    if n == 0 or len(right) == 0:
-        return pd.DataFrame(np.nan, index=bars_index, columns=right.columns, dtype=np.float64)
+    if not right.index.is_monotonic_increasing:
+        raise DataError("context: timestamps are not sorted")
     key = bars_index.normalize() if intraday else bars_index
-    # Both keys in one resolution: merge_asof refuses mixed datetime units.
-    left = pd.DataFrame({"_key": key.as_unit("ns")})
-    r = right.copy()
-    r.index = pd.DatetimeIndex(r.index).as_unit("ns")
-    r = r.rename_axis("_key").reset_index()
-    joined = pd.merge_asof(left, r, on="_key", direction="backward", allow_exact_matches=not intraday)
-    out = joined.drop(columns="_key")
-    out.index = bars_index
-    return out.astype(np.float64)
+    # One resolution for both sides: indexes may be stored in s, us or ns.
+    left_ns = pd.DatetimeIndex(key).as_unit("ns").asi8
+    right_ns = pd.DatetimeIndex(right.index).as_unit("ns").asi8
+    pos = np.searchsorted(right_ns, left_ns, side="left" if intraday else "right") - 1
+    values = right.to_numpy(dtype=np.float64)
+    out = np.full((len(bars_index), right.shape[1]), np.nan)
+    found = pos >= 0
+    if len(values):
+        out[found] = values[pos[found]]
+    return pd.DataFrame(out, index=bars_index, columns=right.columns)
+
+
+def _context_parts(context: MarketContext) -> list[pd.DataFrame]:
+    """The context features on their own timelines, computed once per MarketContext."""
+    cached = context.__dict__.get("_parts")
+    if cached is not None:
+        return cached
+    parts: list[pd.DataFrame] = []
+    if context.spx is not None:
+        parts.append(spx_features(context.spx))
+    if context.vix is not None:
+        parts.append(vix_features(context.vix))
+    if context.breadth is not None:
+        b = context.breadth.astype(np.float64)
+        b = b[b.notna()]
+        if not b.index.is_monotonic_increasing:
+            raise DataError("context breadth: timestamps are not sorted")
+        parts.append(pd.DataFrame({"ctx_breadth": b}, index=b.index))
+    # Memoised on the (frozen) instance: the live loop joins the same context every bar.
+    object.__setattr__(context, "_parts", parts)
+    return parts
 
 
 def context_arrays(
@@ -126,16 +153,7 @@ def context_arrays(
     out = {c: np.full(n, np.nan) for c in CONTEXT_COLUMNS}
     if context is None:
         return out
-    parts: list[pd.DataFrame] = []
-    if context.spx is not None:
-        parts.append(spx_features(context.spx))
-    if context.vix is not None:
-        parts.append(vix_features(context.vix))
-    if context.breadth is not None:
-        b = context.breadth.astype(np.float64)
-        b = b[b.notna()]
-        parts.append(pd.DataFrame({"ctx_breadth": b}, index=b.index))
-    for part in parts:
+    for part in _context_parts(context):
         joined = asof_join(bars_index, part, intraday=intraday)
         for col in part.columns:
             out[col] = joined[col].to_numpy(np.float64)

@@ -257,3 +257,23 @@ def test_start_dependence_ends_after_warmup(spx) -> None:
     # ... but not during warm-up: the comparison above is not trivially true.
     early = (full.iloc[k + 50 : k + 300][cols] - late.iloc[50:300][cols]).abs().max()
     assert early["ta_close_ema_200"] > 1e-3
+
+
+@pytest.mark.parametrize("intraday", [False, True])
+def test_asof_join_equals_merge_asof(intraday, eurusd, goog, vix) -> None:
+    """The binary-search join is pandas' merge_asof (backward; exact matches only for daily bars)."""
+    from aitrader.features.context import vix_features
+
+    right = vix_features(vix)
+    bars_idx = eurusd.index if intraday else pd.DatetimeIndex(vix.index[::2].union(goog.index[-50:]))
+    ours = asof_join(bars_idx, right, intraday=intraday)
+    key = bars_idx.normalize() if intraday else bars_idx
+    ref = pd.merge_asof(
+        pd.DataFrame({"k": key.as_unit("ns")}),
+        right.rename_axis("k").reset_index().assign(k=lambda d: d["k"].astype("datetime64[ns]")),
+        on="k",
+        direction="backward",
+        allow_exact_matches=not intraday,
+    ).drop(columns="k")
+    assert ours["ctx_vix"].notna().sum() > 500
+    np.testing.assert_array_equal(ours.to_numpy(), ref.to_numpy())
