@@ -24,21 +24,16 @@ import torch
 from torch import nn
 
 from aitrader.errors import ModelError
+from aitrader.features.sequence_utils import make_windows
 from aitrader.models.base import BaseModel
 from aitrader.paths import atomic_path
 
 
 def _windows(X: np.ndarray, length: int) -> np.ndarray:
-    """(n, f) -> (n, length, f): the window ending at each row, zero-padded before row 0.
-
-    Private helper (``aitrader.features.sequence_utils.make_windows`` did not exist when this
-    was written); zero padding equals the training mean because ``X`` is already scaled.
-    """
-    n, f = X.shape
-    padded = np.concatenate([np.zeros((length - 1, f), dtype=np.float32), X.astype(np.float32)], axis=0)
-    win = np.lib.stride_tricks.sliding_window_view(padded, (length, f))[:, 0]
-    assert win.shape == (n, length, f)
-    return np.ascontiguousarray(win)
+    """(n, f) -> (n, length, f) float32: the window ending at each row, zero-padded before row 0
+    (zero = the training mean, because ``X`` is already scaled)."""
+    windows, _mask = make_windows(X, length)
+    return np.ascontiguousarray(windows, dtype=np.float32)
 
 
 class _LSTMNet(nn.Module):
