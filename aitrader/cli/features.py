@@ -64,6 +64,16 @@ def cmd_features(args: argparse.Namespace, ctx: Context) -> int:
         symbol = check_symbol(args.symbol)
         pairs = [(symbol, args.timeframe or settings.timeframe_for(symbol))]
     context = load_context(store, settings)
+    have = [
+        name
+        for name, part in (("SPX", context.spx), ("VIX", context.vix), ("breadth", context.breadth))
+        if part is not None
+    ]
+    print(
+        f"market context: {', '.join(have)}"
+        if have
+        else "market context: none stored (ctx_ columns will be NaN)"
+    )
     written = 0
     for symbol, timeframe in pairs:
         if args.all:

@@ -277,3 +277,16 @@ def test_asof_join_equals_merge_asof(intraday, eurusd, goog, vix) -> None:
     ).drop(columns="k")
     assert ours["ctx_vix"].notna().sum() > 500
     np.testing.assert_array_equal(ours.to_numpy(), ref.to_numpy())
+
+
+def test_rolling_argmax_across_chunks() -> None:
+    """The chunked rolling arg-max/min equals the one-shot computation over several chunks."""
+    from aitrader.features import fibonacci_utils as fu
+
+    x = np.random.default_rng(3).normal(size=3 * fu._CHUNK + 123)
+    win = np.lib.stride_tricks.sliding_window_view(x, 55)
+    for find_max in (True, False):
+        got = fu._rolling_arg(x, 55, find_max=find_max)
+        rel = win.argmax(axis=1) if find_max else win.argmin(axis=1)
+        np.testing.assert_array_equal(got[54:], rel + np.arange(len(rel)))
+        assert (got[:54] == -1).all()
