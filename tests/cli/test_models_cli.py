@@ -100,3 +100,34 @@ def test_retrain_cli_and_lock(cli_home: tuple[list[str], Home], capsys: pytest.C
     rc = main([*base, "retrain", "--symbols", "GOOG", "--models", "rf", "--as-of", END, "--verbose"])
     out = capsys.readouterr().out
     assert rc == 0 and "[step] clean: GOOG: OK" in out and "1 new version(s)" in out
+
+
+@pytest.mark.e2e
+def test_cron_wrapper_logs_and_never_overlaps(tmp_path: Path) -> None:
+    import fcntl
+    import os
+    import shutil
+    import subprocess
+
+    from aitrader.paths import repo_root
+
+    if shutil.which("flock") is None:
+        pytest.skip("flock(1) not installed")
+    inst = tmp_path / "inst"
+    inst.mkdir()
+    (inst / ".venv").symlink_to(repo_root() / ".venv")
+    script = repo_root() / "cron" / "ai_agent_cron.sh"
+    env = {**os.environ, "AITRADER_INSTALL_DIR": str(inst), "AITRADER_HOME": str(tmp_path / "home")}
+    done = subprocess.run(["bash", str(script), "self-learn"], env=env, capture_output=True, text=True, timeout=120)
+    log = (inst / "logs" / "cron-self-learn.log").read_text()
+    assert done.returncode == 0, log
+    assert "start: aitrader self-learn" in log and "no closed trades yet: nothing to learn" in log
+    assert "end: aitrader self-learn rc=0" in log
+    with open(inst / "logs" / ".cron-self-learn.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        again = subprocess.run(["bash", str(script), "self-learn"], env=env, capture_output=True, text=True,
+                               timeout=60)
+    assert again.returncode == 0
+    assert (inst / "logs" / "cron-self-learn.log").read_text().rstrip().endswith("previous run still going: skipped")
+    bad = subprocess.run(["bash", str(script), "x;rm"], env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "usage" in bad.stderr
