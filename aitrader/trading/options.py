@@ -10,6 +10,7 @@ option, the stock fallback and a skip, with the reason the journal records.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import time
@@ -30,7 +31,7 @@ from aitrader.brokers.base import (
 )
 from aitrader.brokers.pricing import bs_delta
 from aitrader.config.settings import OptionsConfig
-from aitrader.errors import BrokerError
+from aitrader.errors import BrokerError, PermanentBrokerError
 from aitrader.models.types import Signal
 
 DAYS_PER_YEAR = 365.0
@@ -175,74 +176,83 @@ def execute_option_order(
     through ``sleep``), then is canceled before the next is sent, with ids
     ``client_order_id``, ``client_order_id-r1``, ``-r2``... so a restart never doubles an
     attempt. Partial fills carry over: the next attempt only asks for the rest. A broker error
-    stops the sequence and is the reason; if a cancel cannot be confirmed the order id is
-    returned in ``working_order_id`` and nothing more is sent (no double exposure).
+    stops the sequence and is the reason; the order is then canceled on a best-effort basis
+    and, if it cannot be confirmed closed, its id is returned in ``working_order_id`` and
+    nothing more is sent (never two live orders for one intent).
     """
     if quantity < 1:
         return OptionExecution("unfilled", 0.0, None, f"quantity {quantity} < 1 contract")
     prices = limit_prices(quote, side=side, max_reprices=cfg.max_reprices)
-    attempts: list[OptionAttempt] = []
-    filled, notional = 0.0, 0.0
-    reason = ""
-    working: str | None = None
-
-    def result(why: str) -> OptionExecution:
-        avg = notional / filled if filled > 0 else None
-        status: Literal["filled", "partially_filled", "unfilled"] = (
-            "filled" if filled >= quantity else "partially_filled" if filled > 0 else "unfilled")
-        return OptionExecution(status, filled, avg, why, attempts, working)
-
+    book = _Book(quantity)
     for k, px in enumerate(prices):
         cid = client_order_id if k == 0 else f"{client_order_id}-r{k}"
-        remaining = quantity - filled
+        remaining = quantity - book.filled
         req = OrderRequest(client_order_id=cid, symbol=quote.contract.underlying, side=side, quantity=remaining,
                            order_type=OrderType.LIMIT, limit_price=px, time_in_force=TimeInForce.DAY,
                            asset_class=AssetClass.OPTION, option=quote.contract)
+        order: Order | None = None
         try:
-            order: Order | None = broker.submit(req)
+            order = broker.submit(req)
             waited = 0.0
-            while order is not None and order.status.is_open and waited < cfg.order_timeout_seconds:
+            while order.status.is_open and waited < cfg.order_timeout_seconds:
                 step = min(poll, cfg.order_timeout_seconds - waited)
                 sleep(step)
                 waited += step
                 order = broker.get_order(cid) or order
-            if order is not None and order.status.is_open:
-                try:
-                    broker.cancel(cid)
-                except BrokerError as exc:
-                    working = cid
-                    reason = f"cancel of {cid} failed ({exc}); order may still be working"
-                    order = broker.get_order(cid) or order
-                    _account(attempts, cid, px, remaining, order)
-                    filled, notional = _add_fill(filled, notional, order)
-                    return result(reason)
+            if order.status.is_open:
+                broker.cancel(cid)
                 # A fill can race the cancel: read the final state before re-pricing.
                 order = broker.get_order(cid) or order
         except BrokerError as exc:
-            attempts.append(OptionAttempt(cid, px, remaining, 0.0, "error"))
-            return result(f"broker error on {cid}: {exc}")
-        _account(attempts, cid, px, remaining, order)
-        filled, notional = _add_fill(filled, notional, order)
-        if filled >= quantity:
-            return result(f"filled {filled:g} @ {notional / filled:.2f} after {k + 1} attempt(s)")
-        if order is not None and order.status in (OrderStatus.REJECTED, OrderStatus.EXPIRED):
-            return result(f"{cid} {order.status.value}: {order.reason or 'no reason given'}")
-    reason = (f"not filled after {len(prices)} attempt(s) ({cfg.max_reprices} re-price(s), "
-              f"last limit {prices[-1]:.2f}, {cfg.order_timeout_seconds:g}s each)")
-    return result(reason)
+            if order is None and isinstance(exc, PermanentBrokerError):
+                book.attempts.append(OptionAttempt(cid, px, remaining, 0.0, "rejected"))
+                return book.result(f"broker rejected {cid}: {exc}")
+            # Unknown outcome (lost submit answer, failed poll or cancel): the order may be live.
+            order, open_ = _settle_after_error(broker, cid, order)
+            book.record(cid, px, remaining, order)
+            book.working = cid if open_ else None
+            return book.result(f"broker error on {cid}: {exc}" + ("; order may still be working" if open_ else ""))
+        book.record(cid, px, remaining, order)
+        if book.filled >= quantity:
+            return book.result(f"filled {book.filled:g} @ {book.notional / book.filled:.2f} after {k + 1} attempt(s)")
+        if order.status in (OrderStatus.REJECTED, OrderStatus.EXPIRED):
+            return book.result(f"{cid} {order.status.value}: {order.reason or 'no reason given'}")
+    return book.result(f"not filled after {len(prices)} attempt(s) ({cfg.max_reprices} re-price(s), "
+                       f"last limit {prices[-1]:.2f}, {cfg.order_timeout_seconds:g}s each)")
 
 
-def _account(attempts: list[OptionAttempt], cid: str, px: float, qty: float, order: Order | None) -> None:
-    st = order.status.value if order is not None else "unknown"
-    got = order.filled_quantity if order is not None else 0.0
-    attempts.append(OptionAttempt(cid, px, qty, got, st))
+@dataclass
+class _Book:
+    """Running totals over the attempts of one option execution."""
+
+    quantity: int
+    filled: float = 0.0
+    notional: float = 0.0
+    attempts: list[OptionAttempt] = field(default_factory=list)
+    working: str | None = None
+
+    def record(self, cid: str, px: float, qty: float, order: Order | None) -> None:
+        got = order.filled_quantity if order is not None else 0.0
+        self.attempts.append(OptionAttempt(cid, px, qty, got, order.status.value if order is not None else "unknown"))
+        if order is not None and got > 0:
+            price = order.avg_fill_price if order.avg_fill_price is not None else (order.limit_price or 0.0)
+            self.filled += got
+            self.notional += got * price
+
+    def result(self, reason: str) -> OptionExecution:
+        status: Literal["filled", "partially_filled", "unfilled"] = (
+            "filled" if self.filled >= self.quantity else "partially_filled" if self.filled > 0 else "unfilled")
+        avg = self.notional / self.filled if self.filled > 0 else None
+        return OptionExecution(status, self.filled, avg, reason, list(self.attempts), self.working)
 
 
-def _add_fill(filled: float, notional: float, order: Order | None) -> tuple[float, float]:
-    if order is None or order.filled_quantity <= 0:
-        return filled, notional
-    price = order.avg_fill_price if order.avg_fill_price is not None else (order.limit_price or 0.0)
-    return filled + order.filled_quantity, notional + order.filled_quantity * price
+def _settle_after_error(broker: OptionBroker, cid: str, order: Order | None) -> tuple[Order | None, bool]:
+    """Best effort after a broker error: cancel, re-read; True when it may still be working."""
+    with contextlib.suppress(BrokerError):
+        broker.cancel(cid)
+    with contextlib.suppress(BrokerError):
+        order = broker.get_order(cid) or order
+    return order, order is None or order.status.is_open
 
 
 # ---- planning ----------------------------------------------------------------------------

@@ -140,8 +140,10 @@ class FakeBroker:
     """Fills a limit order once its price reaches ``fill_at`` (buys) after ``delay_polls`` polls."""
 
     def __init__(self, *, fill_at: float | None, delay_polls: int = 0, partial: float | None = None,
-                 reject: bool = False, cancel_error: bool = False, fill_on_cancel: bool = False) -> None:
+                 reject: bool = False, cancel_error: bool = False, fill_on_cancel: bool = False,
+                 lost_submit: bool = False, poll_errors: int = 0) -> None:
         self.fill_at, self.delay, self.partial = fill_at, delay_polls, partial
+        self.lost_submit, self.poll_errors = lost_submit, poll_errors
         self.reject, self.cancel_error, self.fill_on_cancel = reject, cancel_error, fill_on_cancel
         self.orders: dict[str, Order] = {}
         self.requests: list[OrderRequest] = []
@@ -156,6 +158,8 @@ class FakeBroker:
                   OrderStatus.ACCEPTED, limit_price=request.limit_price, option=request.option)
         self.orders[o.client_order_id] = o
         self.polls[o.client_order_id] = 0
+        if self.lost_submit:  # the venue took it, the answer never came back
+            raise TemporaryBrokerError("read timeout")
         return self._maybe_fill(o)
 
     def _reaches(self, o: Order) -> bool:
@@ -175,6 +179,9 @@ class FakeBroker:
         return o
 
     def get_order(self, client_order_id: str) -> Order | None:
+        if self.poll_errors:
+            self.poll_errors -= 1
+            raise TemporaryBrokerError("connection reset")
         self.polls[client_order_id] += 1
         return self._maybe_fill(self.orders[client_order_id])
 
@@ -255,7 +262,8 @@ def test_fill_racing_cancel_is_counted() -> None:
 def test_broker_errors_stop_safely() -> None:
     ex = execute_option_order(FakeBroker(fill_at=None, reject=True), QUOTE, side=Side.BUY, quantity=1,
                               client_order_id="at-e", cfg=CFG, sleep=lambda s: None)
-    assert ex.status == "unfilled" and ex.reason == "broker error on at-e: insufficient option buying power"
+    assert ex.status == "unfilled" and ex.reason == "broker rejected at-e: insufficient option buying power"
+    assert ex.working_order_id is None
     b = FakeBroker(fill_at=None, cancel_error=True)
     ex = execute_option_order(b, QUOTE, side=Side.BUY, quantity=1, client_order_id="at-c", cfg=CFG,
                               sleep=lambda s: None)
@@ -293,3 +301,23 @@ def test_plan_and_execute_on_paper_broker(tmp_path: Path, goog: pd.DataFrame) ->
     held = {p.symbol: p.quantity for p in broker.positions()}
     assert held == {c.symbol: plan.contracts}
     assert ex.avg_price is not None and plan.quote.bid <= ex.avg_price <= plan.quote.ask
+
+
+def test_unknown_outcome_errors_cancel_and_report() -> None:
+    # Lost submit answer: the order is live at the venue; it is canceled and confirmed closed.
+    b = FakeBroker(fill_at=None, lost_submit=True)
+    ex = execute_option_order(b, QUOTE, side=Side.BUY, quantity=1, client_order_id="at-l", cfg=CFG,
+                              sleep=lambda s: None)
+    assert ex.status == "unfilled" and b.canceled == ["at-l"] and ex.working_order_id is None
+    assert ex.reason == "broker error on at-l: read timeout"
+    # A poll fails: cancel, re-read, stop (no re-price while the state was unknown).
+    b = FakeBroker(fill_at=None, poll_errors=1)
+    ex = execute_option_order(b, QUOTE, side=Side.BUY, quantity=1, client_order_id="at-g", cfg=CFG,
+                              sleep=lambda s: None)
+    assert len(b.requests) == 1 and b.canceled == ["at-g"] and ex.working_order_id is None
+    assert ex.attempts[-1].status == "canceled"
+    # Poll and the re-read both fail and the cancel fails: the order may still be working.
+    b = FakeBroker(fill_at=None, poll_errors=5, cancel_error=True)
+    ex = execute_option_order(b, QUOTE, side=Side.BUY, quantity=1, client_order_id="at-w", cfg=CFG,
+                              sleep=lambda s: None)
+    assert ex.working_order_id == "at-w" and ex.reason.endswith("order may still be working")
