@@ -23,7 +23,7 @@ from aitrader.trading.types import TradeIntent
 ALL_SYMS = ["AAA", "BBB", "CCC"]
 EPS = 1e-6
 
-PROPS = settings(max_examples=250, deadline=None, derandomize=True,
+PROPS = settings(max_examples=400, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 # A price move is mostly small, sometimes a gap (split-like, crash or squeeze).
