@@ -1,0 +1,366 @@
+"""Backtests on the agent's own decision path.
+
+Two ways to run the same semantics:
+
+* ``mode="agent"``: the real :class:`~aitrader.trading.agent.Agent` and
+  :class:`~aitrader.trading.engine.DecisionEngine` replay the stored bars bar by bar
+  through a :class:`~aitrader.brokers.paper.PaperBroker` and a journal in a temporary
+  directory (the reference; tens of ms per bar).
+* ``mode="fast"``: decisions for every bar in one batch (``strategy.signals(bars)`` or
+  ``MLPredictor.predict_batch`` + ``decide_from_row``), then :func:`aitrader.backtest.fast.simulate`.
+  Tests show both give the same orders, trades and equity.
+
+``mode="auto"`` uses the fast path and falls back to the agent path (saying why) when the
+run needs something only the engine has (see :func:`aitrader.backtest.fast.check_supported`).
+
+Features: both paths use :func:`~aitrader.features.feature_engineering.build_features`
+computed once over all stored bars up to the end of the run; row t depends only on bars
+up to t (the feature tests prove causality on real data), so this is exactly what the
+agent computes at t from the full history, and what training sees.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from aitrader.config import Settings
+from aitrader.errors import ConfigError, DataError, ModelError
+from aitrader.models.types import EnsembleDecision
+from aitrader.paths import Home
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["auto", "fast", "agent"]
+_SIG = {"buy": 1, "sell": -1, "hold": 0}
+
+
+@dataclass
+class BacktestResult:
+    """Everything a report needs; ``equity``/``benchmark`` are indexed by bar time."""
+
+    symbol: str
+    strategy: str
+    mode: str
+    equity: pd.Series
+    benchmark: pd.Series
+    trades: pd.DataFrame  # entry_time, exit_time, entry_price, exit_price, size, pnl, return_pct, commission
+    fills: pd.DataFrame  # time, side, quantity, price, commission, client_order_id
+    bars: pd.DataFrame  # the traded span
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    hit_rates: pd.DataFrame | None = None  # per model, rolling (ensemble runs)
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- signal sources
+class PredictorSignals:
+    """The ensemble as a signal source over given predictors (an isolated models dir, or a
+    walk-forward schedule: ``[(first_bar_time, predictor), ...]`` oldest first)."""
+
+    name = "ensemble"
+
+    def __init__(self, schedule: Sequence[tuple[pd.Timestamp, Any]]) -> None:
+        if not schedule:
+            raise ModelError("ensemble backtest: no predictor")
+        self.schedule = list(schedule)
+        self._starts = pd.DatetimeIndex([s for s, _ in self.schedule])
+
+    def predictor_at(self, ts: pd.Timestamp) -> Any:
+        k = max(int(self._starts.searchsorted(pd.Timestamp(ts), side="right")) - 1, 0)
+        return self.schedule[k][1]
+
+    def decide(self, features: pd.DataFrame, bars: pd.DataFrame, *, symbol: str,
+               timestamp: pd.Timestamp) -> EnsembleDecision:
+        decision: EnsembleDecision = self.predictor_at(timestamp).decide(features, symbol=symbol, timestamp=timestamp)
+        return decision
+
+    def versions(self, symbol: str) -> dict[str, str]:
+        return dict(self.schedule[-1][1].model_versions)
+
+
+def load_predictor(*, models_home: Home, settings: Settings, symbol: str) -> Any:
+    """The symbol's current ensemble from ``models_home``; a ModelError when nothing is trained."""
+    from aitrader.models.ml_predictor import MLPredictor
+
+    pred = MLPredictor.from_registry(home=models_home, settings=settings, symbol=symbol)
+    if not pred.models:
+        raise ModelError(f"no trained models for {symbol} in {models_home.models}: run "
+                         f"'aitrader train --symbols {symbol}' first, or pick a rule strategy (--strategy sma_cross)")
+    return pred
+
+
+def batch_decisions(source: Any, features: pd.DataFrame, bars: pd.DataFrame, *,
+                    symbol: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame | None]:
+    """Signal (+1/-1/0) and confidence per bar of ``bars`` in one batch, plus model P(up) (ensemble).
+
+    ``features`` and ``bars`` are aligned and may start earlier than the traded span (rule
+    strategies need the history); the ensemble path calls the same decision function the
+    bar-by-bar path uses (``decide_from_row``) on each row.
+    """
+    if isinstance(source, PredictorSignals):
+        sig = np.zeros(len(bars), dtype=np.int8)
+        conf = np.zeros(len(bars))
+        probs_parts = []
+        bounds = [*source._starts[1:], None]
+        for k0, ((start, pred), stop) in enumerate(zip(source.schedule, bounds, strict=True)):
+            mask = np.ones(len(bars), dtype=bool)
+            if k0 > 0:
+                mask &= bars.index >= start
+            if stop is not None:
+                mask &= bars.index < stop
+            rows = np.flatnonzero(mask)
+            if not len(rows):
+                continue
+            feats = features.iloc[rows]
+            probs = pred.predict_batch(feats)
+            probs_parts.append(probs)
+            for k, r in enumerate(rows):
+                d = pred.decide_from_row(probs.iloc[k], symbol=symbol, timestamp=bars.index[r],
+                                         features_row=feats.iloc[[k]] if pred.meta is not None else None)
+                sig[r] = _SIG[d.signal]
+                conf[r] = d.confidence
+        probs_all = pd.concat(probs_parts) if probs_parts else None
+        return sig, conf, probs_all
+    sig = np.asarray(source.signals(bars), dtype=np.int8)
+    return sig, np.where(sig != 0, 1.0, 0.0), None
+
+
+# --------------------------------------------------------------------------- features
+class FeatureLookup:
+    """``features_fn`` for the engine: the precomputed causal rows up to the window's last bar."""
+
+    def __init__(self, features: pd.DataFrame) -> None:
+        self.features = features
+
+    def __call__(self, window: pd.DataFrame, context: Any = None) -> pd.DataFrame:
+        end = int(self.features.index.searchsorted(window.index[-1], side="right"))
+        if end == 0 or self.features.index[end - 1] != window.index[-1]:
+            raise DataError(f"no features for bar {window.index[-1]}")
+        return self.features.iloc[max(0, end - len(window)):end]
+
+
+def compute_features(bars: pd.DataFrame, *, home: Home, settings: Settings, symbol: str) -> pd.DataFrame:
+    from aitrader.data.store import BarStore
+    from aitrader.features.context import load_context
+    from aitrader.features.feature_engineering import build_features
+
+    context = load_context(BarStore(home), settings)
+    return build_features(bars, context, timeframe=settings.timeframe_for(symbol))
+
+
+# --------------------------------------------------------------------------- data
+def load_span(*, home: Home, settings: Settings, symbol: str, start: pd.Timestamp | None,
+              end: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(all stored bars up to ``end``, the traded span ``[start, end]``); DataError when empty."""
+    from aitrader.data.bars import check_symbol
+    from aitrader.data.store import BarStore
+
+    symbol = check_symbol(symbol)
+    if start is not None and end is not None and end < start:
+        raise DataError(f"--end {end.date()} is before --start {start.date()}")
+    full = BarStore(home).read(symbol, settings.timeframe_for(symbol))
+    hist = full.loc[full.index <= end] if end is not None else full
+    span = hist.loc[hist.index >= start] if start is not None else hist
+    if len(span) < 2:
+        have = f"{full.index[0].date()}..{full.index[-1].date()}" if len(full) else "none"
+        raise DataError(f"{symbol}: {len(span)} bar(s) between {start.date() if start is not None else 'start'} and "
+                        f"{end.date() if end is not None else 'end'} (stored: {have}); need at least 2")
+    return hist, span
+
+
+def make_source(strategy: str, params: dict[str, Any]) -> Any:
+    from aitrader.trading.strategies import make_strategy
+
+    return make_strategy(strategy, **params)
+
+
+def check_history(source: Any, hist: pd.DataFrame, span: pd.DataFrame, *, symbol: str) -> None:
+    """A rule strategy needs ``warmup`` bars before it can say anything in the span."""
+    need = int(getattr(source, "warmup", 1))
+    have = len(hist)
+    if have < need + 2:
+        raise DataError(f"{symbol}: too little data for {source.name} {source.params()}: needs more than {need + 1} "
+                        f"bars, {have} stored up to the end of the run")
+
+
+# --------------------------------------------------------------------------- runs
+def run_fast(*, hist: pd.DataFrame, span: pd.DataFrame, source: Any, features: pd.DataFrame | None,
+             settings: Settings, symbol: str, fill_on: str) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame | None]:
+    """Batch decisions + fast simulation: (equity, fills, model probabilities or None)."""
+    from aitrader.backtest.fast import simulate
+
+    first = len(hist) - len(span)
+    if isinstance(source, PredictorSignals):
+        assert features is not None
+        sig, conf, probs = batch_decisions(source, features.iloc[first:], span, symbol=symbol)
+    else:
+        sig_all, conf_all, probs = batch_decisions(source, features if features is not None else hist, hist,
+                                                   symbol=symbol)
+        sig, conf = sig_all[first:], conf_all[first:]
+    feats = features.iloc[first:] if features is not None else None
+    res = simulate(span, sig, settings=settings, symbol=symbol, confidence=conf, features=feats, fill_on=fill_on)
+    return res.equity, res.fills, probs
+
+
+def run_agent(*, hist: pd.DataFrame, span: pd.DataFrame, source: Any, features: pd.DataFrame,
+              settings: Settings, symbol: str, fill_on: str, workdir: Path) -> tuple[pd.Series, pd.DataFrame]:
+    """The real agent, bar by bar, on a PaperBroker and journal under ``workdir``: (equity, fills)."""
+    from aitrader.brokers.paper import PaperBroker
+    from aitrader.journal import Journal
+    from aitrader.journal.queries import JournalReader
+    from aitrader.trading.agent import Agent
+    from aitrader.trading.engine import DecisionEngine
+    from aitrader.trading.feeds import ReplayFeed
+    from aitrader.trading.risk import RiskManager
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = workdir / "journal.sqlite"
+    journal = Journal.open(db, synchronous="NORMAL")
+    b = settings.broker
+    broker = PaperBroker(db_path=db, initial_cash=b.initial_cash, slippage_bps=b.slippage_bps,
+                         commission_per_share=b.commission_per_share, commission_min=b.commission_min,
+                         commission_per_trade=b.commission_per_trade, fill_on=fill_on,  # type: ignore[arg-type]
+                         allow_short=settings.risk.allow_short, synchronous="NORMAL")
+    engine = DecisionEngine(settings=settings, broker=broker, journal=journal, signals=source,
+                            risk=RiskManager(settings.risk, symbols=[symbol]), features_fn=FeatureLookup(features))
+    size = max(settings.agent.history_bars, int(getattr(source, "warmup", 1)) + 2)
+    agent = Agent(engine=engine, journal=journal, symbols=[symbol], history_bars=size)
+    try:
+        summary = agent.run_replay(ReplayFeed({symbol: hist}, start=span.index[0], until=span.index[-1]))
+    finally:
+        journal.close()
+    if summary.halted_reason:
+        raise DataError(f"backtest halted: {summary.halted_reason}")
+    reader = JournalReader(db)
+    curve = reader.equity_curve()["equity"].astype(float)
+    curve.index = pd.DatetimeIndex(curve.index)
+    equity = curve.reindex(span.index).ffill().fillna(b.initial_cash).rename("equity")
+    f = reader.trades(symbol=symbol)
+    fills = pd.DataFrame({"time": pd.DatetimeIndex(f["ts"]) if len(f) else pd.DatetimeIndex([]),
+                          "side": f["side"].astype(str).to_numpy(), "quantity": f["quantity"].astype(float).to_numpy(),
+                          "price": f["price"].astype(float).to_numpy(),
+                          "commission": f["commission"].astype(float).to_numpy(),
+                          "client_order_id": f["client_order_id"].astype(str).to_numpy()})
+    return equity, fills
+
+
+def run_backtest(
+    *,
+    home: Home,
+    settings: Settings,
+    symbol: str,
+    strategy: str = "ensemble",
+    params: dict[str, Any] | None = None,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+    fill_on: str = "next_open",
+    mode: Mode = "auto",
+    models_home: Home | None = None,
+    source: Any = None,
+    workdir: Path | None = None,
+    say: Callable[[str], None] | None = None,
+) -> BacktestResult:
+    """Backtest one symbol with a rule strategy or the ensemble (see module docstring).
+
+    ``source`` overrides the signal source (e.g. a walk-forward :class:`PredictorSignals`);
+    ``models_home`` is where the ensemble's models are read from (default ``home``).
+    """
+    from aitrader.backtest.fast import UnsupportedByFastPath, check_supported, round_trips
+    from aitrader.backtest.metrics import compute_metrics
+
+    if fill_on not in ("next_open", "close"):
+        raise ConfigError(f"--fill-on must be next_open or close (got {fill_on!r})")
+    params = dict(params or {})
+    symbol = symbol.upper()
+    hist, span = load_span(home=home, settings=settings, symbol=symbol, start=start, end=end)
+    if source is None:
+        if strategy in ("ensemble", "ml"):
+            source = PredictorSignals([(span.index[0], load_predictor(models_home=models_home or home,
+                                                                      settings=settings, symbol=symbol))])
+        else:
+            source = make_source(strategy, params)
+    if not isinstance(source, PredictorSignals):
+        check_history(source, hist, span, symbol=symbol)
+    need_features = (isinstance(source, PredictorSignals) or settings.rules.enabled
+                     or settings.risk.sizing == "atr" or mode != "fast")
+    features = compute_features(hist, home=home, settings=settings, symbol=symbol) if need_features else None
+    notes: list[str] = []
+    used = mode
+    if mode == "auto":
+        try:
+            check_supported(settings, symbols=[symbol])
+            used = "fast"
+        except UnsupportedByFastPath as exc:
+            notes.append(f"{exc}: running the bar-by-bar agent path instead")
+            if say:
+                say(notes[-1])
+            used = "agent"
+    probs: pd.DataFrame | None = None
+    if used == "fast":
+        equity, fills, probs = run_fast(hist=hist, span=span, source=source, features=features, settings=settings,
+                                        symbol=symbol, fill_on=fill_on)
+    else:
+        if features is None:
+            features = compute_features(hist, home=home, settings=settings, symbol=symbol)
+        with tempfile.TemporaryDirectory(prefix="aitrader-bt-") as tmp:
+            equity, fills = run_agent(hist=hist, span=span, source=source, features=features, settings=settings,
+                                      symbol=symbol, fill_on=fill_on, workdir=workdir or Path(tmp))
+        if isinstance(source, PredictorSignals) and features is not None:
+            _, _, probs = batch_decisions(source, features.iloc[len(hist) - len(span):], span, symbol=symbol)
+    trades = round_trips(fills)
+    closes = span["close"].astype(float)
+    benchmark = (settings.broker.initial_cash * closes / float(closes.iloc[0])).rename("benchmark")
+    b = settings.broker
+    run_params = {
+        "symbol": symbol, "strategy": getattr(source, "name", strategy), "strategy_params": params,
+        "start": str(span.index[0]), "end": str(span.index[-1]), "bars": len(span), "mode": used,
+        "fill_on": fill_on, "initial_cash": b.initial_cash, "slippage_bps": b.slippage_bps,
+        "commission_per_share": b.commission_per_share, "commission_min": b.commission_min,
+        "commission_per_trade": b.commission_per_trade, "sizing": settings.risk.sizing,
+        "stop_loss_pct": settings.risk.stop_loss_pct, "take_profit_pct": settings.risk.take_profit_pct,
+        "rules_enabled": settings.rules.enabled,
+    }
+    from aitrader.data.bars import parse_timeframe
+
+    tf = parse_timeframe(settings.timeframe_for(symbol))
+    ppy = 252 if tf >= pd.Timedelta(days=1) else int(round(252 * pd.Timedelta(hours=6.5) / tf))
+    position = position_series(fills, span.index)
+    metrics = compute_metrics(equity, trades, benchmark=benchmark, periods_per_year=ppy, position=position)
+    metrics["open_position"] = float(position.iloc[-1])
+    hit = hit_rates(probs, span, horizon=settings.labels.horizon, hold_band=settings.models.hold_band) \
+        if probs is not None else None
+    return BacktestResult(symbol=symbol, strategy=str(run_params["strategy"]), mode=used, equity=equity,
+                          benchmark=benchmark, trades=trades, fills=fills, bars=span, params=run_params,
+                          metrics=metrics, hit_rates=hit, notes=notes)
+
+
+def hit_rates(probs: pd.DataFrame, bars: pd.DataFrame, *, horizon: int, hold_band: float,
+              window: int = 60) -> pd.DataFrame:
+    """Rolling share of each model's buy/sell votes that matched the sign of the next
+    ``horizon``-bar return (hold votes are not counted); NaN until outcomes are known."""
+    fwd = bars["close"].shift(-horizon) / bars["close"] - 1.0
+    out = {}
+    for name in probs.columns:
+        p = probs[name].reindex(bars.index)
+        vote = np.where(p > 0.5 + hold_band, 1.0, np.where(p < 0.5 - hold_band, -1.0, np.nan))
+        hit = pd.Series(np.where(np.isnan(vote) | fwd.isna().to_numpy(), np.nan,
+                                 (np.sign(fwd.to_numpy()) == vote).astype(float)), index=bars.index)
+        out[str(name)] = hit.rolling(window, min_periods=max(5, window // 4)).mean()
+    return pd.DataFrame(out, index=bars.index)
+
+
+def position_series(fills: pd.DataFrame, index: pd.DatetimeIndex) -> pd.Series:
+    """Shares held at each bar's close, from the fills (a fill at a bar counts from that bar)."""
+    if not len(fills):
+        return pd.Series(0.0, index=index)
+    signed = np.where(fills["side"].to_numpy() == "buy", 1.0, -1.0) * fills["quantity"].to_numpy(float)
+    per_time = pd.Series(signed, index=pd.DatetimeIndex(fills["time"])).groupby(level=0).sum().cumsum()
+    return per_time.reindex(index, method="ffill").fillna(0.0)
