@@ -163,7 +163,9 @@ class AgentConfig(_Section):
     poll_seconds: float = Field(60.0, gt=0)
     # No new bar for this many bar intervals = stale data: trading pauses.
     stale_after_bars: float = Field(3.0, gt=0)
-    history_bars: int = Field(400, ge=50)
+    # Bars of history per tick: enough for every indicator to forget its starting point
+    # (features.warmup_bars() ~ 1,600), so live features match what training saw.
+    history_bars: int = Field(1600, ge=50)
     heartbeat_stale_seconds: float = Field(300.0, gt=0)
     # SQLite durability for live/paper-on-venue runs. WAL + NORMAL already survives a
     # process crash (SIGKILL); FULL also survives power loss, at one fsync per commit.

@@ -85,6 +85,9 @@ class DecisionEngine:
         self.context = context
         self.calendar = calendar
         self.build_features = features_fn or build_features
+        from aitrader.trading.option_exec import OptionWorker
+
+        self.options = OptionWorker(broker=broker, journal=journal, cfg=settings.options)
         saved = journal.get_state(RISK_KEY)
         if saved and hasattr(risk, "restore"):
             risk.restore(saved)
@@ -125,6 +128,8 @@ class DecisionEngine:
         for bar in event.bars.values():
             self.broker.on_bar(bar)
         result.fills = self.sync_broker()
+        if self.settings.options.enabled:
+            self.options.step(ts)
         account = self.broker.account()
         positions = self.broker.positions()
         day_start = self._day_start_equity(ts, account)
@@ -192,7 +197,8 @@ class DecisionEngine:
 
         # 2. Signal -> rule filters.
         decision = self.signals.decide(feats, window, symbol=symbol, timestamp=ts)
-        decision, rule_events = apply_rules(decision, last, cfg=self.settings.rules, has_position=held != 0)
+        decision, rule_events = apply_rules(decision, last, cfg=self.settings.rules, has_position=held != 0,
+                                            allow_short=self.settings.risk.allow_short)
         for ev in rule_events:
             self.journal.risk_event(ts.to_pydatetime(), ev)
             result.events.append(ev)
@@ -313,9 +319,44 @@ class DecisionEngine:
             if self.settings.risk.sizing == "all_in" and intent.intent == "entry" and intent.side is Side.BUY
             else None,
         )
+        options_on = intent.intent == "entry" and self.settings.options.enabled
+        if options_on and self._try_option(intent, ts, account, decision, rule_reasons or [], result):
+            return
         action = f"{intent.side.value} {verdict.quantity:g} ({intent.intent})"
         decision_id = self._record_decision(decision, ts, action, rule_reasons or [])
         self.submit(request, decision_id=decision_id, ts=ts, result=result)
+
+    def _try_option(self, intent: TradeIntent, ts: pd.Timestamp, account: Account, decision: EnsembleDecision,
+                    rule_reasons: list[str], result: TickResult) -> bool:
+        """``option_chain_skip``: trade an option for a confident entry, else say why not.
+
+        Returns True when the entry was handled (an option order sent, or skipped per
+        ``options.fallback``); False means "place the stock order instead".
+        """
+        from aitrader.trading.options import plan_option_trade
+        from aitrader.trading.risk import tier_for
+
+        # A long option's premium is its maximum loss: budget it like the risk per trade.
+        budget = account.equity * tier_for(account.equity, self.settings.risk.tiers).risk_per_trade
+        try:
+            chain = self.broker.option_chain(intent.symbol, as_of=ts.to_pydatetime())
+        except PermanentBrokerError:
+            chain = []
+        plan = plan_option_trade(signal=decision.signal, confidence=intent.confidence, chain=chain, spot=intent.price,
+                                 today=ts.date(), cfg=self.settings.options, budget=budget)
+        ev = RiskEvent(intent.symbol, "option_chain_skip", plan.reason, "info")
+        self.journal.risk_event(ts.to_pydatetime(), ev)
+        result.events.append(ev)
+        if plan.action == "stock":
+            return False
+        if plan.action == "skip" or plan.quote is None:
+            self._record_decision(decision, ts, f"skipped ({plan.reason})", rule_reasons)
+            return True
+        action = f"buy {plan.contracts} x {plan.quote.contract.symbol} (option entry)"
+        decision_id = self._record_decision(decision, ts, action, rule_reasons)
+        self.options.start(plan.quote, side=Side.BUY, contracts=plan.contracts,
+                           base_id=client_order_id(intent.symbol, ts, "option"), decision_id=decision_id, ts=ts)
+        return True
 
     def submit(self, request: OrderRequest, *, decision_id: int | None, ts: pd.Timestamp, result: TickResult) -> None:
         """Journal first (intent is never lost), then the venue (idempotent per client id)."""

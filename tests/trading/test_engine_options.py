@@ -1,0 +1,71 @@
+"""Option entries through the engine with the real PaperBroker (Black-Scholes chain)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+
+from aitrader.brokers.paper import PaperBroker
+from aitrader.config import load_settings
+from aitrader.journal import Journal
+from aitrader.trading.agent import Agent
+from aitrader.trading.engine import DecisionEngine
+from aitrader.trading.feeds import ReplayFeed
+from aitrader.trading.risk import RiskManager
+from aitrader.trading.strategies import SmaCross
+
+
+def _run(tmp_path: Path, goog: pd.DataFrame, **options: object) -> Path:
+    settings = load_settings()
+    settings.rules.enabled = False
+    settings.options.enabled = True
+    settings.options.min_confidence = 0.5
+    # Premium budget = equity x the tier's risk per trade: 1M x 0.5% buys a few GOOG calls.
+    settings.broker.initial_cash = 1_000_000
+    for k, v in options.items():
+        setattr(settings.options, k, v)
+    db = tmp_path / "journal.sqlite"
+    journal = Journal.open(db, synchronous="NORMAL")
+    broker = PaperBroker.from_settings(settings, db_path=db, synchronous="NORMAL")
+    engine = DecisionEngine(settings=settings, broker=broker, journal=journal, signals=SmaCross(10, 20),
+                            risk=RiskManager(settings.risk, symbols=["GOOG"]))
+    agent = Agent(engine=engine, journal=journal, symbols=["GOOG"], history_bars=200)
+    agent.run_replay(ReplayFeed({"GOOG": goog}, start=pd.Timestamp("2010-01-01"), until=pd.Timestamp("2010-12-31")))
+    journal.close()
+    return db
+
+
+def _q(db: Path, sql: str) -> list[tuple]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_confident_entries_trade_liquid_options(tmp_path: Path, goog: pd.DataFrame) -> None:
+    db = _run(tmp_path, goog)
+    opt = _q(db, "select client_order_id, order_type, limit_price, status from orders where asset_class='option'")
+    assert opt, "no option orders were sent"
+    assert all(o[1] == "limit" and o[2] > 0 for o in opt)
+    assert any(o[3] == "filled" for o in opt)
+    events = _q(db, "select detail from risk_events where rule='option_chain_skip'")
+    assert events and all("delta" in e[0] or "filled" in e[0] or "contract" in e[0] for e in events)
+    decisions = _q(db, "select final_action from decisions where final_action like '%option entry%'")
+    assert decisions
+
+
+def test_no_liquid_contract_falls_back_to_stock_with_reason(tmp_path: Path, goog: pd.DataFrame) -> None:
+    db = _run(tmp_path, goog, min_open_interest=10**9, fallback="stock")
+    assert _q(db, "select count(*) from orders where asset_class='option'")[0][0] == 0
+    assert _q(db, "select count(*) from orders where asset_class='stock' and side='buy'")[0][0] > 0
+    reasons = [r[0] for r in _q(db, "select detail from risk_events where rule='option_chain_skip'")]
+    assert reasons and all("falling back to the stock order" in r for r in reasons)
+
+
+def test_no_liquid_contract_skips_when_configured(tmp_path: Path, goog: pd.DataFrame) -> None:
+    db = _run(tmp_path, goog, min_open_interest=10**9, fallback="skip")
+    assert _q(db, "select count(*) from orders where side='buy'")[0][0] == 0
+    assert _q(db, "select count(*) from decisions where final_action like 'skipped%'")[0][0] > 0
