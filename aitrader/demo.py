@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[2/3] training quick-profile models on {args.symbol} up to {split.date()} "
               f"({settings.models.train_fraction:.0%} of the sample) ...", flush=True)
         t0 = time.perf_counter()
-        rc = cli_main([*base, "train", "--symbols", args.symbol, "--profile", "quick", "--end", str(split.date())])
+        rc = cli_main([*base, "--log-level", "WARNING", "train", "--symbols", args.symbol, "--profile", "quick", "--end", str(split.date())])
         if rc != 0:
             return rc
         print(f"      trained in {time.perf_counter() - t0:.0f} s", flush=True)
