@@ -177,7 +177,9 @@ def fingerprint(ds: Dataset, *, model: str, profile: str, seed: int, params: dic
     if sample_weight is not None:
         h.update(pd.util.hash_pandas_object(sample_weight, index=True).to_numpy().tobytes())
     h.update(json.dumps({
-        "model": model, "profile": profile, "seed": seed, "params": params, "features": ds.feature_names,
+        # Thread counts do not change a seeded model, so they are not part of its identity.
+        "model": model, "profile": profile, "seed": seed, "features": ds.feature_names,
+        "params": {k: v for k, v in params.items() if k not in ("n_jobs", "torch_threads")},
         "labels": settings.labels.model_dump(), "walk_forward": settings.models.walk_forward.model_dump(),
         "libraries": library_versions(),
     }, sort_keys=True, default=str).encode())
@@ -328,7 +330,13 @@ def train_many(
     """
     from joblib import Parallel, delayed
 
-    jobs = [dict(home=home, settings=settings, symbol=s, models=models, profile=profile, end=end, seed=seed,
+    # Parallel over symbols: each worker's models then use one thread (2 cores in total).
+    worker_settings = settings
+    if settings.models.n_jobs > 1 and len(symbols) > 1:
+        worker_settings = settings.model_copy(deep=True)
+        worker_settings.models.n_jobs = 1
+        worker_settings.models.torch_threads = 1
+    jobs = [dict(home=home, settings=worker_settings, symbol=s, models=models, profile=profile, end=end, seed=seed,
                  progress=progress and settings.models.n_jobs == 1, skip_unchanged=skip_unchanged)
             for s in symbols]
     if settings.models.n_jobs == 1 or len(jobs) == 1:

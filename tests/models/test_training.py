@@ -102,6 +102,21 @@ def test_train_many_reports_bad_symbols_without_stopping(tmp_path) -> None:  # t
     assert reports[1].ok and reports[1].results[0].status == "promoted"
 
 
+def test_train_many_in_parallel_processes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    home = sample_home(tmp_path)
+    s = fast_settings()
+    s.models.n_jobs = 2
+    reports = train_many(["GOOG", "SPX"], home=home, settings=s, models=["lgbm"], end=END, progress=False)
+    assert [r.symbol for r in reports] == ["GOOG", "SPX"] and all(r.ok for r in reports)
+    reg = ModelRegistry(home.models)
+    assert reg.current_version("GOOG", "lgbm") and reg.current_version("SPX", "lgbm")
+    # Same inputs as a sequential run: the fingerprint ignores thread counts.
+    s.models.n_jobs = 1
+    again = train_symbol(home=home, settings=s, symbol="SPX", models=["lgbm"], end=END, progress=False,
+                         skip_unchanged=True)
+    assert again.results[0].status == "unchanged"
+
+
 def test_dask_backend_without_dask_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("joblib")
     try:
