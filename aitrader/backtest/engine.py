@@ -109,7 +109,7 @@ def batch_decisions(source: Any, features: pd.DataFrame, bars: pd.DataFrame, *,
         sig = np.zeros(len(bars), dtype=np.int8)
         conf = np.zeros(len(bars))
         probs_parts = []
-        bounds = [*source._starts[1:], None]
+        bounds: list[pd.Timestamp | None] = [*source._starts[1:], None]
         for k0, ((start, pred), stop) in enumerate(zip(source.schedule, bounds, strict=True)):
             mask = np.ones(len(bars), dtype=bool)
             if k0 > 0:
@@ -122,7 +122,7 @@ def batch_decisions(source: Any, features: pd.DataFrame, bars: pd.DataFrame, *,
             feats = features.iloc[rows]
             probs = pred.predict_batch(feats)
             probs_parts.append(probs)
-            for k, r in enumerate(rows):
+            for k, r in enumerate(rows.tolist()):
                 d = pred.decide_from_row(probs.iloc[k], symbol=symbol, timestamp=bars.index[r],
                                          features_row=feats.iloc[[k]] if pred.meta is not None else None)
                 sig[r] = _SIG[d.signal]
@@ -332,7 +332,7 @@ def run_backtest(
 
     tf = parse_timeframe(settings.timeframe_for(symbol))
     ppy = 252 if tf >= pd.Timedelta(days=1) else int(round(252 * pd.Timedelta(hours=6.5) / tf))
-    position = position_series(fills, span.index)
+    position = position_series(fills, pd.DatetimeIndex(span.index))
     metrics = compute_metrics(equity, trades, benchmark=benchmark, periods_per_year=ppy, position=position)
     metrics["open_position"] = float(position.iloc[-1])
     hit = hit_rates(probs, span, horizon=settings.labels.horizon, hold_band=settings.models.hold_band) \

@@ -361,25 +361,29 @@ def _first_touch(levels: list[_Order], high: np.ndarray, low: np.ndarray, start:
 def round_trips(fills: pd.DataFrame) -> pd.DataFrame:
     """FIFO round trips of one symbol's fills: entry/exit time and price, size, pnl net of commissions."""
     cols = ["entry_time", "exit_time", "entry_price", "exit_price", "size", "pnl", "return_pct", "commission"]
-    lots: list[list[float | Any]] = []  # [signed qty, price, time, commission per unit]
+    lots: list[list[Any]] = []  # [signed qty, price, time, commission per unit]
     rows = []
-    for f in fills.itertuples(index=False):
-        q = float(f.quantity)
-        signed = q if f.side == "buy" else -q
+    times = list(fills["time"])
+    sides = [str(x) for x in fills["side"]]
+    qtys = [float(x) for x in fills["quantity"]]
+    prices = [float(x) for x in fills["price"]]
+    comms = [float(x) for x in fills["commission"]]
+    for t, side, q, price, fcomm in zip(times, sides, qtys, prices, comms, strict=True):
+        signed = q if side == "buy" else -q
         remaining = q
         while remaining > _EPS and lots and np.sign(lots[0][0]) != np.sign(signed):
             lot = lots[0]
-            take = min(remaining, abs(float(lot[0])))
-            direction = 1.0 if float(lot[0]) > 0 else -1.0
-            comm = float(lot[3]) * take + float(f.commission) * take / q
-            pnl = (float(f.price) - float(lot[1])) * take * direction - comm
-            cost_basis = float(lot[1]) * take
-            rows.append((lot[2], f.time, float(lot[1]), float(f.price), take * direction, pnl,
+            take = min(remaining, abs(lot[0]))
+            direction = 1.0 if lot[0] > 0 else -1.0
+            comm = lot[3] * take + fcomm * take / q
+            pnl = (price - lot[1]) * take * direction - comm
+            cost_basis = lot[1] * take
+            rows.append((lot[2], t, lot[1], price, take * direction, pnl,
                          pnl / cost_basis * 100.0 if cost_basis else 0.0, comm))
-            lot[0] = float(lot[0]) - take * direction
+            lot[0] -= take * direction
             remaining -= take
-            if abs(float(lot[0])) <= _EPS:
+            if abs(lot[0]) <= _EPS:
                 lots.pop(0)
         if remaining > _EPS:
-            lots.append([remaining * (1.0 if signed > 0 else -1.0), float(f.price), f.time, float(f.commission) / q])
+            lots.append([remaining * (1.0 if signed > 0 else -1.0), price, t, fcomm / q])
     return pd.DataFrame(rows, columns=cols)

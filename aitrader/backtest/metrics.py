@@ -89,11 +89,11 @@ def compute_metrics(
         held = position.reindex(idx).fillna(0.0).to_numpy() != 0
     else:
         held = np.zeros(len(idx), dtype=bool)
-        for t in trades.itertuples(index=False) if n_trades else []:
-            a = idx.searchsorted(pd.Timestamp(t.entry_time))
-            b = idx.searchsorted(pd.Timestamp(t.exit_time))
-            held[a:b] = True
-        # An open position at the end: from its entry on (the last buy not yet closed).
+        if n_trades:
+            a = idx.searchsorted(pd.DatetimeIndex(trades["entry_time"]))
+            b = idx.searchsorted(pd.DatetimeIndex(trades["exit_time"]))
+            for lo_, hi_ in zip(a, b, strict=True):
+                held[lo_:hi_] = True
     out["exposure"] = float(held.mean())
     if n_trades and {"entry_price", "exit_price", "size"} <= set(trades.columns):
         traded = float((trades["size"].abs() * (trades["entry_price"] + trades["exit_price"])).sum())

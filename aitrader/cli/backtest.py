@@ -1,9 +1,163 @@
-"""CLI commands: backtest (stub until its issue lands)."""
+"""CLI command: ``aitrader backtest`` (the agent's own decision path over stored bars)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from aitrader.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's subcommands to the top-level parser."""
+    p = sub.add_parser("backtest", help="backtest a strategy or the ML ensemble on stored bars")
+    p.add_argument("--symbol", required=True, help="symbol with stored bars, e.g. GOOG")
+    p.add_argument("--start", help="first traded bar (default: first stored bar with enough history)")
+    p.add_argument("--end", help="last traded bar (default: last stored bar)")
+    p.add_argument("--strategy", default="ensemble",
+                   help="ensemble (default), sma_cross, rsi_reversion or buy_hold")
+    p.add_argument("--fast", dest="fast_n", type=int, default=10, help="sma_cross fast SMA (default 10)")
+    p.add_argument("--slow", dest="slow_n", type=int, default=20, help="sma_cross slow SMA (default 20)")
+    p.add_argument("--rsi-period", type=int, default=14)
+    p.add_argument("--oversold", type=float, default=30.0)
+    p.add_argument("--overbought", type=float, default=70.0)
+    p.add_argument("--cash", type=float, default=None, help="initial cash (default: broker.initial_cash)")
+    p.add_argument("--commission", type=float, default=None, help="commission per trade (replaces per-share)")
+    p.add_argument("--commission-per-share", type=float, default=None, help="commission per share (minimum: "
+                   "broker.commission_min)")
+    p.add_argument("--commission-min", type=float, default=None)
+    p.add_argument("--slippage-bps", type=float, default=None)
+    p.add_argument("--spread-bps", type=float, default=0.0, help="bid-ask spread; half of it is added to slippage")
+    p.add_argument("--fill-on", choices=["next_open", "close"], default="next_open")
+    p.add_argument("--sizing", choices=["fixed_fraction", "atr", "kelly", "all_in"], default=None)
+    p.add_argument("--no-rules", action="store_true", help="turn the rule filters off")
+    p.add_argument("--no-stops", action="store_true", help="no stop-loss / take-profit brackets")
+    p.add_argument("--path", choices=["auto", "fast", "agent"], default="auto",
+                   help="fast batch simulator (default when possible) or the bar-by-bar agent")
+    p.add_argument("--walk-forward", action="store_true", help="retrain before each window (ensemble only)")
+    p.add_argument("--train-window", type=int, default=750, help="walk-forward: bars to train on (default 750)")
+    p.add_argument("--retrain-every", type=int, default=250, help="walk-forward: bars per window (default 250)")
+    p.add_argument("--models", help="comma-separated models for walk-forward retraining (default: enabled)")
+    p.add_argument("--report", help="HTML report path (default: <home>/reports/backtest_<symbol>_<strategy>_<stamp>.html)")
+    p.add_argument("--json", dest="json_path", help="JSON results path (default: beside the report)")
+    p.set_defaults(func=cmd_backtest)
+
+
+def _date(value: str | None, name: str) -> pd.Timestamp | None:
+    from aitrader.data.bars import parse_date
+
+    return parse_date(value, name=name)
+
+
+def apply_overrides(args: argparse.Namespace, settings: Any) -> Any:
+    """Settings for this run: a copy with the command-line costs and switches applied."""
+    from pydantic import ValidationError
+
+    from aitrader.config.settings import format_validation_error
+
+    s = settings.model_copy(deep=True)
+    try:
+        if args.cash is not None:
+            s.broker.initial_cash = args.cash
+        if args.commission is not None:
+            s.broker.commission_per_trade = args.commission
+            s.broker.commission_per_share = 0.0
+            s.broker.commission_min = 0.0
+        if args.commission_per_share is not None:
+            s.broker.commission_per_share = args.commission_per_share
+            s.broker.commission_per_trade = 0.0
+        if args.commission_min is not None:
+            s.broker.commission_min = args.commission_min
+        slip = s.broker.slippage_bps if args.slippage_bps is None else args.slippage_bps
+        if args.spread_bps < 0:
+            raise ConfigError(f"--spread-bps must be >= 0 (got {args.spread_bps})")
+        s.broker.slippage_bps = slip + args.spread_bps / 2.0
+        if args.sizing is not None:
+            s.risk.sizing = args.sizing
+        if args.no_rules:
+            s.rules.enabled = False
+        if args.no_stops:
+            s.risk.stop_loss_pct = None
+            s.risk.take_profit_pct = None
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+    return s
+
+
+def strategy_params(args: argparse.Namespace) -> dict[str, Any]:
+    if args.strategy == "sma_cross":
+        return {"fast": args.fast_n, "slow": args.slow_n}
+    if args.strategy == "rsi_reversion":
+        return {"period": args.rsi_period, "oversold": args.oversold, "overbought": args.overbought}
+    return {}
+
+
+def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
+    from aitrader.backtest.engine import run_backtest
+    from aitrader.backtest.report import DISCLAIMER, default_paths, metrics_table, write_html, write_json
+    from aitrader.data.bars import check_symbol
+    from aitrader.paths import Home
+    from aitrader.trading.strategies import STRATEGIES
+
+    if args.strategy not in ("ensemble", *STRATEGIES):
+        raise ConfigError(f"unknown strategy {args.strategy!r}: allowed ensemble, {', '.join(STRATEGIES)}")
+    symbol = check_symbol(args.symbol)
+    start, end = _date(args.start, "--start"), _date(args.end, "--end")
+    if start is not None and end is not None and end < start:
+        raise DataError(f"--end {end.date()} is before --start {start.date()}")
+    settings = apply_overrides(args, ctx.settings)
+    params = strategy_params(args)
+    if args.strategy != "ensemble":
+        from aitrader.trading.strategies import make_strategy
+
+        make_strategy(args.strategy, **params)  # bad parameters fail before any work
+
+    def say(msg: str) -> None:
+        print(msg)
+
+    source = None
+    extra: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="aitrader-wf-") as tmp:
+        if args.walk_forward:
+            if args.strategy != "ensemble":
+                raise ConfigError("--walk-forward retrains the ML models: use it with --strategy ensemble")
+            from aitrader.backtest.walkforward import walk_forward_source
+
+            models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+            source, windows = walk_forward_source(
+                home=ctx.home, settings=settings, symbol=symbol, start=start, end=end,
+                train_window=args.train_window, retrain_every=args.retrain_every, wf_home=Home.resolve(tmp),
+                models=models, say=say)
+            extra["walk_forward"] = [w.__dict__ for w in windows]
+        result = run_backtest(home=ctx.home, settings=settings, symbol=symbol, strategy=args.strategy, params=params,
+                              start=start, end=end, fill_on=args.fill_on, mode=args.path, source=source, say=say)
+    if args.walk_forward:
+        result.params["walk_forward"] = {"train_window": args.train_window, "retrain_every": args.retrain_every,
+                                         "windows": extra["walk_forward"]}
+    html_default, json_default = default_paths(ctx.home, result)
+    html_path = Path(args.report) if args.report else html_default
+    json_path = Path(args.json_path) if args.json_path else (html_path.with_suffix(".json") if args.report
+                                                              else json_default)
+    write_json(result, json_path)
+    write_html(result, html_path)
+
+    m = result.metrics
+    print(f"\n=== backtest {symbol} {result.strategy} {str(result.params['start'])[:10]}.."
+          f"{str(result.params['end'])[:10]} ({result.params['bars']} bars, {result.mode} path) ===")
+    print(f"{'metric':<22}{'strategy':>14}{'buy&hold':>14}")
+    for name, a, b in metrics_table(m):
+        print(f"{name:<22}{a:>14}{b:>14}")
+    if m.get("open_position"):
+        print(f"open position at the end: {m['open_position']:g} shares (marked at the last close)")
+    print(f"report  {html_path}\njson    {json_path}")
+    print(DISCLAIMER)
+    log.debug("params %s", json.dumps(result.params, default=str))
+    return 0

@@ -1,0 +1,120 @@
+"""Walk-forward backtests that replay the retraining routine.
+
+The traded span is cut into windows of ``retrain_every`` bars. Before each window the
+ONE retraining routine (:func:`aitrader.models.retrain.retrain`, what cron runs) is
+replayed ``as_of`` the last bar before the window, on the trailing ``train_window`` bars
+(plus indicator warm-up), and the gate promotes or keeps models exactly as in production.
+The window is then traded with the promoted models, which never saw its bars (their
+labels end ``horizon`` bars before ``as_of``; the tests check every manifest).
+
+Everything happens in an isolated home (``wf_home``): the user's ``models/`` is never
+touched. Other stored symbols (market context) are linked read-only into it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from aitrader.backtest.engine import PredictorSignals, load_span
+from aitrader.config import Settings
+from aitrader.errors import DataError, ModelError
+from aitrader.paths import Home
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WalkForwardWindow:
+    """One retrain + trade step."""
+
+    trade_start: str
+    trade_end: str
+    as_of: str
+    bars_trained: int
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> version, training_window
+    retrain: list[str] = field(default_factory=list)  # the routine's step lines
+
+
+def _link_store(src: Home, dst: Home, *, skip: str) -> None:
+    """Make ``dst``'s bar store see ``src``'s files (symlinks), except the traded symbol."""
+    dst.bars.mkdir(parents=True, exist_ok=True)
+    for p in sorted(src.bars.glob("*.parquet")):
+        sym = p.stem.rpartition("_")[0]
+        target = dst.bars / p.name
+        if sym.upper() != skip.upper() and not target.exists():
+            os.symlink(p, target)
+
+
+def walk_forward_source(
+    *,
+    home: Home,
+    settings: Settings,
+    symbol: str,
+    start: pd.Timestamp | None,
+    end: pd.Timestamp | None,
+    train_window: int,
+    retrain_every: int,
+    wf_home: Home,
+    models: Sequence[str] | None = None,
+    say: Callable[[str], None] | None = None,
+) -> tuple[PredictorSignals, list[WalkForwardWindow]]:
+    """Retrain before each window (isolated in ``wf_home``) and return the schedule of predictors."""
+    from aitrader.data.store import BarStore
+    from aitrader.models.ml_predictor import MLPredictor
+    from aitrader.models.registry import ModelRegistry
+    from aitrader.models.retrain import retrain
+    from aitrader.models.training import MAX_WARMUP
+
+    if train_window < 50 or retrain_every < 1:
+        raise DataError(f"--train-window must be >= 50 and --retrain-every >= 1 (got {train_window}, {retrain_every})")
+    symbol = symbol.upper()
+    hist, span = load_span(home=home, settings=settings, symbol=symbol, start=start, end=end)
+    first_pos = len(hist) - len(span)
+    if first_pos < train_window:
+        raise DataError(f"{symbol}: only {first_pos} bars before {span.index[0].date()}; --train-window "
+                        f"{train_window} needs that many (start later or shorten the window)")
+    if Path(wf_home.root).resolve() == Path(home.root).resolve():
+        raise DataError("walk-forward needs a separate models home (the user's models/ must stay untouched)")
+    wf_home.ensure()
+    _link_store(home, wf_home, skip=symbol)
+    store = BarStore(wf_home)
+    tf = settings.timeframe_for(symbol)
+    names = list(models or settings.models.enabled)
+    schedule: list[tuple[pd.Timestamp, Any]] = []
+    windows: list[WalkForwardWindow] = []
+    registry = ModelRegistry(wf_home.models, keep_versions=settings.models.keep_versions)
+    for k in range(0, len(span), retrain_every):
+        pos = first_pos + k  # first traded bar of this window, in hist
+        as_of = hist.index[pos - 1]
+        lo = max(0, pos - train_window - MAX_WARMUP)
+        store.write(symbol, tf, hist.iloc[lo:pos], merge=False)
+        lines: list[str] = []
+        rep = retrain(home=wf_home, settings=settings, symbols=[symbol], as_of=as_of, refresh=False, models=names,
+                      echo=lines.append)
+        if not rep.reports or rep.refused:
+            raise ModelError(f"walk-forward retrain as of {as_of.date()} failed: "
+                             + "; ".join(rep.refused.values() or [r.error or "" for r in rep.reports]))
+        pred = MLPredictor.from_registry(home=wf_home, settings=settings, symbol=symbol)
+        if not pred.models:
+            raise ModelError(f"walk-forward retrain as of {as_of.date()}: no model could be trained "
+                             f"({'; '.join(pred.load_errors.values())})")
+        stop = min(len(span), k + retrain_every) - 1
+        win = WalkForwardWindow(trade_start=str(span.index[k]), trade_end=str(span.index[stop]), as_of=str(as_of),
+                                bars_trained=pos - lo, retrain=lines)
+        for name, lm in pred.models.items():
+            manifest = registry.read_manifest(symbol, name, lm.version)
+            win.models[name] = {"version": lm.version, "training_window": manifest.get("training_window")}
+        windows.append(win)
+        schedule.append((span.index[k], pred))
+        if say:
+            say(f"walk-forward: retrained as of {as_of.date()} on {pos - lo} bars -> trading "
+                f"{span.index[k].date()}..{span.index[stop].date()} with "
+                + ", ".join(f"{n} {v['version']}" for n, v in win.models.items()))
+    return PredictorSignals(schedule), windows
