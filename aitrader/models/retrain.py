@@ -147,6 +147,26 @@ def check_clean(*, home: Home, settings: Settings, symbol: str, as_of: pd.Timest
     return [f"{i.kind} x{i.count}" for i in report.issues.values()]
 
 
+def _say_details(r: TrainReport, say: Callable[[str], None]) -> None:
+    """The features / evaluate / gate lines of one symbol's training, for --verbose."""
+    if r.error:
+        say(f"result: {r.symbol}: failed: {r.error}")
+        return
+    say(f"features: {r.symbol}: {r.rows} labelled rows x {r.n_features} features, {r.first} .. {r.last}")
+    for m in r.results:
+        if m.status == "unchanged":
+            say(f"evaluate: {r.symbol} {m.model}: skipped ({m.reason})")
+            continue
+        met = m.metrics
+        parts = [f"{k} {met[k]:.4f}" for k in ("auc", "accuracy", "log_loss") if isinstance(met.get(k), float)]
+        base = [f"{k.removesuffix('_auc')} auc {met[k]:.4f}" for k in ("always_up_auc", "prev_direction_auc")
+                if isinstance(met.get(k), float)]
+        say(f"evaluate: {r.symbol} {m.model}: walk-forward out-of-sample {', '.join(parts) or 'n/a'}"
+            + (f" (baselines: {', '.join(base)})" if base else ""))
+        say(f"gate: {r.symbol} {m.model}: {m.status}: {m.reason}")
+    say(f"result: {r.symbol}: " + ", ".join(f"{m.model} {m.status}" for m in r.results))
+
+
 def retrain(
     *,
     home: Home,
@@ -195,7 +215,7 @@ def retrain(
             report.reports = train_many(ready, home=home, settings=settings, models=models, end=as_of_ts,
                                         progress=progress, skip_unchanged=True)
             for r in report.reports:
-                say(f"result: {r.symbol}: " + (r.error or ", ".join(f"{m.model} {m.status}" for m in r.results)))
+                _say_details(r, say)
     report.seconds = time.perf_counter() - t0
     return report
 

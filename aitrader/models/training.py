@@ -59,6 +59,7 @@ class TrainReport:
     symbol: str
     timeframe: str
     rows: int = 0
+    n_features: int = 0
     first: str | None = None
     last: str | None = None
     results: list[ModelResult] = field(default_factory=list)
@@ -229,7 +230,7 @@ def train_symbol(
     end_ts = pd.Timestamp(end) if end is not None else None
     registry = registry or ModelRegistry(home.models, keep_versions=settings.models.keep_versions)
     ds = load_dataset(home=home, settings=settings, symbol=symbol, end=end_ts)
-    report = TrainReport(symbol=symbol, timeframe=ds.timeframe, rows=len(ds.X),
+    report = TrainReport(symbol=symbol, timeframe=ds.timeframe, rows=len(ds.X), n_features=len(ds.feature_names),
                          first=str(ds.X.index[0]), last=str(ds.X.index[-1]))
     labelled = ds.y.notna().to_numpy()
 
