@@ -11,6 +11,7 @@ The JSON layout is what the dashboard reads from ``<home>/reports/*.json``::
 
 from __future__ import annotations
 
+import calendar
 import html
 import json
 import math
@@ -107,7 +108,7 @@ def _figures(result: BacktestResult) -> list[Any]:
 
     mr = monthly_returns(eq)
     if len(mr):
-        f4 = go.Figure(go.Heatmap(z=mr.to_numpy() * 100, x=[pd.Timestamp(2000, m, 1).strftime("%b") for m in mr.columns],
+        f4 = go.Figure(go.Heatmap(z=mr.to_numpy() * 100, x=[calendar.month_abbr[int(m)] for m in mr.columns],
                                   y=[str(y) for y in mr.index], colorscale="RdYlGn", zmid=0,
                                   text=np.round(mr.to_numpy() * 100, 1), texttemplate="%{text}",
                                   colorbar={"title": "%"}))

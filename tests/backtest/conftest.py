@@ -1,0 +1,40 @@
+"""Session fixtures: one home with the bundled sample, one with quick-trained rf+lgbm models."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from aitrader.config import Settings, load_settings
+from aitrader.paths import Home
+
+ENSEMBLE_TRAIN_END = pd.Timestamp("2008-12-31")
+
+
+@pytest.fixture(scope="session")
+def sample_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    from aitrader.data.sample import import_sample
+
+    home = Home.resolve(tmp_path_factory.mktemp("bt_home")).ensure()
+    import_sample(home)
+    return home
+
+
+def quick_settings() -> Settings:
+    s = load_settings()
+    s.models.enabled = ["rf", "lgbm"]
+    return s
+
+
+@pytest.fixture(scope="session")
+def ensemble_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    """rf + lgbm trained on GOOG up to the end of 2008 (the test trades 2009 on)."""
+    from aitrader.data.sample import import_sample
+    from aitrader.models.training import train_symbol
+
+    home = Home.resolve(tmp_path_factory.mktemp("bt_models")).ensure()
+    import_sample(home)
+    rep = train_symbol(home=home, settings=quick_settings(), symbol="GOOG", models=["rf", "lgbm"],
+                       end=ENSEMBLE_TRAIN_END, progress=False)
+    assert rep.ok, rep.format()
+    return home
