@@ -307,24 +307,36 @@ class MLPredictor:
         meta_vote = self._meta_vote(votes, decision, features.iloc[-1:] if len(features) else None)
         return apply_meta_veto(decision, meta_vote)
 
-    def predict_batch(self, features: pd.DataFrame) -> pd.DataFrame:
-        """P(up) per model (columns, in load order) per row of ``features``; a model that
-        fails (or was not loaded) gives a column of NaN, which ``decide_from_row`` turns
-        into an error vote exactly like ``decide`` would."""
+    def predict_batch(self, features: pd.DataFrame, *, first_row: int = 0) -> pd.DataFrame:
+        """P(up) per model (columns, in load order) per row of ``features[first_row:]``.
+
+        Rows before ``first_row`` are history only: sequence models see them in their
+        windows, exactly as ``decide`` on the full history would, so a batch that starts
+        mid-series (e.g. a walk-forward window) still equals the bar-by-bar path. A model
+        that fails (or was not loaded) gives a column of NaN, which ``decide_from_row``
+        turns into an error vote exactly like ``decide`` would."""
+        if not 0 <= first_row <= len(features):
+            raise ValueError(f"first_row {first_row} outside 0..{len(features)}")
+        # Only the history the models can use is passed along.
+        start = max(0, first_row - self.context_rows)
+        feats = features.iloc[start:]
+        skip = first_row - start
+        n = len(features) - first_row
         out: dict[str, np.ndarray] = {}
         for name, lm in self.models.items():
             try:
-                p = np.asarray(lm.predict_proba(features), dtype="float64").reshape(-1)
-                if p.shape != (len(features),):
-                    raise ValueError(f"{p.shape[0]} predictions for {len(features)} rows")
+                p = np.asarray(lm.predict_proba(feats), dtype="float64").reshape(-1)
+                if p.shape != (len(feats),):
+                    raise ValueError(f"{p.shape[0]} predictions for {len(feats)} rows")
+                p = p[skip:]
             except Exception as exc:
                 log.warning("model %s failed in batch prediction: %s", name, _one_line(exc))
-                p = np.full(len(features), np.nan)
+                p = np.full(n, np.nan)
             out[name] = p
         for name in self.load_errors:
             if name != META:
-                out[name] = np.full(len(features), np.nan)
-        return pd.DataFrame(out, index=features.index)
+                out[name] = np.full(n, np.nan)
+        return pd.DataFrame(out, index=features.index[first_row:])
 
     def decide_from_row(
         self,

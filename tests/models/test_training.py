@@ -159,3 +159,13 @@ def test_all_six_models_train_and_vote(tmp_path) -> None:  # type: ignore[no-unt
     for name in batch.columns:
         assert batch[name].iloc[-1] == pytest.approx(live[name], abs=1e-6)
     assert np.isfinite(batch.to_numpy()).all()
+    # A batch starting mid-series with history rows in front equals the bar-by-bar decisions.
+    first = len(feats) - 10
+    mid = pred.predict_batch(feats, first_row=first)
+    assert list(mid.index) == list(feats.index[first:])
+    for k in (0, 5, 9):
+        t = first + k
+        one = pred.decide(feats.iloc[t - pred.context_rows: t + 1], symbol="GOOG")
+        row = pred.decide_from_row(mid.iloc[k], symbol="GOOG")
+        assert row.signal == one.signal and row.confidence == pytest.approx(one.confidence, abs=1e-6)
+        assert [v.prob_up for v in row.votes] == pytest.approx([v.prob_up for v in one.votes], abs=1e-6)
