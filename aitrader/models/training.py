@@ -346,13 +346,22 @@ def train_many(
     n_jobs = min(settings.models.n_jobs, len(jobs))
     if settings.models.parallel_backend == "dask":
         try:
-            import dask.distributed  # noqa: F401  (registers joblib's dask backend)
+            from dask.distributed import Client, get_client
             from joblib import parallel_config
         except ImportError:
             raise ModelError("models.parallel_backend is 'dask' but dask[distributed] is not installed: "
                              "pip install 'dask[distributed]' or use parallel_backend: loky") from None
-        with parallel_config(backend="dask"):
-            return list(Parallel(n_jobs=n_jobs)(delayed(_train_one)(j) for j in jobs))
+        own = None
+        try:
+            get_client()  # a cluster the user already connected to (e.g. Client("scheduler:8786"))
+        except ValueError:
+            own = Client(n_workers=n_jobs, threads_per_worker=1, processes=True)  # a local one
+        try:
+            with parallel_config(backend="dask"):
+                return list(Parallel(n_jobs=n_jobs)(delayed(_train_one)(j) for j in jobs))
+        finally:
+            if own is not None:
+                own.close()
     return list(Parallel(n_jobs=n_jobs, backend="loky")(delayed(_train_one)(j) for j in jobs))
 
 
