@@ -1,0 +1,75 @@
+"""``aitrader backtest``: outputs (terminal table, JSON for the dashboard, offline HTML) and bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from aitrader.cli import main
+from aitrader.paths import Home
+
+
+def _run(home: Home, *args: str) -> int:
+    return main(["--home", str(home.root), "--log-level", "WARNING", "backtest", *args])
+
+
+def test_backtest_writes_json_and_offline_html(sample_home: Home, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    html, js = tmp_path / "r.html", tmp_path / "r.json"
+    rc = _run(sample_home, "--symbol", "GOOG", "--strategy", "sma_cross", "--fast", "10", "--slow", "30",
+              "--start", "2010-01-01", "--end", "2012-12-31", "--commission", "1", "--slippage-bps", "2",
+              "--spread-bps", "4", "--report", str(html), "--json", str(js))
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "not a promise of future returns" in out
+    assert "sharpe" in out and "buy&hold" in out
+    data = json.loads(js.read_text())
+    assert set(data) >= {"metrics", "trades", "equity", "params"}
+    m = data["metrics"]
+    assert m["num_trades"] == len(data["trades"]) > 3
+    assert m["final_equity"] == pytest.approx(data["equity"][-1]["equity"])
+    t0 = data["trades"][0]
+    assert set(t0) >= {"entry_time", "exit_time", "entry_price", "exit_price", "size", "pnl"}
+    assert t0["entry_time"] < t0["exit_time"]
+    e0 = data["equity"][0]
+    assert set(e0) == {"time", "equity", "benchmark"} and e0["time"].startswith("2010-01-04")
+    p = data["params"]
+    assert p["strategy"] == "sma_cross" and p["symbol"] == "GOOG" and p["strategy_params"] == {"fast": 10, "slow": 30}
+    assert p["commission_per_trade"] == 1 and p["slippage_bps"] == pytest.approx(4.0)  # 2 + half of the 4 bps spread
+    text = html.read_text()
+    # plotly.js is inline (no <script src=...> to fetch): the file opens offline
+    assert not re.search(r"<script[^>]*\\bsrc=", text) and len(text) > 1_000_000
+    assert "plotly" in text and "Monthly returns" in text and "Drawdown" in text
+
+
+def test_default_paths_under_reports(sample_home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = _run(sample_home, "--symbol", "GOOG", "--strategy", "buy_hold", "--start", "2012-01-01")
+    assert rc == 0
+    made = sorted(sample_home.reports.glob("backtest_GOOG_buy_hold_*"))
+    assert {p.suffix for p in made} == {".html", ".json"}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--strategy", "moon"], "unknown strategy 'moon'"),
+    (["--start", "2030-01-01"], "0 bar(s) between"),
+    (["--start", "2012-01-01", "--end", "2011-01-01"], "before --start"),
+    (["--strategy", "sma_cross", "--slow", "5000"], "too little data"),
+    (["--strategy", "sma_cross", "--fast", "30", "--slow", "20"], "fast < slow"),
+    (["--start", "2012-13-45"], "bad --start"),
+    (["--symbol", "NOPE"], "no stored bars for NOPE"),
+    (["--symbol", "GO OG"], "symbol"),
+    (["--strategy", "ensemble"], "no trained models for GOOG"),
+    (["--strategy", "sma_cross", "--walk-forward"], "--walk-forward"),
+    (["--strategy", "sma_cross", "--cash", "-5"], "initial_cash"),
+])
+def test_bad_input_is_one_line(sample_home: Home, capsys: pytest.CaptureFixture[str], args: list[str],
+                               message: str) -> None:
+    full = ["--symbol", "GOOG", *args] if "--symbol" not in args else args
+    rc = _run(sample_home, *full)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0
+    assert err[-1].startswith("aitrader: error:") and message in err[-1]
+    assert not any("Traceback" in line for line in err)
