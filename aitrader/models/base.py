@@ -107,6 +107,8 @@ class BaseModel(Model):
     # Rows of history a prediction at row t uses besides row t itself (sequence models > 0):
     # callers that want full-quality predictions on a slice prepend this many earlier rows.
     context_rows: int = 0
+    # Torch models seed torch and bound its threads; the others never import it (3 s of CPU).
+    uses_torch: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -164,21 +166,23 @@ class BaseModel(Model):
 
     def _limit_threads(self) -> None:
         """Bound torch's intra-op threads (cheap; called before fit, predict and load)."""
-        import torch
+        if self.uses_torch:
+            import torch
 
-        torch.set_num_threads(self.torch_threads)
+            torch.set_num_threads(self.torch_threads)
 
     def _seed_everything(self) -> None:
         import random
 
-        import torch
-
         random.seed(self.seed)
         np.random.seed(self.seed % (2**32))
-        torch.manual_seed(self.seed)
-        # CPU ops are deterministic already; warn_only keeps an op without a deterministic
-        # implementation from failing a run.
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        if self.uses_torch:
+            import torch
+
+            torch.manual_seed(self.seed)
+            # CPU ops are deterministic already; warn_only keeps an op without a deterministic
+            # implementation from failing a run.
+            torch.use_deterministic_algorithms(True, warn_only=True)
 
     def _columns(self, X: pd.DataFrame) -> np.ndarray:
         """The feature matrix in ``feature_names`` order as float64 (inf -> NaN)."""

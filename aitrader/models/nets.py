@@ -68,6 +68,7 @@ class _TransformerNet(nn.Module):
 
 class _TorchSequenceModel(BaseModel):
     kind: ClassVar[Literal["tabular", "sequence", "rl"]] = "sequence"
+    uses_torch: ClassVar[bool] = True
     FILE = "weights.pt"
 
     @property

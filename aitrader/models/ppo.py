@@ -30,6 +30,7 @@ class PPOModel(BaseModel):
 
     name: ClassVar[str] = "ppo"
     kind: ClassVar[Literal["tabular", "sequence", "rl"]] = "rl"
+    uses_torch: ClassVar[bool] = True
     DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"total_timesteps": 4096, "n_steps": 512, "batch_size": 128, "n_epochs": 4, "hidden": 32,
                   "learning_rate": 3e-4, "gamma": 0.9, "ent_coef": 0.01, "cost": 0.0005,

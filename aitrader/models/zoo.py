@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aitrader.errors import ModelError
 from aitrader.models.base import BaseModel
 from aitrader.models.nets import LSTMModel, TransformerModel
 from aitrader.models.ppo import PPOModel
 from aitrader.models.tree import LightGBMModel, RandomForestModel, XGBoostModel
+
+if TYPE_CHECKING:
+    from aitrader.config.settings import ModelsConfig
 
 MODEL_CLASSES: dict[str, type[BaseModel]] = {
     "rf": RandomForestModel,
@@ -41,6 +44,15 @@ def make_model(
     """An unfitted model. ``params`` override the profile's defaults; ``n_jobs`` and
     ``torch_threads`` (both capped at 2) bound the threads it uses."""
     return model_class(name)(profile=profile, seed=seed, feature_names=feature_names, **params)
+
+
+def settings_params(name: str, cfg: ModelsConfig) -> dict[str, Any]:
+    """The keyword arguments the ``models`` settings section implies for ``make_model(name, ...)``:
+    thread limits for every model, ``sequence_length`` for the sequence models."""
+    out: dict[str, Any] = {"n_jobs": cfg.n_jobs, "torch_threads": cfg.torch_threads}
+    if "sequence_length" in model_class(name).DEFAULTS[cfg.profile]:
+        out["sequence_length"] = cfg.sequence_length
+    return out
 
 
 def load_model(directory: Path) -> BaseModel:

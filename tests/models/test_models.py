@@ -152,3 +152,16 @@ def test_ternary_labels_train_up_vs_rest() -> None:
     model = make_model("lgbm", feature_names=list(X.columns)).fit(X, ternary)
     assert model.metadata["positive_rate"] == pytest.approx(float((ternary == 2).sum() / ternary.notna().sum()))
     assert model.predict_proba(X_test).shape == (len(X_test),)
+
+
+def test_settings_params() -> None:
+    from aitrader.config.settings import ModelsConfig
+    from aitrader.models.zoo import settings_params
+
+    cfg = ModelsConfig(sequence_length=12, n_jobs=1, torch_threads=2)
+    assert settings_params("rf", cfg) == {"n_jobs": 1, "torch_threads": 2}
+    kw = settings_params("lstm", cfg)
+    assert kw["sequence_length"] == 12
+    model = make_model("lstm", profile=cfg.profile, feature_names=["a", "b"], **kw)
+    assert model.context_rows == 11 and model.torch_threads == 2 and model.n_jobs == 1
+    assert make_model("rf", feature_names=["a"], n_jobs=16).n_jobs == 2  # capped at the 2 cores
