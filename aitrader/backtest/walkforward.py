@@ -90,10 +90,13 @@ def walk_forward_source(
     schedule: list[tuple[pd.Timestamp, Any]] = []
     windows: list[WalkForwardWindow] = []
     registry = ModelRegistry(wf_home.models, keep_versions=settings.models.keep_versions)
+    warmup = _warmup_rows(wf_home, settings, symbol, hist.iloc[max(0, first_pos - train_window - MAX_WARMUP):first_pos])
     for k in range(0, len(span), retrain_every):
         pos = first_pos + k  # first traded bar of this window, in hist
         as_of = hist.index[pos - 1]
-        lo = max(0, pos - train_window - MAX_WARMUP)
+        # The training rows are the trailing `train_window` bars (the newest `horizon` of
+        # them are unlabelled, hence purged); the indicator warm-up before them is only read.
+        lo = max(0, pos - train_window - warmup)
         store.write(symbol, tf, hist.iloc[lo:pos], merge=False)
         lines: list[str] = []
         rep = retrain(home=wf_home, settings=settings, symbols=[symbol], as_of=as_of, refresh=False, models=names,
@@ -118,3 +121,13 @@ def walk_forward_source(
                 f"{span.index[k].date()}..{span.index[stop].date()} with "
                 + ", ".join(f"{n} {v['version']}" for n, v in win.models.items()))
     return PredictorSignals(schedule), windows
+
+
+def _warmup_rows(wf_home: Home, settings: Settings, symbol: str, probe: pd.DataFrame) -> int:
+    """How many leading bars training drops as indicator warm-up (a property of the features)."""
+    from aitrader.data.store import BarStore
+    from aitrader.models.training import load_dataset
+
+    BarStore(wf_home).write(symbol, settings.timeframe_for(symbol), probe, merge=False)
+    ds = load_dataset(home=wf_home, settings=settings, symbol=symbol, end=probe.index[-1])
+    return max(0, len(probe) - settings.labels.horizon - len(ds.X))

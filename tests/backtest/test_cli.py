@@ -41,7 +41,7 @@ def test_backtest_writes_json_and_offline_html(sample_home: Home, tmp_path: Path
     assert p["commission_per_trade"] == 1 and p["slippage_bps"] == pytest.approx(4.0)  # 2 + half of the 4 bps spread
     text = html.read_text()
     # plotly.js is inline (no <script src=...> to fetch): the file opens offline
-    assert not re.search(r"<script[^>]*\\bsrc=", text) and len(text) > 1_000_000
+    assert not re.search(r"<script[^>]*\bsrc=", text) and len(text) > 1_000_000
     assert "plotly" in text and "Monthly returns" in text and "Drawdown" in text
 
 
