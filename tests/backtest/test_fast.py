@@ -1,0 +1,79 @@
+"""The fast simulator on hand-made bars: bracket legs inside the entry bar, stop wins ties, costs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aitrader.backtest.fast import round_trips, simulate
+from aitrader.config import Settings, load_settings
+
+
+def _settings() -> Settings:
+    s = load_settings()
+    s.broker.initial_cash = 10_000.0
+    s.broker.slippage_bps = 0.0
+    s.broker.commission_per_share = 0.0
+    s.broker.commission_min = 0.0
+    s.risk.stop_loss_pct = 0.10
+    s.risk.take_profit_pct = 0.10
+    s.rules.enabled = False
+    return s
+
+
+def _bars(rows: list[tuple[float, float, float, float]]) -> pd.DataFrame:
+    idx = pd.date_range("2021-01-04", periods=len(rows), freq="B", name="timestamp")
+    df = pd.DataFrame(rows, columns=["open", "high", "low", "close"], index=idx)
+    df["volume"] = 1000.0
+    return df
+
+
+def test_stop_wins_when_both_bracket_levels_are_touched() -> None:
+    bars = _bars([(100, 100, 100, 100), (102, 115, 85, 100), (100, 100, 100, 100), (95, 96, 80, 85),
+                  (85, 86, 84, 85)])
+    res = simulate(bars, np.array([1, 0, 1, 0, 0]), settings=_settings(), symbol="GOOG")
+    f = res.fills
+    # bar 0 buy: 0.95 * 10,000 / 100 -> 95 shares (stop 90, take-profit 110), filled at bar 1's open 102;
+    # the legs see the rest of bar 1: low 85 and high 115 both touch -> the stop at 90 wins
+    assert f["side"].tolist() == ["buy", "sell", "buy", "sell"]
+    assert f["quantity"].tolist() == [95, 95, 84, 84]
+    assert f["price"].tolist() == [102, 90, 95, 90]
+    assert f["client_order_id"].iloc[1].endswith("-sl")
+    cash1 = 10_000 - 95 * 12
+    assert res.equity.iloc[1] == pytest.approx(cash1)
+    # bar 2 buy: equity 8,860 * 0.95 / 100 -> 84 shares; bar 3 opens at 95, stop 90 hit
+    assert res.equity.iloc[-1] == pytest.approx(cash1 - 84 * 5)
+    trips = round_trips(f)
+    assert trips["pnl"].tolist() == pytest.approx([-95 * 12, -84 * 5])
+    assert res.visited < len(bars) + 1
+
+
+def test_gap_through_stop_fills_at_open_with_slippage_and_commission() -> None:
+    s = _settings()
+    s.broker.slippage_bps = 10.0
+    s.broker.commission_per_share = 0.01
+    s.broker.commission_min = 1.0
+    s.risk.take_profit_pct = None
+    bars = _bars([(100, 100, 100, 100), (100, 101, 99, 100), (80, 82, 79, 81), (81, 81, 81, 81)])
+    res = simulate(bars, np.array([1, 0, 0, 0]), settings=s, symbol="GOOG")
+    f = res.fills
+    qty = f["quantity"].iloc[0]
+    assert f["price"].tolist() == pytest.approx([100 * 1.001, 80 * 0.999])  # gap below the 90 stop: the open
+    assert f["commission"].tolist() == pytest.approx([max(1.0, 0.01 * qty)] * 2)
+    assert res.equity.iloc[-1] == pytest.approx(10_000 - qty * (100.1 - 79.92) - 2 * max(1.0, 0.01 * qty))
+
+
+def test_all_in_sizes_at_the_fill_price() -> None:
+    s = _settings()
+    s.risk.sizing = "all_in"
+    s.risk.fixed_fraction = 1.0
+    s.risk.max_position_pct = 1.0
+    s.risk.min_cash_pct = 0.0
+    s.risk.stop_loss_pct = None
+    s.risk.take_profit_pct = None
+    bars = _bars([(100, 100, 100, 100), (120, 121, 119, 120), (120, 120, 120, 120)])
+    res = simulate(bars, np.array([1, 0, -1]), settings=s, symbol="GOOG")
+    # the risk estimate at the close (100 shares) is re-sized from cash at the gap-up open: 83
+    assert res.fills["quantity"].tolist() == [83]
+    assert res.equity.iloc[-1] == pytest.approx(10_000)
