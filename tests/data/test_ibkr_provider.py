@@ -124,6 +124,10 @@ def test_pacing_waits_between_requests_and_caps_60_per_10_minutes(tws: FakeTWS) 
     assert slept == []
     q._pace()
     assert slept == [600.0]
+    uncapped = IBKRProvider(pacing_seconds=0, window_cap=False, sleep=sleep, clock=lambda: now[0])
+    for _ in range(2 * MAX_REQUESTS):
+        uncapped._pace()
+    assert slept == [600.0]  # no further waits
 
 
 def test_unreachable_port_is_one_line_provider_error() -> None:
@@ -151,7 +155,9 @@ def test_from_env_reads_secrets_and_pacing() -> None:
     settings.data.ibkr_pacing_seconds = 3.5
     p = IBKRProvider.from_env(Secrets.from_env({"IB_HOST": "10.0.0.5", "IB_PORT": "4002", "IB_CLIENT_ID": "7"}),
                               settings)
-    assert (p.host, p.port, p.client_id, p.pacing_seconds) == ("10.0.0.5", 4002, 8, 3.5)
+    assert (p.host, p.port, p.client_id, p.pacing_seconds, p.window_cap) == ("10.0.0.5", 4002, 8, 3.5, True)
+    settings.data.ibkr_pacing_seconds = 0  # the fake TWS: no pacing at all
+    assert not IBKRProvider.from_env(Secrets.from_env({}), settings).window_cap
 
 
 def test_standalone_fake_serves_the_provider() -> None:

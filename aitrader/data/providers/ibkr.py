@@ -83,6 +83,7 @@ class IBKRProvider:
         pacing_seconds: float = 10.0,
         timeout: float = 10.0,
         connect_timeout: float = 3.0,
+        window_cap: bool = True,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -90,6 +91,7 @@ class IBKRProvider:
         self.pacing_seconds = float(pacing_seconds)
         self.timeout = float(timeout)
         self.connect_timeout = min(float(connect_timeout), self.timeout)
+        self.window_cap = window_cap
         self._sleep, self._clock = sleep, clock
         self._sent: collections.deque[float] = collections.deque()  # request times, for pacing
         self._ib: Any = None
@@ -100,11 +102,14 @@ class IBKRProvider:
     @classmethod
     def from_env(cls, secrets: Any = None, settings: Any = None, **kw: Any) -> IBKRProvider:
         """``IB_HOST/IB_PORT/IB_CLIENT_ID`` (client id + 1: the broker uses the id itself)
-        and pacing from ``settings.data.ibkr_pacing_seconds``."""
+        and pacing from ``settings.data.ibkr_pacing_seconds``. A pacing of 0 switches IB's
+        pacing off entirely, the 60-per-10-minutes cap included: for the fake TWS only
+        (a real TWS answers pacing violations with error 162)."""
         from aitrader.config import Secrets
 
         s = secrets if secrets is not None else Secrets.from_env()
         pacing = settings.data.ibkr_pacing_seconds if settings is not None else 10.0
+        kw.setdefault("window_cap", pacing > 0)
         return cls(host=s.ib_host, port=s.ib_port, client_id=s.ib_client_id + 1, pacing_seconds=pacing, **kw)
 
     # ------------------------------------------------------------------ connection
@@ -148,7 +153,7 @@ class IBKRProvider:
         wait = 0.0
         if self._sent:
             wait = max(wait, self._sent[-1] + self.pacing_seconds - now)
-        if len(self._sent) >= MAX_REQUESTS:
+        if self.window_cap and len(self._sent) >= MAX_REQUESTS:
             wait = max(wait, self._sent[0] + WINDOW_SECONDS - now)
         if wait > 0:
             log.info("IBKR pacing: waiting %.1fs before the next historical request", wait)
