@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 ENSEMBLE = "ensemble"
 BASELINES: tuple[str, ...] = ("always_up", "prev_direction")
-METRIC_COLUMNS: tuple[str, ...] = ("auc", "accuracy", "log_loss", "n_test", "splits_ok", "fit_seconds", "error")
+METRIC_COLUMNS: tuple[str, ...] = ("auc", "auc_split_mean", "accuracy", "log_loss", "n_test", "splits_ok",
+                                   "fit_seconds", "error")
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray, pred: np.ndarray | None = None) -> dict[str, float]:
@@ -85,8 +86,10 @@ def walk_forward_predictions(
     if not models:
         raise ModelError("evaluate: no models given")
     target = up_target(y)
-    rets = None if returns is None else np.asarray(returns.reindex(X.index) if isinstance(returns, pd.Series)
-                                                   else returns, dtype="float64")
+    if returns is not None:  # align once, so positional slices below match X's rows
+        returns = (returns.reindex(X.index) if isinstance(returns, pd.Series)
+                   else pd.Series(np.asarray(returns, dtype="float64"), index=X.index))
+    rets = None if returns is None else returns.to_numpy(dtype="float64")
     prev_up = None if rets is None else np.concatenate([[np.nan], rets[:-1]]) > 0  # direction of bar t-1 -> t
     features = list(map(str, X.columns))
     params = params or {}
@@ -146,8 +149,10 @@ def evaluate_walk_forward(
 ) -> pd.DataFrame:
     """Pooled out-of-sample metrics, one row per model, ``ensemble`` and each baseline.
 
-    Columns: ``auc, accuracy, log_loss, n_test, splits_ok, fit_seconds, error``; index name
-    ``model``. ``returns`` (next-bar returns) is needed by ``ppo`` and ``prev_direction``.
+    Columns: ``auc, auc_split_mean, accuracy, log_loss, n_test, splits_ok, fit_seconds,
+    error``; index name ``model``. ``auc`` is over all test rows pooled; ``auc_split_mean``
+    averages the per-split AUCs (pooling also rewards getting the base rate of each period
+    right: a per-split constant such as ``always_up`` has split AUCs of exactly 0.5). ``returns`` (next-bar returns) is needed by ``ppo`` and ``prev_direction``.
     ``params`` maps a model name to hyper-parameter overrides.
     """
     preds, info = walk_forward_predictions(X, y, models=models, splits=splits, profile=profile, seed=seed,
@@ -169,6 +174,11 @@ def evaluate_walk_forward(
             continue
         rows[base] = {**classification_metrics(yv, p, preds[f"{base}_pred"].to_numpy()), "splits_ok": n_splits,
                       "fit_seconds": 0.0, "error": None}
+    for name, row in rows.items():
+        per_split = [classification_metrics(part["y"].to_numpy(), part[name].to_numpy())["auc"]
+                     for _, part in preds.groupby("split")] if name in preds else []
+        finite = [a for a in per_split if np.isfinite(a)]
+        row["auc_split_mean"] = float(np.mean(finite)) if finite else np.nan
     out = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=list(METRIC_COLUMNS))
     out.index.name = "model"
     return out
@@ -187,12 +197,20 @@ def shuffled_label_control(
 ) -> pd.DataFrame:
     """:func:`evaluate_walk_forward` on labels randomly permuted among the labelled rows.
 
-    With no leakage the models cannot beat chance: out-of-sample AUC should be close to 0.5.
+    ``returns`` (which PPO learns from instead of labels) are permuted with the same
+    permutation, so the control covers PPO and the ``prev_direction`` baseline too. With no
+    leakage nothing can beat chance: out-of-sample AUC should be close to 0.5.
     """
     rng = np.random.default_rng(seed)
     values = y.to_numpy(dtype="float64", copy=True)
     labelled = np.flatnonzero(np.isfinite(values))
-    values[labelled] = values[rng.permutation(labelled)]
+    perm = rng.permutation(labelled)
+    values[labelled] = values[perm]
     shuffled = pd.Series(values, index=y.index, name=y.name)
+    shuffled_returns = None
+    if returns is not None:
+        rv = np.asarray(returns.reindex(y.index) if isinstance(returns, pd.Series) else returns, dtype="float64").copy()
+        rv[labelled] = rv[perm]
+        shuffled_returns = pd.Series(rv, index=y.index, name=getattr(returns, "name", None))
     return evaluate_walk_forward(X, shuffled, models=models, splits=splits, profile=profile, seed=seed,
-                                 returns=returns, params=params)
+                                 returns=shuffled_returns, params=params)

@@ -44,6 +44,7 @@ def test_walk_forward_all_models_and_baselines_on_goog() -> None:
     assert (res["n_test"] == len(y_test)).all()
     # Baselines cross-checked by hand.
     assert res.loc["always_up", "accuracy"] == pytest.approx(float(y_test.mean()))
+    assert res.loc["always_up", "auc_split_mean"] == pytest.approx(0.5)  # a constant within each split
     prev_up = (r.shift(1) > 0).loc[y_test.index].astype(float)
     assert res.loc["prev_direction", "accuracy"] == pytest.approx(float((prev_up == y_test).mean()))
     # Out-of-sample daily direction is hard: no model should look implausibly good.
