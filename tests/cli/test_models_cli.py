@@ -131,3 +131,12 @@ def test_cron_wrapper_logs_and_never_overlaps(tmp_path: Path) -> None:
     assert (inst / "logs" / "cron-self-learn.log").read_text().rstrip().endswith("previous run still going: skipped")
     bad = subprocess.run(["bash", str(script), "x;rm"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+def test_wrapper_scripts_move_global_options_first() -> None:
+    from aitrader.cli.models import split_global_options
+
+    head, rest = split_global_options(["--symbols", "GOOG", "--home", "/h", "--config=c.yaml", "--debug",
+                                       "--as-of", "2010-01-04"])
+    assert head == ["--home", "/h", "--config=c.yaml", "--debug"]
+    assert rest == ["--symbols", "GOOG", "--as-of", "2010-01-04"]
