@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import pandas as pd
 import pytest
@@ -28,6 +29,7 @@ from aitrader.errors import PermanentBrokerError, TemporaryBrokerError
 from tests.fakes.fake_tws import FakeTWS
 
 pytestmark = pytest.mark.timeout(60)
+T = TypeVar("T")
 
 
 @pytest.fixture()
@@ -52,6 +54,17 @@ def _wait_until(cond: Callable[[], bool], seconds: float = 5.0) -> None:
     while not cond():
         assert time.monotonic() < deadline, "condition not reached"
         time.sleep(0.02)
+
+
+def _eventually(fn: Callable[[], T], seconds: float = 10.0) -> T:
+    """Call until it stops raising TemporaryBrokerError (what the agent's retrier does)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return fn()
+        except TemporaryBrokerError:
+            assert time.monotonic() < deadline, "still failing"
+            time.sleep(0.05)
 
 
 def _last_close(goog: pd.DataFrame) -> float:
@@ -172,14 +185,7 @@ def test_dropped_connection_reconnects_resyncs_and_trades_again(broker: IBKRBrok
         broker.positions()
     with pytest.raises(TemporaryBrokerError):
         broker.submit(OrderRequest("cid-b", "GOOG", Side.SELL, 10))
-    deadline = time.monotonic() + 15
-    positions = None
-    while positions is None and time.monotonic() < deadline:
-        try:
-            positions = broker.positions()
-        except TemporaryBrokerError:
-            time.sleep(0.1)
-    assert positions is not None, "broker did not reconnect"
+    positions = _eventually(broker.positions, 15)
     assert broker.ready
     assert [(p.symbol, p.quantity) for p in positions] == [("GOOG", 10.0)]
     assert [f.client_order_id for f in broker.fills_since(None)] == ["cid-a"]  # executions re-synced
@@ -195,7 +201,7 @@ def test_ib_connectivity_loss_1100_blocks_until_restored(broker: IBKRBroker, tws
     with pytest.raises(TemporaryBrokerError, match="1100"):
         broker.account()
     tws.broadcast_error(1102, "Connectivity between IB and Trader Workstation has been restored - data maintained.")
-    assert broker.account().cash == 100_000.0  # re-synced on this call
+    assert _eventually(broker.account).cash == 100_000.0  # the call after 1102 re-syncs
     assert broker.ready
 
 

@@ -217,7 +217,7 @@ class IBKRBroker:
         """Run ``fn(*args)`` on the loop thread (awaiting it if it is async), converting
         ib_async's errors at the boundary."""
         ib_async = _ib_module()
-        if self._loop is None:
+        if self._loop is None or not self._loop.alive:
             raise TemporaryBrokerError("IBKR: not connected (call connect() first)")
         try:
             return self._loop.run(lambda: fn(*args), timeout=self.timeout if timeout is None else timeout)
