@@ -150,6 +150,10 @@ class IBKRBroker:
 
     def ensure_ready(self) -> None:
         """Reconnect / re-sync if needed (subject to backoff); raise TemporaryBrokerError if not ready."""
+        with self._lock:
+            self._ensure_ready()
+
+    def _ensure_ready(self) -> None:
         if not self._started or self._ib is None:
             raise TemporaryBrokerError("IBKR: not connected (call connect() first)")
         if self._ib.isConnected() and self._synced and not self._link_down:
@@ -326,7 +330,11 @@ class IBKRBroker:
             log.info("IBKR: order %s already known (%s); not placing it again", r.client_order_id, existing.status)
             return existing
         if not (r.quantity > 0 and math.isfinite(r.quantity)):
-            raise PermanentBrokerError(f"IBKR: order {r.client_order_id}: quantity must be > 0 (got {r.quantity})")
+            # cash_fraction (size from cash at fill time) is a paper-broker feature: the engine
+            # sends its risk-approved quantity and TWS's margin check (error 201) guards overspend
+            hint = " (IBKR cannot size from cash_fraction at fill time)" if r.cash_fraction is not None else ""
+            raise PermanentBrokerError(
+                f"IBKR: order {r.client_order_id}: quantity must be > 0 (got {r.quantity}){hint}")
         if r.asset_class is AssetClass.OPTION and r.option is None:
             raise PermanentBrokerError(f"IBKR: order {r.client_order_id}: option order without a contract")
         contract = self._contract(symbol=r.symbol, option=r.option if r.asset_class is AssetClass.OPTION else None)
