@@ -165,3 +165,36 @@ def test_settings_params() -> None:
     model = make_model("lstm", profile=cfg.profile, feature_names=["a", "b"], **kw)
     assert model.context_rows == 11 and model.torch_threads == 2 and model.n_jobs == 1
     assert make_model("rf", feature_names=["a"], n_jobs=16).n_jobs == 2  # capped at the 2 cores
+
+
+def test_trading_env_rewards_fixed_values() -> None:
+    from aitrader.models.trading_env import TradingEnv, observations
+
+    feats = np.array([[0.5], [1.0], [-1.0], [0.0]])
+    env = TradingEnv(feats, np.array([0.01, -0.02, 0.03, np.nan]), cost=0.001, allow_short=True, reward_scale=1.0)
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs, [0.5, 0.0])  # feature row 0, flat
+    obs, rew, done, _, _ = env.step(1)  # go long: earns +1% minus one unit of cost
+    assert rew == pytest.approx(0.01 - 0.001) and not done
+    np.testing.assert_array_equal(obs, [1.0, 1.0])
+    _, rew, done, _, _ = env.step(2)  # long -> short: two units of cost, earns +2% on the -2% bar
+    assert rew == pytest.approx(0.02 - 0.002) and not done
+    _, rew, done, _, _ = env.step(0)  # short -> flat: no exposure, one unit of cost
+    assert rew == pytest.approx(-0.001) and done  # the last row has no next-bar return
+    np.testing.assert_array_equal(observations(feats, 0.0)[:, 1], 0.0)
+
+
+def test_ppo_with_shorts_maps_flat_to_half() -> None:
+    X, y, r, X_test = _data()
+    model = make_model("ppo", feature_names=list(X.columns), allow_short=True, total_timesteps=256,
+                       n_steps=128, batch_size=64).fit(X, y, returns=r)
+    p = model.predict_proba(X_test)
+    assert p.shape == (len(X_test),) and ((p >= 0) & (p <= 1)).all()
+    import torch
+
+    from aitrader.models.trading_env import observations
+
+    obs = torch.from_numpy(observations(model._transform(model._columns(X_test))))
+    probs = model._policy.get_distribution(obs).distribution.probs.detach().double().numpy()
+    assert probs.shape[1] == 3
+    np.testing.assert_allclose(p, probs[:, 1] + 0.5 * probs[:, 0], atol=1e-12)
