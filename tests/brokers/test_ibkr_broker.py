@@ -179,14 +179,14 @@ def test_rejection_is_permanent(broker: IBKRBroker) -> None:
 def test_dropped_connection_reconnects_resyncs_and_trades_again(broker: IBKRBroker, tws: FakeTWS) -> None:
     broker.submit(OrderRequest("cid-a", "GOOG", Side.BUY, 10))
     tws.drop_all()
-    tws.refuse(0.5)
+    tws.refuse(1.5)
     _wait_until(lambda: not broker.ready)
     with pytest.raises(TemporaryBrokerError):
         broker.positions()
     with pytest.raises(TemporaryBrokerError):
         broker.submit(OrderRequest("cid-b", "GOOG", Side.SELL, 10))
-    positions = _eventually(broker.positions, 15)
-    assert broker.ready
+    _wait_until(lambda: broker.ready, 15)  # the watchdog reconnects and re-syncs by itself
+    positions = broker.positions()
     assert [(p.symbol, p.quantity) for p in positions] == [("GOOG", 10.0)]
     assert [f.client_order_id for f in broker.fills_since(None)] == ["cid-a"]  # executions re-synced
     assert len(tws.requests_of(71)) == 2  # startApi: initial connect + one successful reconnect
@@ -210,12 +210,15 @@ def test_unreachable_tws_is_temporary_and_fast() -> None:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    b = IBKRBroker(port=port, timeout=2.0)
-    with pytest.raises(TemporaryBrokerError, match=f"cannot reach TWS/IB Gateway at 127.0.0.1:{port}"):
-        b.connect()
-    assert not b.ready
-    with pytest.raises(TemporaryBrokerError, match="next reconnect"):
-        b.positions()  # inside the backoff window: no new attempt
+    b = IBKRBroker(port=port, timeout=2.0, reconnect_backoff=(30,))
+    try:
+        with pytest.raises(TemporaryBrokerError, match=f"cannot reach TWS/IB Gateway at 127.0.0.1:{port}"):
+            b.connect()
+        assert not b.ready
+        with pytest.raises(TemporaryBrokerError, match="next reconnect"):
+            b.positions()  # inside the backoff window: no new attempt
+    finally:
+        b.close()
 
 
 def test_option_chain_snapshot(broker: IBKRBroker, goog: pd.DataFrame) -> None:

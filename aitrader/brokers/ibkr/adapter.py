@@ -9,8 +9,9 @@ Every request is bounded by ``timeout``; public calls are serialised by a lock.
 Connection states: after :meth:`IBKRBroker.connect` (which includes ib_async's startup
 sync of positions, open/completed orders, account values and executions) the broker is
 ``ready``. A dropped socket (including IB's nightly reset) or error 1100 makes it not
-ready: every call then raises :class:`TemporaryBrokerError` until a reconnect (tried on
-the next call, at most once per step of ``reconnect_backoff``) has re-synced state.
+ready: every call then raises :class:`TemporaryBrokerError` until a reconnect (tried by
+a watchdog thread and on the next call, at most once per step of ``reconnect_backoff``)
+has re-synced state.
 Error 1101/1102 (connectivity restored) triggers a re-sync on the next call.
 
 Orders: our ``client_order_id`` travels in IB's ``Order.orderRef``; ``submit`` first
@@ -81,6 +82,7 @@ class IBKRBroker:
         chain_max_days: int = 90,
         chain_strike_pct: float = 0.15,
         chain_max_contracts: int = 40,
+        auto_reconnect: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host, self.port, self.client_id, self.account_id = host, int(port), int(client_id), account
@@ -101,6 +103,9 @@ class IBKRBroker:
         self._attempt = 0
         self._next_attempt = 0.0
         self._conids: dict[tuple[str, ...], Any] = {}
+        self.auto_reconnect = auto_reconnect
+        self._watch_stop = threading.Event()
+        self._watch: threading.Thread | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -126,7 +131,21 @@ class IBKRBroker:
                 self._ib = self._loop.run(self._make_ib, timeout=5)
             self._started = True
             self._attempt, self._next_attempt = 0, 0.0
+            if self.auto_reconnect and (self._watch is None or not self._watch.is_alive()):
+                self._watch_stop.clear()
+                self._watch = threading.Thread(target=self._watchdog, name=f"ibkr-watch-{self.client_id}",
+                                               daemon=True)
+                self._watch.start()
             self._reconnect()
+
+    def _watchdog(self) -> None:
+        """Reconnect and re-sync by itself (backoff applies) while nobody calls."""
+        while not self._watch_stop.wait(0.25):
+            if self._started and not self.ready:
+                try:
+                    self.ensure_ready()
+                except BrokerError as exc:
+                    log.debug("IBKR watchdog: %s", exc)
 
     def _make_ib(self) -> Any:
         ib = _ib_module().IB()
@@ -137,6 +156,7 @@ class IBKRBroker:
 
     def close(self) -> None:
         """Disconnect and stop the loop thread (a later connect() starts afresh)."""
+        self._watch_stop.set()
         with self._lock:
             self._started = False
             self._synced = False
