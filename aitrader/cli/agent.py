@@ -191,8 +191,9 @@ def cmd_status(args: argparse.Namespace, ctx: Any) -> int:
     print(f"state           {data['state']} ({data['detail']})")
     print(f"last heartbeat  {data['last_heartbeat']}")
     print(f"equity          {equity:,.2f}")
-    if data["positions"]:
-        for p in data["positions"]:
+    rows: list[dict[Any, Any]] = positions.to_dict("records") if len(positions) else []
+    if rows:
+        for p in rows:
             print(f"position        {p.get('symbol')}: {p.get('quantity')} @ {p.get('avg_price')}")
     else:
         print("positions       none")

@@ -63,7 +63,7 @@ class WalkForwardConfig(_Section):
 
 
 class ModelsConfig(_Section):
-    enabled: list[ModelName] = Field(default_factory=lambda: list(ALL_MODELS))
+    enabled: list[ModelName] = Field(default_factory=lambda: list(ALL_MODELS))  # type: ignore[arg-type]
     profile: Literal["quick", "full"] = "quick"
     seed: int = 42
     policy: Literal["weighted_vote", "independent"] = "weighted_vote"
@@ -80,7 +80,7 @@ class ModelsConfig(_Section):
     parallel_backend: Literal["loky", "dask"] = "loky"
     # Fraction of the sample used for training by `make run`; the rest is replayed unseen.
     train_fraction: float = Field(0.6, gt=0.1, lt=0.95)
-    walk_forward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)
+    walk_forward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)  # type: ignore[arg-type]
     self_learn_weight: float = Field(2.0, ge=0)
 
 
@@ -198,15 +198,15 @@ class Settings(BaseSettings):
     calendar: str = "NYSE"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    data: DataConfig = Field(default_factory=DataConfig)
-    labels: LabelConfig = Field(default_factory=LabelConfig)
-    models: ModelsConfig = Field(default_factory=ModelsConfig)
-    broker: BrokerConfig = Field(default_factory=BrokerConfig)
-    risk: RiskConfig = Field(default_factory=RiskConfig)
-    options: OptionsConfig = Field(default_factory=OptionsConfig)
-    rules: RulesConfig = Field(default_factory=RulesConfig)
-    agent: AgentConfig = Field(default_factory=AgentConfig)
-    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+    data: DataConfig = Field(default_factory=DataConfig)  # type: ignore[arg-type]
+    labels: LabelConfig = Field(default_factory=LabelConfig)  # type: ignore[arg-type]
+    models: ModelsConfig = Field(default_factory=ModelsConfig)  # type: ignore[arg-type]
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)  # type: ignore[arg-type]
+    risk: RiskConfig = Field(default_factory=RiskConfig)  # type: ignore[arg-type]
+    options: OptionsConfig = Field(default_factory=OptionsConfig)  # type: ignore[arg-type]
+    rules: RulesConfig = Field(default_factory=RulesConfig)  # type: ignore[arg-type]
+    agent: AgentConfig = Field(default_factory=AgentConfig)  # type: ignore[arg-type]
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)  # type: ignore[arg-type]
 
     @field_validator("symbols")
     @classmethod
@@ -251,7 +251,7 @@ class Secrets(BaseModel):
         env = dict(os.environ) if env is None else env
         raw = {k.lower(): v for k, v in env.items() if k.upper() in _SECRET_KEYS and v != ""}
         try:
-            return cls(**raw)
+            return cls.model_validate(raw)
         except ValidationError as exc:
             err = exc.errors()[0]
             key = str(err["loc"][0]).upper() if err["loc"] else "?"

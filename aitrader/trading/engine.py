@@ -189,10 +189,10 @@ class DecisionEngine:
         held = _held(positions, symbol)
 
         # 1. Agent-managed exits (trailing stop, end-of-day liquidation) come first.
-        exit_intents = self._managed_exits(symbol, ts, window, positions, stops_state)
-        for intent in exit_intents:
-            self._execute(intent, ts, account, positions, day_start, None, result, decision=None)
-        if exit_intents:
+        managed = self._managed_exits(symbol, ts, window, positions, stops_state)
+        for exit_intent in managed:
+            self._execute(exit_intent, ts, account, positions, day_start, None, result)
+        if managed:
             return
 
         # 2. Signal -> rule filters.
@@ -207,8 +207,7 @@ class DecisionEngine:
         # 3. Decision -> intent.
         intent: TradeIntent | None = None
         if decision.signal == "buy" and held <= 0:
-            kind = "entry" if held == 0 else "exit"
-            intent = TradeIntent(symbol, Side.BUY, kind, decision.confidence, price, atr)
+            intent = TradeIntent(symbol, Side.BUY, "entry" if held == 0 else "exit", decision.confidence, price, atr)
         elif decision.signal == "sell" and held > 0:
             intent = TradeIntent(symbol, Side.SELL, "exit", decision.confidence, price, atr)
         elif decision.signal == "sell" and held == 0 and self.settings.risk.allow_short:

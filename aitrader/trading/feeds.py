@@ -109,7 +109,7 @@ class ReplayFeed:
     def _timeline(self) -> pd.DatetimeIndex:
         idx = pd.DatetimeIndex([])
         for df in self.bars.values():
-            idx = idx.union(df.index)
+            idx = idx.union(pd.DatetimeIndex(df.index))
         mask = np.ones(len(idx), dtype=bool)
         if self.start is not None:
             mask &= idx >= self.start
@@ -136,7 +136,7 @@ class ReplayFeed:
             out = {}
             for sym, df in self.bars.items():
                 if ts in df.index:
-                    out[sym] = bar_from_row(sym, ts, df.loc[ts])
+                    out[sym] = bar_from_row(sym, ts, df.loc[ts])  # type: ignore[arg-type]
             if self.speed:
                 self._sleep(1.0 / self.speed)
             yield BarEvent(ts, out)
@@ -203,10 +203,12 @@ class LiveFeed:
                 continue
             if last is not None:
                 df = df.loc[df.index > last]
-            df = df.loc[df.index + parse_timeframe(self.timeframes[sym]) <= now]
+            ends = pd.DatetimeIndex(df.index) + parse_timeframe(self.timeframes[sym])
+            df = df.loc[ends <= now]
             if len(df):
-                for ts, row in df.iterrows():
-                    by_time.setdefault(pd.Timestamp(ts), {})[sym] = bar_from_row(sym, pd.Timestamp(ts), row)
+                for i in range(len(df)):
+                    ts = pd.Timestamp(df.index[i])
+                    by_time.setdefault(ts, {})[sym] = bar_from_row(sym, ts, df.iloc[i])
                 self.last_seen[sym] = df.index[-1]
                 self.last_arrival[sym] = self._clock()
         return [BarEvent(ts, by_time[ts]) for ts in sorted(by_time)]

@@ -59,7 +59,8 @@ def make_signals(strategy: str, *, home: Home, settings: Settings, symbols: list
         return MLSignals(home=home, settings=settings, symbols=symbols)
     from aitrader.trading.strategies import make_strategy
 
-    return make_strategy(strategy, **(params or {}))
+    source: SignalSource = make_strategy(strategy, **(params or {}))  # type: ignore[assignment]
+    return source
 
 
 def load_calendar(settings: Settings) -> Any:
