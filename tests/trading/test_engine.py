@@ -127,3 +127,13 @@ def test_temporary_broker_failure_pauses_then_resumes(tmp_path: Path, goog: pd.D
     i = states.index("paused")
     assert "running" in states[i + 1 :]
     assert len(broker.requests) >= 3
+
+
+def test_trailing_stop_is_managed_by_the_agent(tmp_path: Path, goog: pd.DataFrame) -> None:
+    agent, feed, broker, _ = _agent(tmp_path, goog)
+    agent.engine.settings.risk.trailing_stop_pct = 0.03
+    agent.run_replay(feed)
+    exits = [r for r in broker.requests if "-trailing_stop-" in r.client_order_id]
+    assert exits and all(r.side.value == "sell" for r in exits)
+    actions = _rows(tmp_path / "journal.sqlite", "select final_action from decisions where policy='risk'")
+    assert any("trailing_stop" in a[0] for a in actions)
