@@ -34,6 +34,7 @@ from aitrader.brokers.paper import fills as px
 from aitrader.config import Settings
 from aitrader.errors import AitraderError
 from aitrader.models.types import EnsembleDecision
+from aitrader.trading.ids import client_order_id
 from aitrader.trading.types import TradeIntent
 
 _EPS = px.EPS
@@ -128,6 +129,7 @@ def simulate(
         raise ValueError("features are needed for the rule filters / ATR sizing")
     risk = risk or RiskManager(rcfg, symbols=[symbol])
     idx = pd.DatetimeIndex(bars.index)
+    times = idx.to_numpy()  # numpy datetimes: boxing a pandas Timestamp per event is slow
     o = bars["open"].to_numpy(float).copy()  # copies: fill_on="close" briefly edits one bar
     h = bars["high"].to_numpy(float).copy()
     lo = bars["low"].to_numpy(float).copy()
@@ -162,7 +164,7 @@ def simulate(
         elif abs(signed) > abs(q0) + _EPS:
             avg = price
         qty = q1 if abs(q1) >= _EPS else 0.0
-        fills.append((idx[i], "buy" if w.buy else "sell", q, price, comm, w.cid))
+        fills.append((times[i], "buy" if w.buy else "sell", q, price, comm, w.cid))
 
     def finish(w: _Order, status: str) -> None:
         w.status = status
@@ -235,7 +237,7 @@ def simulate(
             est = c[i] * (1 + cost.slippage)
             if q * est + cost.commission(q) > cash + _EPS:
                 reason = "rejected"
-        orders.append((idx[i], cid, "buy" if buy else "sell", q, reason or "accepted"))
+        orders.append((times[i], cid, "buy" if buy else "sell", q, reason or "accepted"))
         if reason:
             w.status = reason
             return
@@ -266,21 +268,22 @@ def simulate(
         held = qty
         if s == 0 or (s == 1 and held > 0) or (s == -1 and held <= 0):
             return  # no intent is possible (rule filters only turn trades into holds; no shorts here)
-        ts = pd.Timestamp(idx[i])
-        decision = EnsembleDecision(symbol=symbol, timestamp=ts.isoformat(), signal=_SIGNAL[s],  # type: ignore[arg-type]
-                                    confidence=float(conf[i]), policy="batch", reason="batch")
+        ts = pd.Timestamp(times[i])
+        signal, confidence = _SIGNAL[s], float(conf[i])
         if rules.enabled:
             assert features is not None
+            decision = EnsembleDecision(symbol=symbol, timestamp=ts.isoformat(), signal=signal,  # type: ignore[arg-type]
+                                        confidence=confidence, policy="batch", reason="batch")
             decision, _ = apply_rules(decision, features.iloc[i], cfg=rules, has_position=held != 0)
+            signal, confidence = decision.signal, decision.confidence
         price = float(c[i])
         atr = float(atr_col[i]) if np.isfinite(atr_col[i]) else None
-        from aitrader.trading.ids import client_order_id
 
-        if decision.signal == "buy" and held <= 0:
+        if signal == "buy" and held <= 0:
             kind = "entry" if held == 0 else "exit"
-            intent = TradeIntent(symbol, Side.BUY, kind, decision.confidence, price, atr)  # type: ignore[arg-type]
-        elif decision.signal == "sell" and held > 0:
-            intent = TradeIntent(symbol, Side.SELL, "exit", decision.confidence, price, atr)
+            intent = TradeIntent(symbol, Side.BUY, kind, confidence, price, atr)  # type: ignore[arg-type]
+        elif signal == "sell" and held > 0:
+            intent = TradeIntent(symbol, Side.SELL, "exit", confidence, price, atr)
         else:
             return
         positions = [Position(symbol=symbol, quantity=qty, avg_price=avg, asset_class=AssetClass.STOCK,
@@ -332,7 +335,9 @@ def simulate(
     if last < n - 1:
         equity[last + 1:] = cash + qty * c[last + 1:]
     fills_df = pd.DataFrame(fills, columns=["time", "side", "quantity", "price", "commission", "client_order_id"])
+    fills_df["time"] = pd.DatetimeIndex(fills_df["time"])
     orders_df = pd.DataFrame(orders, columns=["time", "client_order_id", "side", "quantity", "status"])
+    orders_df["time"] = pd.DatetimeIndex(orders_df["time"])
     return SimResult(equity=pd.Series(equity, index=idx, name="equity"), fills=fills_df, orders=orders_df,
                      visited=visited)
 
