@@ -180,3 +180,19 @@ def test_standalone_fake_serves_the_provider() -> None:
     # the clock starts 50 bars before the (shifted) last bar, which is within the past week
     assert now - pd.Timedelta(days=120) < bars.index[-1] < now - pd.Timedelta(days=50)
     assert (bars.index.dayofweek < 5).all()  # whole-week shift: still trading weekdays
+
+
+def test_close_only_index_series(vix: pd.DataFrame) -> None:
+    """VIX (close only, with gaps) comes back as an IND contract with NaN volume."""
+    server = FakeTWS(bars={"VIX": vix}, main_symbol="VIX").start()
+    p = IBKRProvider(port=server.port, client_id=14, pacing_seconds=0, timeout=5)
+    try:
+        got = p.get_bars("VIX", "1d", pd.Timestamp("2015-01-01"), pd.Timestamp("2015-12-31"))
+    finally:
+        p.close()
+        server.stop()
+    want = vix.loc["2015-01-01":"2015-12-31", "close"].dropna()
+    assert list(got.index) == list(want.index)
+    assert got["close"].tolist() == want.tolist()
+    assert got["volume"].isna().all() and (got["open"] == got["close"]).all()
+    assert {(r[3], r[4]) for r in server.requests_of(20)} == {("VIX", "IND")}

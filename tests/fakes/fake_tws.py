@@ -119,7 +119,7 @@ class FakeTWS:
         self, *, bars: dict[str, pd.DataFrame], main_symbol: str, port: int = 0,
         start_bar: int | None = None, cash: float = 100_000.0, advance: bool = True,
     ) -> None:
-        self.bars = {s.upper(): df for s, df in bars.items()}
+        self.bars = {s.upper(): _full_ohlcv(df) for s, df in bars.items()}
         self.main = main_symbol.upper()
         self.cursor = len(self.bars[self.main]) - 1 if start_bar is None else start_bar
         self.advance = advance
@@ -544,6 +544,17 @@ class FakeTWS:
                 self._send_order(conn, o)
                 self._send_status(conn, o)
         conn.send(53, 1)
+
+
+def _full_ohlcv(df: pd.DataFrame) -> pd.DataFrame:
+    """Close-only series (VIX) get open=high=low=close and IB's -1 "no volume"; gaps dropped."""
+    out = df.dropna(subset=["close"]).copy()
+    for c in ("open", "high", "low"):
+        if c not in out:
+            out[c] = out["close"]
+    if "volume" not in out:
+        out["volume"] = -1.0
+    return out[["open", "high", "low", "close", "volume"]]
 
 
 def _parse_end(s: str) -> pd.Timestamp:
