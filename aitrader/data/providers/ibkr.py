@@ -63,6 +63,17 @@ _CURRENCIES = {"USD", "EUR", "GBP", "JPY", "CHF", "AUD", "CAD", "NZD", "SEK", "N
 _NO_DATA = re.compile(r"no data|returned no data", re.IGNORECASE)
 
 
+class _NoDataIsNotAnError(logging.Filter):
+    """ib_async logs IB's "HMDS query returned no data" (error 162) at ERROR level; for a
+    chunk before an instrument's first bar that is an expected answer, not an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "returned no data" not in record.getMessage()
+
+
+logging.getLogger("ib_async.wrapper").addFilter(_NoDataIsNotAnError())
+
+
 def _ib_module() -> Any:
     import ib_async  # lazily: replay runs never need it
 
