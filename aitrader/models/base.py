@@ -224,7 +224,7 @@ class BaseModel(Model):
         arr = self._columns(X)
         if len(y) != len(X):
             raise ModelError(f"{self.name}: X has {len(X)} rows but y has {len(y)}")
-        target = up_target(y.reindex(X.index) if isinstance(y, pd.Series) else y)
+        target = up_target(self._aligned(y, X, "y"))
         w = np.ones(len(X)) if sample_weight is None else self._aligned(sample_weight, X, "sample_weight")
         w = np.where(np.isfinite(w), w, 0.0)
         rets = None if returns is None else np.nan_to_num(self._aligned(returns, X, "returns"), nan=0.0)
@@ -259,7 +259,9 @@ class BaseModel(Model):
 
     @staticmethod
     def _aligned(s: pd.Series | np.ndarray, X: pd.DataFrame, what: str) -> np.ndarray:
-        if isinstance(s, pd.Series):
+        if isinstance(s, pd.Series) and not s.index.equals(X.index):
+            if not s.index.is_unique:
+                raise ModelError(f"{what} has duplicate index values and a different index from X")
             s = s.reindex(X.index)
         arr = np.asarray(s, dtype="float64")
         if arr.shape != (len(X),):
