@@ -93,7 +93,7 @@ def test_live_run_against_fake_tws(tmp_path: Path) -> None:
     i = _first_cross_index()
     cross_time = read_bars_file(GOOG_CSV).index[i]
     proc, addr = _start_fake(["tests.fakes.fake_tws", "--port", "0", "--symbol", "GOOG", "--bars", str(GOOG_CSV),
-                              "--visible", str(i - 2)])
+                              "--start-bar", str(i - 2)])
     try:
         host, port = addr.rsplit(":", 1)
         env = {"IB_HOST": host, "IB_PORT": port, "IB_CLIENT_ID": "7", "AITRADER_DATA__IBKR_PACING_SECONDS": "0"}
