@@ -17,14 +17,17 @@ from aitrader.paths import Home
 def _check_against_quantstats(equity: pd.Series, m: dict) -> None:
     import quantstats as qs
 
+    def f(x: object) -> float:
+        return float(x)  # type: ignore[arg-type]
+
     r = equity.pct_change().iloc[1:]
-    assert m["total_return"] == pytest.approx(float(qs.stats.comp(r)), rel=1e-9)
-    assert m["cagr"] == pytest.approx(float(qs.stats.cagr(r, rf=0.0, periods=252)), rel=1e-9)
-    assert m["volatility"] == pytest.approx(float(qs.stats.volatility(r, periods=252)), rel=1e-9)
-    assert m["sharpe"] == pytest.approx(float(qs.stats.sharpe(r, rf=0.0, periods=252)), rel=1e-9)
-    assert m["sortino"] == pytest.approx(float(qs.stats.sortino(r, rf=0.0, periods=252)), rel=1e-9)
-    assert m["max_drawdown"] == pytest.approx(float(qs.stats.max_drawdown(r)), rel=1e-9)
-    assert m["calmar"] == pytest.approx(float(qs.stats.calmar(r, periods=252)), rel=1e-9)
+    assert m["total_return"] == pytest.approx(f(qs.stats.comp(r)), rel=1e-9)
+    assert m["cagr"] == pytest.approx(f(qs.stats.cagr(r, rf=0.0, periods=252)), rel=1e-9)
+    assert m["volatility"] == pytest.approx(f(qs.stats.volatility(r, periods=252)), rel=1e-9)
+    assert m["sharpe"] == pytest.approx(f(qs.stats.sharpe(r, rf=0.0, periods=252)), rel=1e-9)
+    assert m["sortino"] == pytest.approx(f(qs.stats.sortino(r, rf=0.0, periods=252)), rel=1e-9)
+    assert m["max_drawdown"] == pytest.approx(f(qs.stats.max_drawdown(r)), rel=1e-9)
+    assert m["calmar"] == pytest.approx(f(qs.stats.calmar(r, periods=252)), rel=1e-9)
 
 
 def test_metrics_match_quantstats_on_a_real_backtest(sample_home: Home) -> None:

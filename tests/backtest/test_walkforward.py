@@ -35,12 +35,12 @@ def test_walk_forward_models_never_saw_the_bars_they_trade(sample_home: Home, tm
             tw = registry.read_manifest("GOOG", name, lm.version)["training_window"]
             last_row = pd.Timestamp(tw["last"])
             # the last training row's label looks `horizon` bars ahead: still before the window
-            pos = bars.index.get_loc(last_row)
+            pos = int(bars.index.searchsorted(last_row))
             assert bars.index[pos + horizon] <= pd.Timestamp(win.as_of) < trade_start
             assert pd.Timestamp(tw["end"]) <= pd.Timestamp(win.as_of)  # promoted now or kept from earlier
             # the trailing 400-bar window (its newest `horizon` bars unlabelled), not all history
             assert tw["rows"] == 400 - horizon
-            assert pd.Timestamp(tw["first"]) == bars.index[bars.index.get_loc(pd.Timestamp(tw["end"])) - 399]
+            assert pd.Timestamp(tw["first"]) == bars.index[int(bars.index.searchsorted(pd.Timestamp(tw["end"]))) - 399]
         # the routine really ran as of this window: a version trained up to as_of exists (promoted or candidate)
         for name in ("rf", "lgbm"):
             ends = [registry.read_manifest("GOOG", name, v.version)["training_window"]["end"]
