@@ -198,3 +198,16 @@ def test_ppo_with_shorts_maps_flat_to_half() -> None:
     probs = model._policy.get_distribution(obs).distribution.probs.detach().double().numpy()
     assert probs.shape[1] == 3
     np.testing.assert_allclose(p, probs[:, 1] + 0.5 * probs[:, 0], atol=1e-12)
+
+
+def test_fast_forest_proba_is_bit_identical_to_sklearn() -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    from aitrader.models.tree import forest_proba
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(600, 12))
+    y = (X[:, 0] + rng.normal(size=600) > 0).astype(int)
+    w = rng.uniform(0.5, 2.0, size=600)  # weights make leaf fractions non-trivial
+    clf = RandomForestClassifier(n_estimators=50, max_depth=5, random_state=0, n_jobs=1).fit(X, y, sample_weight=w)
+    np.testing.assert_array_equal(forest_proba(clf, X), clf.predict_proba(X))
