@@ -23,6 +23,7 @@ agent-managed trailing stops or end-of-day liquidation) is refused with
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,8 +139,8 @@ def simulate(
     first_of_day = np.searchsorted(dates, dates, side="left")
     atr_col = (features["ta_atr_14"].to_numpy(float) if features is not None and "ta_atr_14" in features
                else np.full(n, np.nan))
-    buys = np.flatnonzero(sig == 1)
-    sells = np.flatnonzero(sig == -1)
+    buys = np.flatnonzero(sig == 1).tolist()  # plain lists: bisect beats numpy calls per event
+    sells = np.flatnonzero(sig == -1).tolist()
 
     cash = float(b.initial_cash)
     qty = 0.0
@@ -311,14 +312,14 @@ def simulate(
         if any(w.kind == "market" and w.active for w in working):
             return i + 1
         arr = buys if qty <= 0 else sells
-        k = int(np.searchsorted(arr, i + 1))
-        bound = int(arr[k]) if k < len(arr) else n
+        k = bisect.bisect_left(arr, i + 1)
+        bound = arr[k] if k < len(arr) else n
         levels = [w for w in working if w.active]
         if not levels:
             return bound
         return _first_touch(levels, h, lo, i + 1, bound)
 
-    i = int(buys[0]) if len(buys) else n  # nothing can happen before the first buy while flat
+    i = buys[0] if buys else n  # nothing can happen before the first buy while flat
     if i >= n:
         equity[:] = cash
         last = n - 1

@@ -112,14 +112,15 @@ def walk_forward_source(
                              f"({'; '.join(pred.load_errors.values())})")
         stop = min(len(span), k + retrain_every) - 1
         win = WalkForwardWindow(trade_start=str(span.index[k]), trade_end=str(span.index[stop]), as_of=str(as_of),
-                                bars_trained=pos - lo, retrain=lines)
+                                bars_trained=min(train_window, pos), retrain=lines)
         for name, lm in pred.models.items():
             manifest = registry.read_manifest(symbol, name, lm.version)
             win.models[name] = {"version": lm.version, "training_window": manifest.get("training_window")}
         windows.append(win)
         schedule.append((span.index[k], pred))
         if say:
-            say(f"walk-forward: retrained as of {as_of.date()} on {pos - lo} bars -> trading "
+            say(f"walk-forward: retrained as of {as_of.date()} on the last {min(train_window, pos)} bars "
+                f"(+{max(0, pos - lo - train_window)} warm-up) -> trading "
                 f"{span.index[k].date()}..{span.index[stop].date()} with "
                 + ", ".join(f"{n} {v['version']}" for n, v in win.models.items()))
     return PredictorSignals(schedule), windows
