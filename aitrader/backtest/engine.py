@@ -229,8 +229,14 @@ def run_agent(*, hist: pd.DataFrame, span: pd.DataFrame, source: Any, features: 
                          commission_per_share=b.commission_per_share, commission_min=b.commission_min,
                          commission_per_trade=b.commission_per_trade, fill_on=fill_on,  # type: ignore[arg-type]
                          allow_short=settings.risk.allow_short, synchronous="NORMAL")
+    calendar = None
+    if settings.risk.eod_liquidation_minutes:  # the engine reads the calendar only for this
+        from aitrader.trading.runner import load_calendar
+
+        calendar = load_calendar(settings)
     engine = DecisionEngine(settings=settings, broker=broker, journal=journal, signals=source,
-                            risk=RiskManager(settings.risk, symbols=[symbol]), features_fn=FeatureLookup(features))
+                            risk=RiskManager(settings.risk, symbols=[symbol]), features_fn=FeatureLookup(features),
+                            calendar=calendar)
     size = max(settings.agent.history_bars, int(getattr(source, "warmup", 1)) + 2)
     agent = Agent(engine=engine, journal=journal, symbols=[symbol], history_bars=size)
     try:
