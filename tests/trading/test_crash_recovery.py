@@ -7,6 +7,7 @@ fills, equity) equals an uninterrupted run's.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -16,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from aitrader.data.sample import import_sample
@@ -70,6 +72,25 @@ def _state(home: Path) -> dict[str, object]:
     }
 
 
+def _cursor(home: Path) -> str | None:
+    db = home / "journal.sqlite"
+    if not db.exists():
+        return None
+    try:
+        rows = _q(db, "select value from state where key='cursor'")
+    except sqlite3.Error:
+        return None
+    return json.loads(rows[0][0]) if rows else None
+
+
+def _progress(start: str | None, now: str | None) -> int:
+    """Bars processed between two cursor values (business days: GOOG daily bars)."""
+    if now is None:
+        return 0
+    first = pd.Timestamp(start) if start else pd.Timestamp(SPAN[0])
+    return len(pd.bdate_range(first, pd.Timestamp(now))) - 1
+
+
 @pytest.fixture()
 def two_homes(tmp_path: Path) -> tuple[Path, Path]:
     homes = []
@@ -89,15 +110,19 @@ def test_sigkill_restarts_match_uninterrupted_run(two_homes: tuple[Path, Path]) 
     kills = 0
     for _attempt in range(60):
         proc = subprocess.Popen(_cmd(killed), env=_env(killed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        # Die somewhere between "still importing" and "deep in the replay".
-        deadline = time.monotonic() + rng.uniform(1.0, 4.0)
-        while time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        if proc.poll() is None and kills < 12:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-            kills += 1
-            continue
+        if kills < 12:
+            # Kill after a random number of further bars (so every kill lands in the replay,
+            # however fast the machine), a random few ms into the next tick.
+            start = _cursor(killed)
+            target = rng.randint(15, 90)
+            while proc.poll() is None and _progress(start, _cursor(killed)) < target:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.02))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+                kills += 1
+                continue
         _out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err.decode()[-2000:]
         break
