@@ -7,7 +7,7 @@ export PYTHONHASHSEED := 0
 export OMP_NUM_THREADS ?= 2
 export MKL_NUM_THREADS ?= 2
 
-.PHONY: install run test lint bench clean chromium
+.PHONY: install run test lint bench clean chromium dashboard
 
 install: $(STAMP)
 
@@ -20,6 +20,9 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 run: install
 	$(BIN)/python -m aitrader.demo
+
+dashboard: install
+	$(BIN)/aitrader dashboard
 
 lint: install
 	$(BIN)/ruff check aitrader tests bench scripts *.py

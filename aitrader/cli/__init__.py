@@ -70,6 +70,7 @@ def setup_logging(level: str) -> None:
         level=getattr(logging, level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+        force=True,  # a later command in the same process (the demo) may change the level
     )
     for noisy in ("urllib3", "matplotlib", "numba", "ib_async", "asyncio", "PIL"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))

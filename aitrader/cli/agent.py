@@ -160,8 +160,23 @@ def print_summary(summary: Any, home: Any, *, bench: float | None, as_json: bool
     print(f"buy and hold     {bh}")
     print(f"tick latency     p50 {data['tick_ms_p50']} ms, p99 {data['tick_ms_p99']} ms")
     print(f"journal          {home.journal}")
-    print(f"dashboard        aitrader --home {home.root} dashboard   (then open http://127.0.0.1:8501)")
+    print(f"dashboard        {_aitrader_cmd()} --home {home.root} dashboard   (then open http://127.0.0.1:8501)")
     print("Simulated results on historical data; they are not a promise of future returns.")
+
+
+def _aitrader_cmd() -> str:
+    """How the user can call us: ``aitrader`` if on PATH, else the venv's script."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    if shutil.which("aitrader"):
+        return "aitrader"
+    script = Path(sys.executable).parent / "aitrader"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def cmd_status(args: argparse.Namespace, ctx: Any) -> int:
