@@ -131,7 +131,11 @@ def signals(src: q.Sources, status: dict[str, Any]) -> None:
     st.subheader("Latest decision per symbol")
     st.dataframe(latest, hide_index=True, key="latest_signals")
     st.subheader("Model votes behind them")
-    st.dataframe(q.latest_votes(src.reader), hide_index=True, key="latest_votes")
+    votes = q.latest_votes(src.reader)
+    if votes.empty:
+        st.write("No model votes: these decisions came from a rule-based strategy.")
+    else:
+        st.dataframe(votes, hide_index=True, key="latest_votes")
     symbol = st.selectbox("Confidence history for", list(latest["symbol"]), key="sig_symbol")
     history = q.confidence_history(src.reader, symbol=symbol)
     if not history.empty:

@@ -494,7 +494,7 @@ def load_backtest(path: str | Path) -> dict[str, Any]:
         raise DataError(f"{p}: not valid JSON (line {exc.lineno})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("metrics"), dict):
         raise DataError(f"{p}: not a backtest report (no 'metrics' object)")
-    metrics = {str(k): v for k, v in raw["metrics"].items() if _is_scalar(v)}
+    metrics = _flatten(raw["metrics"])
     equity = pd.DataFrame(raw.get("equity") or [])
     if not equity.empty:
         if "time" not in equity.columns or "equity" not in equity.columns:
@@ -512,6 +512,18 @@ def load_backtest(path: str | Path) -> dict[str, Any]:
     params = raw.get("params") if isinstance(raw.get("params"), dict) else {}
     return {"name": p.stem, "path": str(p), "metrics": metrics, "equity": equity, "trades": trades,
             "params": params}
+
+
+def _flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Scalars only, nested blocks as ``block.key`` (e.g. ``buy_and_hold.total_return``)."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, prefix=f"{name}."))
+        elif _is_scalar(value):
+            out[name] = value
+    return out
 
 
 def _is_scalar(value: Any) -> bool:

@@ -113,7 +113,8 @@ def build_backtest(home: Home) -> Path:
               for i, t in enumerate(times)]
     equity[-1]["equity"] = BT_FINAL_EQUITY
     report = {"metrics": {"final_equity": BT_FINAL_EQUITY, "num_trades": BT_NUM_TRADES, "total_return_pct": 23.4567,
-                          "sharpe": 1.1, "max_drawdown_pct": -3.2},
+                          "sharpe": 1.1, "max_drawdown_pct": -3.2, "buy_and_hold": {"total_return": 0.15},
+                          "curve": [1, 2]},
               "trades": [{"entry_time": "2012-01-03", "exit_time": "2012-01-10", "entry_price": 600.0,
                           "exit_price": 610.0, "size": 3, "pnl": 30.0}],
               "equity": equity, "params": {"strategy": "sma_cross", "symbol": "GOOG"}}

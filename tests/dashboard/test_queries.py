@@ -182,6 +182,7 @@ def test_backtests(src: q.Sources, home: Home) -> None:
     report = q.load_backtest(saved["path"].iloc[0])
     assert report["metrics"]["final_equity"] == BT_FINAL_EQUITY
     assert report["metrics"]["num_trades"] == BT_NUM_TRADES
+    assert report["metrics"]["buy_and_hold.total_return"] == 0.15 and "curve" not in report["metrics"]
     assert len(report["equity"]) == 30 and report["equity"]["equity"].iloc[-1] == BT_FINAL_EQUITY
     assert list(report["trades"]["pnl"]) == [30.0]
     table = q.metrics_table(report["metrics"]).set_index("metric")
