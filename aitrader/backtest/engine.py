@@ -211,8 +211,10 @@ def run_fast(*, hist: pd.DataFrame, span: pd.DataFrame, source: Any, features: p
 
 
 def run_agent(*, hist: pd.DataFrame, span: pd.DataFrame, source: Any, features: pd.DataFrame,
-              settings: Settings, symbol: str, fill_on: str, workdir: Path) -> tuple[pd.Series, pd.DataFrame]:
-    """The real agent, bar by bar, on a PaperBroker and journal under ``workdir``: (equity, fills)."""
+              settings: Settings, symbol: str, fill_on: str,
+              workdir: Path) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
+    """The real agent, bar by bar, on a PaperBroker and journal under ``workdir``: (equity, stock
+    fills, round trips from the journal's own FIFO query)."""
     from aitrader.brokers.paper import PaperBroker
     from aitrader.journal import Journal
     from aitrader.journal.queries import JournalReader
@@ -250,12 +252,34 @@ def run_agent(*, hist: pd.DataFrame, span: pd.DataFrame, source: Any, features: 
     curve.index = pd.DatetimeIndex(curve.index)
     equity = curve.reindex(span.index).ffill().fillna(b.initial_cash).rename("equity")
     f = reader.trades(symbol=symbol)
+    trades = journal_round_trips(reader)
+    if len(f):  # the stock's own fills (option fills are in the trades, not in the position)
+        f = f[f["asset_class"].astype(str) == "stock"]
     fills = pd.DataFrame({"time": pd.DatetimeIndex(f["ts"]) if len(f) else pd.DatetimeIndex([]),
                           "side": f["side"].astype(str).to_numpy(), "quantity": f["quantity"].astype(float).to_numpy(),
                           "price": f["price"].astype(float).to_numpy(),
                           "commission": f["commission"].astype(float).to_numpy(),
                           "client_order_id": f["client_order_id"].astype(str).to_numpy()})
-    return equity, fills
+    return equity, fills, trades
+
+
+def journal_round_trips(reader: Any) -> pd.DataFrame:
+    """The journal's FIFO round trips (every instrument, options included) in the backtest's columns."""
+    from aitrader.backtest.fast import TRADE_COLUMNS
+
+    ct = reader.closed_trades()
+    if not len(ct):
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in TRADE_COLUMNS})
+    sign = np.where(ct["direction"].astype(str) == "long", 1.0, -1.0)
+    out = pd.DataFrame({
+        "entry_time": pd.DatetimeIndex(ct["entry_time"]), "exit_time": pd.DatetimeIndex(ct["exit_time"]),
+        "entry_price": ct["entry_price"].astype(float).to_numpy(), "exit_price": ct["exit_price"].astype(float).to_numpy(),
+        "size": ct["quantity"].astype(float).to_numpy() * sign, "pnl": ct["pnl"].astype(float).to_numpy(),
+        "return_pct": ct["return_pct"].astype(float).to_numpy(), "commission": ct["commission"].astype(float).to_numpy(),
+    })
+    if (ct["instrument"].astype(str) != ct["symbol"].astype(str)).any():
+        out["instrument"] = ct["instrument"].astype(str).to_numpy()
+    return out
 
 
 def run_backtest(
@@ -313,15 +337,15 @@ def run_backtest(
     if used == "fast":
         equity, fills, probs = run_fast(hist=hist, span=span, source=source, features=features, settings=settings,
                                         symbol=symbol, fill_on=fill_on)
+        trades = round_trips(fills)
     else:
         if features is None:
             features = compute_features(hist, home=home, settings=settings, symbol=symbol)
         with tempfile.TemporaryDirectory(prefix="aitrader-bt-") as tmp:
-            equity, fills = run_agent(hist=hist, span=span, source=source, features=features, settings=settings,
+            equity, fills, trades = run_agent(hist=hist, span=span, source=source, features=features, settings=settings,
                                       symbol=symbol, fill_on=fill_on, workdir=workdir or Path(tmp))
         if isinstance(source, PredictorSignals) and features is not None:
             _, _, probs = batch_decisions(source, features.iloc[len(hist) - len(span):], span, symbol=symbol)
-    trades = round_trips(fills)
     closes = span["close"].astype(float)
     benchmark = (settings.broker.initial_cash * closes / float(closes.iloc[0])).rename("benchmark")
     b = settings.broker

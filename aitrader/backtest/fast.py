@@ -40,6 +40,7 @@ from aitrader.trading.types import TradeIntent
 
 _EPS = px.EPS
 _SIGNAL = {1: "buy", -1: "sell", 0: "hold"}
+TRADE_COLUMNS = ["entry_time", "exit_time", "entry_price", "exit_price", "size", "pnl", "return_pct", "commission"]
 
 
 class UnsupportedByFastPath(AitraderError):
@@ -366,7 +367,7 @@ def _first_touch(levels: list[_Order], high: np.ndarray, low: np.ndarray, start:
 
 def round_trips(fills: pd.DataFrame) -> pd.DataFrame:
     """FIFO round trips of one symbol's fills: entry/exit time and price, size, pnl net of commissions."""
-    cols = ["entry_time", "exit_time", "entry_price", "exit_price", "size", "pnl", "return_pct", "commission"]
+    cols = TRADE_COLUMNS
     lots: list[list[Any]] = []  # [signed qty, price, time, commission per unit]
     rows = []
     times = list(fills["time"])
