@@ -74,3 +74,22 @@ def test_unsupported_features_fall_back_to_the_agent(sample_home: Home) -> None:
     assert any("allow_short" in n for n in res.notes)
     held = position_series(res.fills, pd.DatetimeIndex(res.bars.index))
     assert (held < 0).any()  # the agent path did go short
+
+
+def test_intraday_with_daily_loss_kill_switch_same_on_both_paths(sample_home: Home) -> None:
+    # Hourly EURUSD: several bars per day, so the day-start equity and the daily-loss kill
+    # switch (a tight 0.1%) shape the entries.
+    s = load_settings()
+    s.timeframes = {"EURUSD": "1h"}
+    s.risk.max_daily_loss_pct = 0.001
+    s.risk.stop_loss_pct = 0.002
+    s.risk.take_profit_pct = 0.003
+    kw = dict(home=sample_home, symbol="EURUSD", strategy="sma_cross", params={"fast": 5, "slow": 12},
+              start=pd.Timestamp("2017-11-01"), end=pd.Timestamp("2017-11-30"))
+    fast = run_backtest(settings=s, mode="fast", **kw)  # type: ignore[arg-type]
+    agent = run_backtest(settings=s, mode="agent", **kw)  # type: ignore[arg-type]
+    assert_same_run(fast, agent)
+    loose = s.model_copy(deep=True)
+    loose.risk.max_daily_loss_pct = 1.0
+    unlimited = run_backtest(settings=loose, mode="fast", **kw)  # type: ignore[arg-type]
+    assert len(unlimited.fills) > len(fast.fills)  # the kill switch did stop some entries
