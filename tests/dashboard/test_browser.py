@@ -60,9 +60,11 @@ def test_dashboard_in_headless_chromium(dash_home: Home, tmp_path: Path) -> None
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "AITRADER_HOME": str(dash_home.root)}
     env.pop("AITRADER_CONFIG", None)
+    cfg = tmp_path / "fast_refresh.yaml"
+    cfg.write_text("dashboard:\n  refresh_seconds: 1\n", encoding="utf-8")
     log = (tmp_path / "server.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "aitrader", "--home", str(dash_home.root), "dashboard",
-                               "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+    server = subprocess.Popen([sys.executable, "-m", "aitrader", "--home", str(dash_home.root), "--config", str(cfg),
+                               "dashboard", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     try:
         wait_healthy(url, server, timeout=25)
@@ -74,6 +76,9 @@ def test_dashboard_in_headless_chromium(dash_home: Home, tmp_path: Path) -> None
             shot = tmp_path / "dashboard.png"
             browser.screenshot(shot)
             dom = browser.dom()
+            # Auto-refresh: the fragment re-renders by itself (its "Rendered" stamp changes).
+            stamp = browser.evaluate("document.body.innerText.match(/Rendered [0-9: -]+UTC/)[0]")
+            assert stamp and browser.wait_for(f"!document.body.innerText.includes({stamp!r})", timeout=10)
     finally:
         stop_group(server)
         log.close()
