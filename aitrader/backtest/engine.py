@@ -319,9 +319,6 @@ def run_backtest(
             source = make_source(strategy, params)
     if not isinstance(source, PredictorSignals):
         check_history(source, hist, span, symbol=symbol)
-    need_features = (isinstance(source, PredictorSignals) or settings.rules.enabled
-                     or settings.risk.sizing == "atr" or mode != "fast")
-    features = compute_features(hist, home=home, settings=settings, symbol=symbol) if need_features else None
     notes: list[str] = []
     used = mode
     if mode == "auto":
@@ -333,14 +330,17 @@ def run_backtest(
             if say:
                 say(notes[-1])
             used = "agent"
+    # The agent path always builds features; the fast path only when something reads them.
+    need_features = (used != "fast" or isinstance(source, PredictorSignals) or settings.rules.enabled
+                     or settings.risk.sizing == "atr")
+    features = compute_features(hist, home=home, settings=settings, symbol=symbol) if need_features else None
     probs: pd.DataFrame | None = None
     if used == "fast":
         equity, fills, probs = run_fast(hist=hist, span=span, source=source, features=features, settings=settings,
                                         symbol=symbol, fill_on=fill_on)
         trades = round_trips(fills)
     else:
-        if features is None:
-            features = compute_features(hist, home=home, settings=settings, symbol=symbol)
+        assert features is not None
         with tempfile.TemporaryDirectory(prefix="aitrader-bt-") as tmp:
             equity, fills, trades = run_agent(hist=hist, span=span, source=source, features=features, settings=settings,
                                       symbol=symbol, fill_on=fill_on, workdir=workdir or Path(tmp))
