@@ -167,8 +167,8 @@ def market(src: q.Sources, settings: Settings) -> None:
     if series is None:
         st.info(f"S&P 500 breadth unavailable: {why}")
     else:
-        st.plotly_chart(charts.line_figure(series, title="Breadth: share of symbols above their 20-day SMA",
-                                           y_title="% above", percent=True), key="breadth_chart")
+        st.plotly_chart(charts.line_figure(series, title=f"Breadth: share above their 20-day SMA ({why})",
+                                           y_title="% above", percent=True, smooth=10), key="breadth_chart")
     vix = q.vix_series(src.store)
     if vix is not None:
         st.plotly_chart(charts.line_figure(vix, title="VIX", y_title="close"), key="vix_chart")

@@ -43,10 +43,15 @@ def confidence_figure(df: pd.DataFrame, *, title: str = "Confidence history") ->
     return fig
 
 
-def line_figure(series: pd.Series, *, title: str, y_title: str = "", percent: bool = False) -> go.Figure:
-    """A single time series (breadth, VIX)."""
+def line_figure(series: pd.Series, *, title: str, y_title: str = "", percent: bool = False,
+                smooth: int = 0) -> go.Figure:
+    """A single time series (breadth, VIX); ``smooth`` > 1 adds its rolling mean over that many points."""
     y = series * 100.0 if percent else series
-    fig = go.Figure(go.Scatter(x=series.index, y=y, name=str(series.name or y_title), mode="lines"))
+    fig = go.Figure(go.Scatter(x=series.index, y=y, name=str(series.name or y_title), mode="lines",
+                               opacity=0.35 if smooth > 1 else 1.0))
+    if smooth > 1:
+        fig.add_trace(go.Scatter(x=series.index, y=y.rolling(smooth, min_periods=1).mean(),
+                                 name=f"{smooth}-bar mean", mode="lines", line={"width": 2}))
     fig.update_yaxes(title_text=y_title)
     fig.update_layout(title=title, height=320, **_LAYOUT)
     return fig

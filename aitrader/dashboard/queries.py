@@ -403,14 +403,20 @@ def hit_rates(reader: JournalReader) -> pd.DataFrame:
 
 
 def market_breadth(store: BarStore, *, sma: int = 20) -> tuple[pd.Series | None, str]:
-    """S&P 500 breadth from stored daily bars, or ``(None, why not)``."""
+    """S&P 500 breadth from stored daily bars: ``(series, "over N symbols")`` or ``(None, why not)``.
+
+    The universe is every stored daily OHLC symbol (see :func:`breadth_from_store`); with only
+    a few symbols the share jumps between a few values, so the note says how many there are.
+    """
     try:
         series = breadth_from_store(store, sma=sma).dropna()
     except AitraderError as exc:
         return None, str(exc)
     if series.empty:
         return None, f"not enough stored daily bars for a {sma}-day breadth"
-    return series, ""
+    n = sum(1 for s, tf in store.list() if tf == "1d" and s not in VIX_SYMBOLS
+            and {"open", "close"} <= set(store.read(s, tf).columns))
+    return series, f"over {n} stored daily symbol{'s' if n != 1 else ''}"
 
 
 def vix_series(store: BarStore) -> pd.Series | None:

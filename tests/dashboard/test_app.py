@@ -55,7 +55,7 @@ def test_every_page_renders_with_fixture_values(dash_home: Home, monkeypatch: py
     charts = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert charts[0] == "Equity vs buy-and-hold"
     assert {"Confidence history: GOOG", "VIX", "Backtest sma_cross_GOOG"} <= set(charts)
-    assert any(t.startswith("Breadth") for t in charts)
+    assert "Breadth: share above their 20-day SMA (over 2 stored daily symbols)" in charts
     frames = [d.value for d in at.dataframe]
     # positions, risk events, fills, round trips, signals, votes, versions, gate log, hit rates,
     # stored bars, backtest metrics, backtest trades

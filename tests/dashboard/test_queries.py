@@ -164,7 +164,7 @@ def test_models_and_hit_rate(src: q.Sources) -> None:
 
 def test_market(src: q.Sources, vix: pd.DataFrame) -> None:
     breadth, why = q.market_breadth(src.store)
-    assert breadth is not None and why == ""
+    assert breadth is not None and why == "over 2 stored daily symbols"  # GOOG, SPX (VIX is close-only)
     assert breadth.between(0.0, 1.0).all()
     v = q.vix_series(src.store)
     assert v is not None and len(v) == int(vix["close"].notna().sum())
