@@ -81,6 +81,21 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
     if start is not None and until is not None and until < start:
         raise DataError(f"--until {until.date()} is before --start {start.date()}")
 
+    # Validate everything the user typed before opening the journal or the broker.
+    feed_replay = None
+    bars: dict[str, pd.DataFrame] = {}
+    if feed_kind == "replay":
+        from aitrader.trading.feeds import ReplayFeed
+
+        bars = load_bars(ctx.home, settings, symbols)
+        if start is None:
+            start = default_replay_start(ctx, symbols)
+        feed_replay = ReplayFeed(bars, start=start, until=until, speed=args.speed)
+    elif args.strategy not in ("ensemble", "ml"):
+        from aitrader.trading.strategies import make_strategy
+
+        make_strategy(args.strategy)
+
     parts = build_parts(home=ctx.home, settings=settings, broker_name=broker_name, strategy=args.strategy,
                         symbols=symbols, live=args.live, replay=feed_kind == "replay")
     engine = DecisionEngine(settings=settings, broker=parts.broker, journal=parts.journal, signals=parts.signals,
@@ -90,15 +105,9 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
     agent.install_signal_handlers()
     run_id = parts.journal.start_run(f"{settings.mode}/{feed_kind}", broker_name)
     try:
-        if feed_kind == "replay":
-            from aitrader.trading.feeds import ReplayFeed
-
-            bars = load_bars(ctx.home, settings, symbols)
-            if start is None:
-                start = default_replay_start(ctx, symbols)
-            feed = ReplayFeed(bars, start=start, until=until, speed=args.speed)
-            summary = agent.run_replay(feed)
-            bench = buy_and_hold(bars, feed.first_time, until)
+        if feed_replay is not None:
+            summary = agent.run_replay(feed_replay)
+            bench = buy_and_hold(bars, feed_replay.first_time, until)
         else:
             from aitrader.data.providers.factory import make_provider
             from aitrader.trading.feeds import LiveFeed

@@ -104,7 +104,9 @@ class ReplayFeed:
         self._times = self._timeline()
         if len(self._times) == 0:
             span = ", ".join(f"{s} {df.index[0].date()}..{df.index[-1].date()}" for s, df in bars.items() if len(df))
-            raise DataError(f"replay: no bars between {start} and {until} (stored: {span or 'none'})")
+            lo = "the start" if start is None else str(pd.Timestamp(start).date())
+            hi = "the end" if until is None else str(pd.Timestamp(until).date())
+            raise DataError(f"replay: no bars between {lo} and {hi} (stored: {span or 'none'})")
 
     def _timeline(self) -> pd.DatetimeIndex:
         idx = pd.DatetimeIndex([])
