@@ -302,6 +302,11 @@ def simulate(
         if not verdict.approved or verdict.quantity <= 0:
             return
         entry = intent.intent == "entry"
+        if not entry:
+            # Like the engine: the position's bracket legs are canceled before the exit.
+            for w in list(working):
+                if w.buy == (intent.side is Side.BUY) and w.status == "open":
+                    finish(w, "canceled")
         submit(i, buy=intent.side is Side.BUY, q=float(verdict.quantity), kind="market",
                cid=client_order_id(symbol, ts, intent.intent),
                stop=verdict.stop_loss if entry else None, take=verdict.take_profit if entry else None,

@@ -304,6 +304,8 @@ class DecisionEngine:
             why = "; ".join(f"{e.rule}: {e.detail}" for e in verdict.events) or "not approved"
             self._record_decision(decision, ts, f"vetoed ({why})", rule_reasons or [])
             return
+        if intent.intent != "entry":
+            self._cancel_exits(intent)
         request = OrderRequest(
             client_order_id=client_order_id(intent.symbol, ts, intent.intent),
             symbol=intent.symbol,
@@ -324,6 +326,16 @@ class DecisionEngine:
         action = f"{intent.side.value} {verdict.quantity:g} ({intent.intent})"
         decision_id = self._record_decision(decision, ts, action, rule_reasons or [])
         self.submit(request, decision_id=decision_id, ts=ts, result=result)
+
+    def _cancel_exits(self, intent: TradeIntent) -> None:
+        """Cancel the position's working exit orders (its bracket legs) before exiting, so a
+        stale stop or target can never trade against a later position."""
+        for order in self.broker.open_orders():
+            if order.symbol == intent.symbol and order.side is intent.side and order.asset_class is AssetClass.STOCK:
+                self.broker.cancel(order.client_order_id)
+                latest = self.broker.get_order(order.client_order_id)
+                if latest is not None:
+                    self.journal.update_order(latest)
 
     def _try_option(self, intent: TradeIntent, ts: pd.Timestamp, account: Account, decision: EnsembleDecision,
                     rule_reasons: list[str], result: TickResult) -> bool:

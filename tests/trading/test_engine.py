@@ -137,3 +137,30 @@ def test_trailing_stop_is_managed_by_the_agent(tmp_path: Path, goog: pd.DataFram
     assert exits and all(r.side.value == "sell" for r in exits)
     actions = _rows(tmp_path / "journal.sqlite", "select final_action from decisions where policy='risk'")
     assert any("trailing_stop" in a[0] for a in actions)
+
+
+def test_exit_cancels_the_positions_bracket_legs(tmp_path: Path, goog: pd.DataFrame) -> None:
+    from aitrader.brokers.paper import PaperBroker
+
+    settings = load_settings()
+    settings.rules.enabled = False  # brackets on: 8% stop, 20% target by default
+    db = tmp_path / "journal.sqlite"
+    journal = Journal.open(db, synchronous="NORMAL")
+    broker = PaperBroker.from_settings(settings, db_path=db, synchronous="NORMAL")
+    engine = DecisionEngine(settings=settings, broker=broker, journal=journal, signals=SmaCross(10, 20),
+                            risk=RiskManager(settings.risk, symbols=["GOOG"]))
+    agent = Agent(engine=engine, journal=journal, symbols=["GOOG"], history_bars=300)
+    agent.run_replay(ReplayFeed({"GOOG": goog}, start=pd.Timestamp("2009-06-01"), until=pd.Timestamp("2011-12-31")))
+    # A bracket leg may only ever fill against the position its own entry opened.
+    fills = _rows(db, "select client_order_id, side, quantity from fills order by id")
+    current_entry, pos, leg_fills = None, 0.0, 0
+    for coid, side, q in fills:
+        if side == "buy" and pos == 0:
+            current_entry = coid
+        if coid.endswith(("-sl", "-tp")):
+            leg_fills += 1
+            assert coid[:-3] == current_entry, f"stale leg {coid} hit the position opened by {current_entry}"
+        pos += q if side == "buy" else -q
+    assert leg_fills > 0  # the scenario exercises the legs
+    legs = _rows(db, "select status from orders where client_order_id like '%-sl' or client_order_id like '%-tp'")
+    assert ("canceled",) in legs
