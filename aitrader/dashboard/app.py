@@ -229,7 +229,6 @@ def main() -> None:
         st.error(f"aitrader: {exc}")
         return
     home = Home.resolve(os.environ.get("AITRADER_HOME") or None)
-    src = q.Sources.for_home(home)
     refresh = int(settings.dashboard.refresh_seconds)
 
     st.title("aitrader")
@@ -239,6 +238,7 @@ def main() -> None:
 
     @st.fragment(run_every=refresh if refresh > 0 else None)
     def body() -> None:
+        src = q.Sources.for_home(home)  # a fresh snapshot of the journal per (re)render
         try:
             status = q.journal_status(src.reader, home=home)
         except AitraderError as exc:

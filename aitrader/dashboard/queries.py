@@ -39,9 +39,45 @@ VIX_SYMBOLS = ("VIX", "^VIX")
 _MIN_DAILY_STALE = pd.Timedelta(days=4)
 
 
+class SnapshotReader(JournalReader):
+    """A :class:`JournalReader` that reads the whole-journal queries once and reuses them.
+
+    One render of the dashboard asks for the equity curve, the decisions and the fills many
+    times (headline figures, charts, tables); reading them once per render keeps a refresh
+    cheap on a large journal and makes every page show the same snapshot. Make a new one per
+    render (results never expire). Callers get copies, so they cannot alter the cache.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._cache: dict[str, pd.DataFrame] = {}
+
+    def _cached(self, key: str, load: Any) -> pd.DataFrame:
+        if key not in self._cache:
+            self._cache[key] = load()
+        return self._cache[key].copy()
+
+    def equity_curve(self) -> pd.DataFrame:
+        return self._cached("equity", super().equity_curve)
+
+    def decisions(self, symbol: str | None = None, limit: int | None = None) -> pd.DataFrame:
+        if symbol is not None or limit is not None:
+            return super().decisions(symbol=symbol, limit=limit)
+        return self._cached("decisions", super().decisions)
+
+    def trades(self, symbol: str | None = None, start: Any = None, end: Any = None,
+               side: str | None = None) -> pd.DataFrame:
+        if symbol is not None or start is not None or end is not None or side is not None:
+            return super().trades(symbol=symbol, start=start, end=end, side=side)
+        return self._cached("trades", super().trades)
+
+    def closed_trades(self) -> pd.DataFrame:
+        return self._cached("closed", super().closed_trades)
+
+
 @dataclass(frozen=True)
 class Sources:
-    """Where the dashboard reads from (all read-only)."""
+    """Where the dashboard reads from (all read-only); build one per render."""
 
     home: Home
     reader: JournalReader
@@ -50,7 +86,7 @@ class Sources:
 
     @classmethod
     def for_home(cls, home: Home) -> Sources:
-        return cls(home=home, reader=JournalReader(home.journal), store=BarStore(home),
+        return cls(home=home, reader=SnapshotReader(home.journal), store=BarStore(home),
                    registry=ModelRegistry(home.models))
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from aitrader.brokers.base import Account
 from aitrader.dashboard import queries as q
 from aitrader.data.store import BarStore
 from aitrader.errors import DataError
@@ -195,3 +197,25 @@ def test_backtests(src: q.Sources, home: Home) -> None:
     bad.write_text(json.dumps({"trades": []}), encoding="utf-8")
     with pytest.raises(DataError, match="no 'metrics'"):
         q.load_backtest(bad)
+
+
+def test_snapshot_reader_matches_plain_reader_and_is_a_snapshot(dash_home: Home, tmp_path: Path) -> None:
+    plain = JournalReader(dash_home.journal)
+    snap = q.SnapshotReader(dash_home.journal)
+    pd.testing.assert_frame_equal(q.trades_table(plain), q.trades_table(snap))
+    pd.testing.assert_frame_equal(q.equity_vs_benchmark(plain, BarStore(dash_home)),
+                                  q.equity_vs_benchmark(snap, BarStore(dash_home)))
+    assert q.day_pnl(plain) == q.day_pnl(snap)
+    pd.testing.assert_frame_equal(plain.model_hit_rate(), snap.model_hit_rate())
+    edited = snap.equity_curve()
+    edited.iloc[0, 0] = -1.0  # a caller's edit does not reach the cache
+    assert snap.equity_curve().iloc[0]["cash"] == 40_000.0
+    # A row written after the first read is not seen by that snapshot, only by a new one.
+    copy = tmp_path / "journal.sqlite"
+    shutil.copyfile(dash_home.journal, copy)
+    older = q.SnapshotReader(copy)
+    assert len(older.equity_curve()) == 5
+    with Journal.open(copy, synchronous="NORMAL") as j:
+        j.record_equity("2012-03-07T16:00", Account(cash=1.0, equity=2.0, buying_power=1.0))
+    assert len(older.equity_curve()) == 5
+    assert len(q.SnapshotReader(copy).equity_curve()) == 6
