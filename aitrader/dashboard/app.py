@@ -207,8 +207,10 @@ def backtests(src: q.Sources) -> None:
         st.dataframe(report["trades"], hide_index=True, key="bt_trades")
     if row["html"]:
         st.caption(f"HTML report: {row['html']}")
-        st.download_button("Open the HTML report (download)", Path(row["html"]).read_bytes(),
-                           file_name=Path(row["html"]).name, mime="text/html", key="bt_html")
+        html = Path(row["html"])
+        # A callable: the (multi-MB, plotly-embedding) file is read on click, not on every refresh.
+        st.download_button("Open the HTML report (download)", lambda: html.read_bytes(), file_name=html.name,
+                           mime="text/html", key="bt_html")
 
 
 def _num(value: Any) -> float | None:

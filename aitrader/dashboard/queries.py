@@ -280,8 +280,9 @@ def trades_table(reader: JournalReader, *, symbols: list[str] | None = None, sta
     """Fills (oldest first) with the strategy/policy of the decision behind each order.
 
     ``start``/``end`` are inclusive dates (``end`` covers its whole day); list filters keep rows
-    whose value is in the list (None or empty = no filter). Fills without a decision (venue
-    bracket legs, reconciled orders) have strategy ``"(none)"``.
+    whose value is in the list (None or empty = no filter). A venue-made bracket leg
+    (``<parent id>-<leg>``, no decision of its own) takes its parent order's strategy; other
+    fills without a decision (e.g. reconciled orders) have strategy ``"(none)"``.
     """
     fills = reader.trades()
     if fills.empty:
@@ -289,7 +290,10 @@ def trades_table(reader: JournalReader, *, symbols: list[str] | None = None, sta
     decisions = reader.decisions()
     policy = dict(zip(decisions["id"], decisions["policy"], strict=True)) if not decisions.empty else {}
     df = fills.copy()
-    df["strategy"] = [str(policy.get(d, "(none)")) if d is not None else "(none)" for d in df["decision_id"]]
+    by_order = {str(c): str(policy[d]) for c, d in zip(df["client_order_id"], df["decision_id"], strict=True)
+                if d is not None and d in policy}
+    df["strategy"] = [by_order.get(str(c)) or by_order.get(str(c).rsplit("-", 1)[0]) or "(none)"
+                      for c in df["client_order_id"]]
     df["notional"] = df["quantity"].astype("float64") * df["price"].astype("float64") * df["multiplier"].astype(
         "float64")
     mask = pd.Series(True, index=df.index)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import shutil
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aitrader.brokers.base import Account
+from aitrader.brokers.base import Account, Fill, Side
 from aitrader.dashboard import queries as q
 from aitrader.data.store import BarStore
 from aitrader.errors import DataError
@@ -219,3 +220,16 @@ def test_snapshot_reader_matches_plain_reader_and_is_a_snapshot(dash_home: Home,
         j.record_equity("2012-03-07T16:00", Account(cash=1.0, equity=2.0, buying_power=1.0))
     assert len(older.equity_curve()) == 5
     assert len(q.SnapshotReader(copy).equity_curve()) == 6
+
+
+def test_bracket_leg_takes_its_parent_strategy(dash_home: Home, tmp_path: Path) -> None:
+    copy = tmp_path / "journal.sqlite"
+    shutil.copyfile(dash_home.journal, copy)
+    with Journal.open(copy, synchronous="NORMAL") as j:  # a stop-loss leg the venue made for o3
+        j.record_fill(Fill(fill_id="F-o3-sl", client_order_id="o3-sl", symbol="GOOG", side=Side.SELL, quantity=5,
+                           price=600.0, timestamp=dt.datetime(2012, 3, 7, 10)))
+        j.record_fill(Fill(fill_id="F-x", client_order_id="manual", symbol="GOOG", side=Side.BUY, quantity=1,
+                           price=600.0, timestamp=dt.datetime(2012, 3, 7, 11)))
+    table = q.trades_table(JournalReader(copy)).set_index("client_order_id")
+    assert table.loc["o3-sl", "strategy"] == "weighted_vote" and table.loc["o3-sl", "decision_id"] is None
+    assert table.loc["manual", "strategy"] == "(none)"
