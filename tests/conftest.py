@@ -7,9 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from aitrader.data.bars import read_bars_file
 from aitrader.paths import Home, bundled_sample_dir
+
+# Property tests are derandomized so CI is reproducible; `--hypothesis-profile dev` explores.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+hypothesis_settings.register_profile("dev", deadline=None)
+hypothesis_settings.load_profile("ci")
 
 # Keep every test on bounded threads: 2 cores must not be oversubscribed.
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -82,7 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    setup_logging(args.log_level or os.environ.get("AITRADER_LOG_LEVEL", "INFO"))
+    # The daemon logs its state changes (INFO); one-shot commands stay quiet unless asked,
+    # so a user error is the only line they print.
+    default_level = "INFO" if args.command in ("run", "retrain", "train") else "WARNING"
+    setup_logging(args.log_level or os.environ.get("AITRADER_LOG_LEVEL", default_level))
     try:
         ctx = Context(home=Home.resolve(args.home), config_file=args.config)
         return int(args.func(args, ctx) or 0)

@@ -68,8 +68,20 @@ def test_no_train_index_within_purge_of_a_test_index(n: int, scheme: str, n_spli
             walk_forward_splits(n, scheme=scheme, n_splits=n_splits, train_window=train_window,  # type: ignore[arg-type]
                                 test_window=test_window, purge=purge, embargo=embargo)
         return
-    splits = walk_forward_splits(n, scheme=scheme, n_splits=n_splits, train_window=train_window,  # type: ignore[arg-type]
-                                 test_window=test_window, purge=purge, embargo=embargo)
+    try:
+        splits = walk_forward_splits(n, scheme=scheme, n_splits=n_splits, train_window=train_window,  # type: ignore[arg-type]
+                                     test_window=test_window, purge=purge, embargo=embargo)
+    except DataError as exc:
+        # A short rolling window can be embargoed away entirely by the earlier test blocks:
+        # that must be a clear error, never an empty training set. Check the claim.
+        assert scheme == "rolling" and "no training rows left" in str(exc)
+        k = int(str(exc).split("split ")[1].split()[0]) - 1
+        first_test = n - n_splits * test_window
+        t0 = first_test + k * test_window
+        window = range(t0 - purge - train_window, t0 - purge)
+        ends = [first_test + j * test_window + test_window for j in range(k)]
+        assert all(any(e <= r < e + embargo for e in ends) for r in window)
+        return
     assert len(splits) == n_splits
     tests = np.concatenate([te for _, te in splits])
     assert len(np.unique(tests)) == len(tests) == n_splits * test_window  # disjoint test blocks
