@@ -9,7 +9,6 @@ Targets: p99 < 50 ms for one symbol, < 300 ms for ten; process < 1 GiB RSS.
 
 from __future__ import annotations
 
-import resource
 import shutil
 import tempfile
 import time
@@ -30,6 +29,7 @@ from aitrader.trading.engine import DecisionEngine
 from aitrader.trading.feeds import ReplayFeed
 from aitrader.trading.risk import RiskManager
 from aitrader.trading.runner import load_context, make_broker, make_signals
+from bench.memory import peak_rss_mb
 
 REPLAY_BARS = 300
 
@@ -84,7 +84,7 @@ def run() -> dict[str, Any]:
             shutil.copytree(home.models / "GOOG", home.models / sym)
         one = _replay(home, ["GOOG"])
         ten = _replay(home, symbols)
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rss_mb = peak_rss_mb()
         return {
             "quick_train_all_six_s": round(train_s, 1),
             "tick_1_symbol_p50_ms": one["p50_ms"],

@@ -99,8 +99,8 @@ tracemalloc.start()
 out = build_features(bars, ctx, timeframe="1m")
 traced_peak = tracemalloc.get_traced_memory()[1]
 tracemalloc.stop()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"peak_kb": peak, "traced_peak": traced_peak, "frame_mb": out.memory_usage(index=True).sum() / 2**20}}))
+from bench.memory import peak_rss_mb
+print(json.dumps({{"peak_kb": peak_rss_mb() * 1024, "traced_peak": traced_peak, "frame_mb": out.memory_usage(index=True).sum() / 2**20}}))
 """
 
 

@@ -61,7 +61,8 @@ def _prepare(root: Path) -> None:
 
 
 _RSS_CHILD = """
-import json, resource, sys, time
+import json, sys, time
+from bench.memory import peak_rss_mb
 from aitrader.config import load_settings
 from aitrader.data.store import BarStore
 from aitrader.features.context import load_context
@@ -75,7 +76,7 @@ pred = MLPredictor.from_registry(home=home, settings=s, symbol="GOOG", feature_n
 load_s = time.perf_counter() - t0
 d = pred.decide(feats.iloc[-(pred.context_rows + 1):], symbol="GOOG")
 print(json.dumps({"models": sorted(pred.models), "errors": sorted(pred.load_errors), "load_s": load_s,
-                  "signal": d.signal, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "signal": d.signal, "peak_rss_mb": peak_rss_mb()}))
 """
 
 
