@@ -24,6 +24,7 @@ import pandas as pd
 from aitrader.brokers.base import (
     Account,
     AssetClass,
+    Bar,
     Broker,
     Fill,
     OrderRequest,
@@ -127,6 +128,9 @@ class DecisionEngine:
         result = TickResult(timestamp=ts)
         for bar in event.bars.values():
             self.broker.on_bar(bar)
+        vix = self._vix_bar(ts)
+        if vix is not None:
+            self.broker.on_bar(vix)  # a simulated venue prices options with it; live ones ignore it
         result.fills = self.sync_broker()
         if self.settings.options.enabled:
             self.options.step(ts)
@@ -160,6 +164,20 @@ class DecisionEngine:
         result.equity = account.equity
         result.latency_s = time.perf_counter() - t0
         return result
+
+    def _vix_bar(self, ts: pd.Timestamp) -> Bar | None:
+        """The latest VIX close at or before ``ts`` from the market context, as a bar."""
+        vix = getattr(self.context, "vix", None)
+        if vix is None or len(vix) == 0 or "close" not in vix:
+            return None
+        k = int(vix.index.searchsorted(ts, side="right")) - 1
+        if k < 0:
+            return None
+        close = float(vix["close"].iloc[k])
+        if not np.isfinite(close) or close <= 0:
+            return None
+        return Bar(symbol=self.settings.data.vix_symbol, timestamp=ts.to_pydatetime(), open=close, high=close,
+                   low=close, close=close)
 
     def _day_start_equity(self, ts: pd.Timestamp, account: Account) -> float:
         day = self.journal.get_state(DAY_KEY) or {}

@@ -69,3 +69,27 @@ def test_no_liquid_contract_skips_when_configured(tmp_path: Path, goog: pd.DataF
     db = _run(tmp_path, goog, min_open_interest=10**9, fallback="skip")
     assert _q(db, "select count(*) from orders where side='buy'")[0][0] == 0
     assert _q(db, "select count(*) from decisions where final_action like 'skipped%'")[0][0] > 0
+
+
+def test_paper_option_prices_use_vix_from_the_context(tmp_path: Path, spx: pd.DataFrame, vix: pd.DataFrame) -> None:
+    from aitrader.brokers.pricing import bs_price
+    from aitrader.features.context import MarketContext
+
+    settings = load_settings()
+    settings.rules.enabled = False
+    db = tmp_path / "journal.sqlite"
+    journal = Journal.open(db, synchronous="NORMAL")
+    broker = PaperBroker.from_settings(settings, db_path=db, synchronous="NORMAL")
+    engine = DecisionEngine(settings=settings, broker=broker, journal=journal, signals=SmaCross(10, 20),
+                            risk=RiskManager(settings.risk, symbols=["SPX"]), context=MarketContext(vix=vix.dropna()))
+    agent = Agent(engine=engine, journal=journal, symbols=["SPX"], history_bars=200)
+    agent.run_replay(ReplayFeed({"SPX": spx}, start=pd.Timestamp("2015-03-02"), until=pd.Timestamp("2015-03-31")))
+    last = pd.Timestamp("2015-03-31")
+    expected_vix = float(vix.dropna().loc[:last, "close"].iloc[-1])
+    chain = broker.option_chain("SPX", as_of=last.to_pydatetime())
+    q = min(chain, key=lambda q: abs(q.contract.strike - float(spx.loc[last, "close"])))
+    t = (q.contract.expiry - last.date()).days / 365.0
+    model = bs_price(spot=float(spx.loc[last, "close"]), strike=q.contract.strike, t=t, vol=expected_vix / 100,
+                     call=q.contract.right.value == "C")
+    assert q.bid <= model <= q.ask  # the chain is quoted around Black-Scholes at the VIX level
+    assert journal.get_state("cursor") is not None

@@ -64,7 +64,7 @@ class PaperBroker:
                  commission_per_trade: float = 0.0, option_commission_per_contract: float = 0.65,
                  fill_on: Literal["next_open", "close"] = "next_open", allow_short: bool = False,
                  risk_free_rate: float = 0.0, periods_per_year: float = 252.0,
-                 synchronous: Synchronous = "FULL") -> None:
+                 synchronous: Synchronous = "FULL", vix_symbol: str | None = "VIX") -> None:
         if fill_on not in ("next_open", "close"):
             raise PermanentBrokerError(f"paper broker: fill_on must be 'next_open' or 'close' (got {fill_on!r})")
         self.slippage = float(slippage_bps) / 10_000.0
@@ -78,6 +78,9 @@ class PaperBroker:
         self.allow_short = bool(allow_short)
         self.rate = float(risk_free_rate)
         self.periods_per_year = float(periods_per_year)
+        # Bars of this symbol are a market volatility level (VIX points), not a tradable:
+        # the agent pushes them so option fills use implied market vol when it is known.
+        self.vix_symbol = vix_symbol
         self._store = PaperStore(Path(db_path), synchronous=synchronous)
         self._initial_cash = float(initial_cash)
         self._s: PaperState = self._store.load(initial_cash=initial_cash)
@@ -103,7 +106,7 @@ class PaperBroker:
                    option_commission_per_contract=b.option_commission_per_contract,
                    allow_short=settings.risk.allow_short,
                    periods_per_year=PERIODS_PER_YEAR.get(settings.timeframe, 252.0),
-                   synchronous=synchronous)
+                   synchronous=synchronous, vix_symbol=settings.data.vix_symbol)
 
     # -- events: one atomic transaction each ---------------------------------------------
 
@@ -233,6 +236,10 @@ class PaperBroker:
         A bar at or before the last one seen for the symbol is ignored (a restarted feed
         replaying bars never fills twice).
         """
+        if self.vix_symbol is not None and bar.symbol == self.vix_symbol:
+            if bar.close > 0 and bar.close != self._s.vix:
+                self.set_vix(bar.close)
+            return []
         ts = _stamp(bar.timestamp)
         mark = self._s.marks.get(bar.symbol)
         if mark is not None and ts <= mark.ts:
