@@ -21,7 +21,11 @@ from aitrader.paths import Home
 
 
 def _has_models(home: Home, symbol: str) -> bool:
-    return any((home.models / symbol).glob("*/current.json"))
+    from aitrader.config import load_settings
+    from aitrader.models.registry import registry_from_settings
+
+    registry = registry_from_settings(home, load_settings())
+    return any(registry.current_version(symbol, m) for m in registry.model_names(symbol))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -46,21 +46,19 @@ def _symbols(args: argparse.Namespace, ctx: Any) -> list[str]:
 
 
 def default_replay_start(ctx: Any, symbols: list[str]) -> pd.Timestamp | None:
-    """First bar no current model has seen (training end + label horizon), if models exist."""
-    root = ctx.home.models
+    """First bar no current model has seen (training end + twice the label horizon)."""
+    from aitrader.models.registry import registry_from_settings
+
+    registry = registry_from_settings(ctx.home, ctx.settings)
     latest: pd.Timestamp | None = None
     for sym in symbols:
-        for cur in (root / sym).glob("*/current.json"):
-            try:
-                version = json.loads(cur.read_text())["version"]
-                manifest = json.loads((cur.parent / version / "manifest.json").read_text())
-                window = manifest.get("training_window") or {}
-                end = window.get("last") or window.get("end")
-            except (OSError, KeyError, ValueError):
+        for model in registry.model_names(sym):
+            version = registry.current_version(sym, model)
+            if version is None:
                 continue
+            end = (registry.read_manifest(sym, model, version).get("training_window") or {}).get("last")
             if end:
-                ts = pd.Timestamp(end)
-                latest = ts if latest is None or ts > latest else latest
+                latest = max(latest, pd.Timestamp(end)) if latest is not None else pd.Timestamp(end)
     if latest is None:
         return None
     return latest + pd.Timedelta(days=ctx.settings.labels.horizon * 2)

@@ -34,7 +34,7 @@ from aitrader.brokers.base import (
     Side,
 )
 from aitrader.config import Settings
-from aitrader.errors import JournalError, PermanentBrokerError, RiskError, TemporaryBrokerError
+from aitrader.errors import PermanentBrokerError, RiskError, TemporaryBrokerError
 from aitrader.models.types import EnsembleDecision
 from aitrader.trading.feeds import BarEvent, History
 from aitrader.trading.ids import client_order_id
@@ -416,19 +416,16 @@ class DecisionEngine:
         result.orders.append(request)
 
     def _record_decision(self, decision: EnsembleDecision, ts: pd.Timestamp, action: str, rule_reasons: list[str]) -> int:
-        try:
-            return int(
-                self.journal.record_decision(
-                    decision,
-                    bar_time=ts.to_pydatetime(),
-                    model_versions=self.signals.versions(decision.symbol) if decision.policy != "risk" else {},
-                    final_action=action,
-                    rule_reasons=rule_reasons,
-                    bar_close=self._bar_close(decision.symbol),
-                )
+        return int(
+            self.journal.record_decision(
+                decision,
+                bar_time=ts.to_pydatetime(),
+                model_versions=self.signals.versions(decision.symbol) if decision.policy != "risk" else {},
+                final_action=action,
+                rule_reasons=rule_reasons,
+                bar_close=self._bar_close(decision.symbol),
             )
-        except JournalError:
-            raise
+        )
 
 
 def _held(positions: list[Position], symbol: str) -> float:

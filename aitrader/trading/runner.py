@@ -70,10 +70,9 @@ def load_calendar(settings: Settings) -> Any:
 
 
 def load_context(home: Home, settings: Settings) -> Any:
-    try:
-        from aitrader.features.context import load_context as _load
-    except ImportError:  # pragma: no cover - features package always ships
-        return None
+    """SPX/VIX/breadth market context from the store (missing parts stay None)."""
+    from aitrader.features.context import load_context as _load
+
     return _load(BarStore(home), settings)
 
 
