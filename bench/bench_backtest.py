@@ -30,21 +30,9 @@ CASH = 10_000.0
 
 
 def _anchor_settings() -> Any:
-    from aitrader.config import load_settings
+    from aitrader.backtest.presets import backtesting_py_settings
 
-    s = load_settings()
-    s.broker.initial_cash = CASH
-    s.broker.slippage_bps = 0.0
-    s.broker.commission_per_share = 0.0
-    s.broker.commission_min = 0.0
-    s.broker.commission_per_trade = 0.0
-    s.risk.sizing = "all_in"
-    s.risk.fixed_fraction = 1.0
-    s.risk.max_position_pct = 1.0
-    s.risk.min_cash_pct = 0.0
-    s.risk.stop_loss_pct = None
-    s.risk.take_profit_pct = None
-    s.rules.enabled = False
+    s = backtesting_py_settings(cash=CASH)
     # The daily-loss kill switch would (correctly) stop entries on wild synthetic minute
     # days; the other libraries have no such limit, so it is off for the comparison.
     s.risk.max_daily_loss_pct = 1.0

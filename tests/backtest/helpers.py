@@ -5,25 +5,13 @@ from __future__ import annotations
 import pandas as pd
 
 from aitrader.backtest.engine import BacktestResult
-from aitrader.config import Settings, load_settings
+from aitrader.backtest.presets import backtesting_py_settings
+from aitrader.config import Settings
 
 
 def anchor_settings() -> Settings:
     """All-in, long-only, no stops, no rules, no costs: what backtesting.py's SmaCross example does."""
-    s = load_settings()
-    s.broker.initial_cash = 10_000.0
-    s.broker.slippage_bps = 0.0
-    s.broker.commission_per_share = 0.0
-    s.broker.commission_min = 0.0
-    s.broker.commission_per_trade = 0.0
-    s.risk.sizing = "all_in"
-    s.risk.fixed_fraction = 1.0
-    s.risk.max_position_pct = 1.0
-    s.risk.min_cash_pct = 0.0
-    s.risk.stop_loss_pct = None
-    s.risk.take_profit_pct = None
-    s.rules.enabled = False
-    return s
+    return backtesting_py_settings()
 
 
 def assert_same_run(a: BacktestResult, b: BacktestResult) -> None:
