@@ -67,7 +67,7 @@ def default_replay_start(ctx: Any, symbols: list[str]) -> pd.Timestamp | None:
 def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.trading.agent import Agent
     from aitrader.trading.engine import DecisionEngine
-    from aitrader.trading.runner import build_parts, check_live, load_bars, make_trigger
+    from aitrader.trading.runner import build_parts, check_live, load_bars, make_trigger, symbol_calendars
 
     settings = ctx.settings
     check_live(settings, live_flag=args.live)
@@ -99,7 +99,7 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
     engine = DecisionEngine(settings=settings, broker=parts.broker, journal=parts.journal, signals=parts.signals,
                             risk=parts.risk, context=parts.context, calendar=parts.calendar)
     agent = Agent(engine=engine, journal=parts.journal, symbols=symbols, history_bars=settings.agent.history_bars,
-                  calendar=None if feed_kind == "replay" else parts.calendar)
+                  calendar=None if feed_kind == "replay" else symbol_calendars(settings, symbols))
     agent.install_signal_handlers()
     run_id = parts.journal.start_run(f"{settings.mode}/{feed_kind}", broker_name)
     try:

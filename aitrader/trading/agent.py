@@ -105,6 +105,8 @@ class Agent:
 
     def __init__(self, *, engine: DecisionEngine, journal: Any, symbols: list[str], history_bars: int,
                  calendar: Any = None) -> None:
+        """``calendar``: one calendar for every symbol, a ``{symbol: calendar}`` map, or None
+        (replay: the bars are the clock, so no market-hours gate)."""
         self.engine = engine
         self.journal = journal
         self.broker = engine.broker
@@ -157,13 +159,18 @@ class Agent:
             self.machine.to(AgentState.HALTED, reason)
 
     # ------------------------------------------------------------ one event
-    def handle(self, event: BarEvent, *, trade: bool = True) -> TickResult | None:
+    def _calendar(self, symbol: str) -> Any:
+        if isinstance(self.calendar, dict):
+            return self.calendar.get(symbol)
+        return self.calendar
+
+    def handle(self, event: BarEvent, *, trade: bool = True, tradable: set[str] | None = None) -> TickResult | None:
         """Process one bar event under the current state; failures change the state."""
         state = self.machine.state
         if state in (AgentState.HALTED, AgentState.STOPPING, AgentState.STOPPED):
             return None
         try:
-            result = self.engine.process(event, self.history, trade=trade and self.machine.trading)
+            result = self.engine.process(event, self.history, trade=trade and self.machine.trading, tradable=tradable)
         except (JournalError, RiskError) as exc:
             self.halt(f"{type(exc).__name__}: {exc}")
             return None
@@ -214,10 +221,13 @@ class Agent:
             return
         now = now or pd.Timestamp.now(tz="America/New_York").tz_localize(None)
         events = feed.poll(now)
-        market_open = self.calendar is None or self.calendar.is_open(now)
+        open_symbols = {s for s in self.symbols if self._calendar(s) is None or self._calendar(s).is_open(now)}
+        market_open = bool(open_symbols)
         for i, event in enumerate(events):
-            # Catch-up bars only feed history; trade on the newest bar, in market hours.
-            self.handle(event, trade=market_open and i == len(events) - 1)
+            # Catch-up bars only feed history; trade on the newest bar, and only the
+            # symbols whose exchange is open now (each symbol has its own calendar).
+            newest = i == len(events) - 1
+            self.handle(event, trade=market_open and newest, tradable=open_symbols if newest else None)
         stale = feed.stale_symbols()
         if stale and self.machine.state is AgentState.RUNNING:
             self.machine.to(AgentState.PAUSED, f"stale data: no new bar for {', '.join(stale)}")

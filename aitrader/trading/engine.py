@@ -116,11 +116,13 @@ class DecisionEngine:
         return new
 
     # ----------------------------------------------------------------- tick
-    def process(self, event: BarEvent, history: History, *, trade: bool = True) -> TickResult:
+    def process(self, event: BarEvent, history: History, *, trade: bool = True,
+                tradable: set[str] | None = None) -> TickResult:
         """Handle every bar that closed at ``event.timestamp``.
 
         ``trade=False`` updates the venue, journal and history without deciding (catch-up
-        bars, paused or halted states).
+        bars, paused or halted states); ``tradable`` limits decisions to those symbols
+        (the others' exchanges are closed).
         """
         t0 = time.perf_counter()
         self._history = history
@@ -140,7 +142,7 @@ class DecisionEngine:
         stops_state = dict(self.journal.get_state(STOPS_KEY) or {})
         for symbol, bar in sorted(event.bars.items()):
             window = history.append(bar)
-            if not trade:
+            if not trade or (tradable is not None and symbol not in tradable):
                 continue
             try:
                 self._decide_symbol(symbol, ts, window, account, positions, day_start, stops_state, result)

@@ -69,6 +69,13 @@ def load_calendar(settings: Settings) -> Any:
     return MarketCalendar(settings.calendar)
 
 
+def symbol_calendars(settings: Settings, symbols: list[str]) -> dict[str, Any]:
+    """Each symbol's exchange calendar (``data.calendars`` overrides ``calendar``)."""
+    from aitrader.data.calendar import calendar_for
+
+    return {s: calendar_for(s, default=settings.calendar, overrides=settings.data.calendars) for s in symbols}
+
+
 def load_context(home: Home, settings: Settings) -> Any:
     """SPX/VIX/breadth market context from the store (missing parts stay None)."""
     from aitrader.features.context import load_context as _load

@@ -128,3 +128,35 @@ def test_sigterm_finishes_the_tick_and_exits_zero(tmp_path: Path) -> None:
     assert last_state == ("stopped", "stop requested")
     # the tick that was running finished: its equity row and cursor agree
     assert pd.Timestamp(cursor.strip('"')) == pd.Timestamp(last_equity)
+
+
+def test_each_symbol_trades_only_when_its_own_market_is_open(tmp_path: Path, goog: pd.DataFrame,
+                                                             spx: pd.DataFrame) -> None:
+    settings = load_settings()
+    settings.rules.enabled = False
+    frames = {"GOOG": goog, "SPX": spx.loc[goog.index[0]:goog.index[-1]]}
+    providers = {s: SteppingProvider(df, visible=600) for s, df in frames.items()}
+
+    class Both:
+        name = "both"
+
+        def get_bars(self, symbol: str, timeframe: str, start: pd.Timestamp, end: pd.Timestamp | None = None):
+            return providers[symbol].get_bars(symbol, timeframe, start, end)
+
+    feed = LiveFeed(Both(), symbols=["GOOG", "SPX"], timeframes={"GOOG": "1d", "SPX": "1d"}, lookback_bars=300,
+                    stale_after_bars=3, clock=Clock())
+    journal = Journal.open(tmp_path / "journal.sqlite")
+    engine = DecisionEngine(settings=settings, broker=RecordingBroker(), journal=journal, signals=SmaCross(10, 20),
+                            risk=RiskManager(settings.risk, symbols=["GOOG", "SPX"]))
+    closed = Calendar()
+    closed.open = False
+    agent = Agent(engine=engine, journal=journal, symbols=["GOOG", "SPX"], history_bars=300,
+                  calendar={"GOOG": Calendar(), "SPX": closed})
+    for s in ("GOOG", "SPX"):
+        agent.history.seed(s, feed.history(s))
+    agent.start()
+    for p in providers.values():
+        p.visible += 1
+    agent.poll_once(feed, pd.Timestamp("2026-01-01"))
+    rows = sqlite3.connect(tmp_path / "journal.sqlite").execute("select symbol from decisions").fetchall()
+    assert rows == [("GOOG",)]  # SPX's bar updated history and equity, but its market is closed
