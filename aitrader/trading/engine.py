@@ -415,7 +415,15 @@ class DecisionEngine:
             )
             return
         self.journal.update_order(order)
+        self._adopt_venue_orders(request.symbol)
         result.orders.append(request)
+
+    def _adopt_venue_orders(self, symbol: str) -> None:
+        """Journal the orders the venue created for us (bracket legs) as soon as they exist,
+        so their later cancel or fill is an update of a known row, even across a crash."""
+        for order in self.broker.open_orders():
+            if order.symbol == symbol and not self.journal.order_exists(order.client_order_id):
+                self.journal.update_order(order)
 
     def _record_decision(self, decision: EnsembleDecision, ts: pd.Timestamp, action: str, rule_reasons: list[str]) -> int:
         return int(

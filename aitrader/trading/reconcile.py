@@ -72,12 +72,15 @@ def reconcile(broker: Broker, journal: Any, *, now: dt.datetime | None = None) -
             )
             journal.risk_event(now, RiskEvent(row["symbol"], "reconcile", f"order {coid} not at broker", "info"))
 
-    # 3. Working orders at the venue the journal never saw (placed by hand, or lost writes).
+    # 3. Working orders at the venue the journal never saw (bracket legs whose write was
+    #    lost in a crash, or orders placed by hand): adopt them so they are tracked.
     for order in broker.open_orders():
         if not journal.order_exists(order.client_order_id):
             report.unknown_orders += 1
+            journal.update_order(order)
             journal.risk_event(
-                now, RiskEvent(order.symbol, "reconcile", f"unknown open order at broker: {order.client_order_id}", "info")
+                now, RiskEvent(order.symbol, "reconcile", f"adopted unknown open order at broker: "
+                                                           f"{order.client_order_id}", "info")
             )
 
     # 4. Positions: broker wins.
