@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import subprocess
@@ -121,8 +120,6 @@ def test_bad_input_is_one_line_and_writes_nothing(
     case: str, seeded: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     port = closed_port()
-    if case == "unreachable_ibkr" and importlib.util.find_spec("aitrader.data.providers.ibkr") is None:
-        pytest.skip("aitrader.data.providers.ibkr (IBKRProvider) is not in the tree yet")
     monkeypatch.setenv("IB_HOST", "127.0.0.1")
     monkeypatch.setenv("IB_PORT", str(port))
     monkeypatch.setenv("ALPACA_API_KEY", "key")
@@ -152,8 +149,6 @@ SUBPROCESS_CASES = ("malformed_csv", "unreachable_ibkr")
 @pytest.mark.parametrize("case", SUBPROCESS_CASES)
 def test_subprocess_shows_no_traceback(case: str, seeded: Home, tmp_path: Path) -> None:
     """The real entry point (logging set up for real, SDK loggers included) prints one line."""
-    if case == "unreachable_ibkr" and importlib.util.find_spec("aitrader.data.providers.ibkr") is None:
-        pytest.skip("aitrader.data.providers.ibkr (IBKRProvider) is not in the tree yet")
     port = closed_port()
     f = files(tmp_path)
     env = {
