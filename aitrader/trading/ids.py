@@ -4,13 +4,39 @@ so a restarted agent re-submitting a decision is recognised by the venue and nev
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 
 def client_order_id(symbol: str, bar_time: pd.Timestamp | str, intent: str, *, prefix: str = "at") -> str:
     """``at-GOOG-20100104T0000-entry-3f2a9c1d`` (<= 48 chars; Alpaca allows 128, IB orderRef more)."""
-    ts = pd.Timestamp(bar_time)
-    stamp = ts.strftime("%Y%m%dT%H%M")
-    digest = hashlib.sha256(f"{symbol}|{ts.isoformat()}|{intent}".encode()).hexdigest()[:8]
-    return f"{prefix}-{symbol}-{stamp}-{intent}-{digest}"[:64]
+    return client_order_ids(symbol, pd.DatetimeIndex([pd.Timestamp(bar_time)]), [intent], prefix=prefix)[0]
+
+
+def client_order_ids(symbol: str, bar_times: pd.DatetimeIndex, intents: Sequence[str], *,
+                     prefix: str = "at") -> list[str]:
+    """:func:`client_order_id` for many orders at once (the backtester makes tens of thousands).
+
+    The stamp is the bar's wall-clock minute; the digest hashes ``symbol|isoformat|intent``
+    where isoformat is pandas' (seconds always, sub-seconds when present, the UTC offset
+    when the time is zone-aware).
+    """
+    if len(bar_times) != len(intents):
+        raise ValueError(f"{len(bar_times)} bar times for {len(intents)} intents")
+    wall = bar_times.tz_localize(None) if bar_times.tz is not None else bar_times
+    stamps = np.char.replace(np.char.replace(np.datetime_as_string(wall.to_numpy("datetime64[m]"), unit="m"),
+                                             "-", ""), ":", "")
+    if (wall.to_numpy("datetime64[ns]").astype(np.int64) % 1_000_000_000 != 0).any():
+        iso = [ts.isoformat() for ts in bar_times]  # sub-second times: pandas' own formatting
+    else:
+        iso = np.datetime_as_string(wall.to_numpy("datetime64[s]"), unit="s").tolist()
+        if bar_times.tz is not None:
+            offsets = ((wall.to_numpy("datetime64[s]") - bar_times.tz_convert("UTC").tz_localize(None)
+                        .to_numpy("datetime64[s]")).astype(np.int64) // 60)
+            iso = [f"{s}{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}" for s, m in zip(iso, offsets.tolist(),
+                                                                                                   strict=True)]
+    sha = hashlib.sha256
+    return [f"{prefix}-{symbol}-{st}-{it}-{sha(f'{symbol}|{i}|{it}'.encode()).hexdigest()[:8]}"[:64]
+            for st, i, it in zip(stamps.tolist(), iso, intents, strict=True)]

@@ -18,13 +18,13 @@ import pandas as pd
 from aitrader.brokers.base import Account, Position, Side
 from aitrader.config.settings import RiskConfig, TierConfig
 from aitrader.errors import RiskError
-from aitrader.trading import sizing
+from aitrader.trading import risk_core as core
+from aitrader.trading.risk_core import MIN_STOP_DISTANCE, tier_index, tier_table
 from aitrader.trading.types import RiskEvent, RiskVerdict, TradeIntent
 
 # Fewer overlapping return observations than this and a correlation is noise: skip the check.
 MIN_CORRELATION_OBS = 10
-# An ATR stop closer than this fraction of the price is treated as no ATR (data glitch / flat bars).
-MIN_STOP_DISTANCE = 1e-4
+__all__ = ["MIN_CORRELATION_OBS", "MIN_STOP_DISTANCE", "RiskManager", "tier_for"]
 
 
 def tier_for(equity: float, tiers: list[TierConfig]) -> TierConfig:
@@ -37,12 +37,7 @@ def tier_for(equity: float, tiers: list[TierConfig]) -> TierConfig:
         raise RiskError("risk.tiers is empty: at least one tier is required")
     if not math.isfinite(equity):
         raise RiskError(f"cannot pick a risk tier for non-finite equity {equity}")
-    bounded = sorted((t for t in tiers if t.max_equity is not None), key=lambda t: float(t.max_equity or 0.0))
-    for tier in bounded:
-        if equity < float(tier.max_equity or 0.0):
-            return tier
-    open_ended = [t for t in tiers if t.max_equity is None]
-    return open_ended[0] if open_ended else bounded[-1]
+    return tiers[tier_index(equity, *tier_table(tiers))]
 
 
 def _money(x: float) -> str:
@@ -141,17 +136,26 @@ class RiskManager:
 
         if intent.intent != "entry":
             return veto("intent", f"check_entry got a '{intent.intent}' intent; exits go through check_exit")
-        if not (math.isfinite(intent.price) and intent.price > 0):
-            return veto("invalid_price", f"reference price {intent.price} is not a positive number")
         price = float(intent.price)
-
-        # 1. Daily-loss kill switch: checked first so nothing else runs once it fired.
         day = _day(now)
-        if day in self._halted_days:
+        tier = cfg.tiers[tier_index(equity, *tier_table(cfg.tiers))]
+        held = [p for p in positions if p.symbol == sym and _is_open(p)]
+        n_open = sum(1 for p in positions if _is_open(p))
+        atr = float(intent.atr) if intent.atr is not None else math.nan
+        (code, qty, stop, take, sized, after_pos, after_cash, after_bp, notes, kelly) = core.entry_decision(
+            equity, cash, float(account.buying_power), float(day_start_equity), day in self._halted_days,
+            price, atr, float(intent.confidence), intent.side is Side.BUY, bool(held), n_open,
+            not self.symbols or sym.upper() in self.symbols,
+            not tier.universe or sym.upper() in {s.upper() for s in tier.universe},
+            tier.max_open_positions, tier.risk_per_trade, core.risk_params(cfg))
+
+        if code == core.INVALID_PRICE:
+            return veto("invalid_price", f"reference price {intent.price} is not a positive number")
+        if code == core.HALTED:
             return veto("max_daily_loss", f"kill switch fired earlier on {day}: no new entries today")
-        floor_equity = day_start_equity * (1.0 - cfg.max_daily_loss_pct)
-        if equity <= floor_equity:
+        if code == core.KILL_SWITCH:
             self._halted_days.add(day)
+            floor_equity = day_start_equity * (1.0 - cfg.max_daily_loss_pct)
             loss = (day_start_equity - equity) / day_start_equity if day_start_equity > 0 else float("nan")
             return veto(
                 "max_daily_loss",
@@ -160,71 +164,46 @@ class RiskManager:
                 f"no new entries for the rest of {day}",
                 severity="halt",
             )
-        if equity <= 0:
+        if code == core.NONPOSITIVE_EQUITY:
             return veto("equity", f"equity {_money(equity)} is not positive")
-
-        # 2. Direction.
-        if intent.side is Side.SELL and not cfg.allow_short:
+        if code == core.SHORT_REFUSED:
             return veto("allow_short", "short entry refused: risk.allow_short is false")
-
-        # 3. One position per symbol: adding to or flipping a holding is not an entry.
-        held = [p for p in positions if p.symbol == sym and _is_open(p)]
-        if held:
+        if code == core.EXISTING_POSITION:
             return veto("existing_position", f"already hold {held[0].quantity:g} {sym}; entries open new positions only")
-
-        # 4. Universe: configured symbols, narrowed by the tier.
-        tier = tier_for(equity, cfg.tiers)
-        if self.symbols and sym.upper() not in self.symbols:
+        if code == core.UNIVERSE:
             return veto("universe", f"{sym} is not a configured symbol ({', '.join(self.symbols)})")
-        if tier.universe and sym.upper() not in {s.upper() for s in tier.universe}:
+        if code == core.TIER_UNIVERSE:
             return veto("tier_universe",
                         f"{sym} not in the '{tier.name}' tier universe ({', '.join(tier.universe)}) "
                         f"at equity {_money(equity)}")
-
-        # 5. Open positions.
-        n_open = sum(1 for p in positions if _is_open(p))
-        limit = min(tier.max_open_positions, cfg.max_open_positions)
-        if n_open >= limit:
+        if code == core.MAX_OPEN_POSITIONS:
+            limit = min(tier.max_open_positions, cfg.max_open_positions)
             return veto("max_open_positions",
                         f"{n_open} open >= limit {limit} (min of tier '{tier.name}' {tier.max_open_positions} "
                         f"and risk.max_open_positions {cfg.max_open_positions})")
 
-        # 6. Correlation with each holding.
+        # 6. Correlation with each holding (needs the return history: not part of the core).
         corr_veto = self._check_correlation(intent, positions, returns, events)
         if corr_veto is not None:
             return veto("max_correlation", corr_veto)
 
-        # 7. Size, then stops.
-        qty, stop, take = self._size(intent, equity=equity, tier=tier, events=events)
-
-        # 8. Caps: position value, cash buffer, buying power.
-        max_pos = sizing.max_shares_for_value(limit_value=cfg.max_position_pct * equity, price=price)
-        if qty > max_pos:
-            events.append(RiskEvent(sym, "max_position_pct",
-                                    f"capped {qty} -> {max_pos} shares ({_pct(cfg.max_position_pct)} of equity "
-                                    f"{_money(equity)})", "info"))
-            qty = max_pos
-        if intent.side is Side.BUY:
-            spendable = cash - cfg.min_cash_pct * equity
-            max_cash = sizing.max_shares_for_value(limit_value=spendable, price=price)
-            if qty > max_cash:
-                events.append(RiskEvent(sym, "min_cash_pct",
-                                        f"capped {qty} -> {max_cash} shares (cash {_money(cash)} must keep "
-                                        f"{_pct(cfg.min_cash_pct)} of equity {_money(equity)})", "info"))
-                qty = max_cash
+        # 7./8. What sizing and the caps did, for the journal.
+        self._sizing_events(intent, notes=notes, kelly=kelly, events=events)
         bp = float(account.buying_power)
-        if math.isfinite(bp):
-            max_bp = sizing.max_shares_for_value(limit_value=bp, price=price)
-            if qty > max_bp:
-                events.append(RiskEvent(sym, "buying_power",
-                                        f"capped {qty} -> {max_bp} shares (buying power {_money(bp)})", "info"))
-                qty = max_bp
-
-        if qty < 1:
+        for rule, before, after, why in (
+            ("max_position_pct", sized, after_pos, f"{_pct(cfg.max_position_pct)} of equity {_money(equity)}"),
+            ("min_cash_pct", after_pos, after_cash,
+             f"cash {_money(cash)} must keep {_pct(cfg.min_cash_pct)} of equity {_money(equity)}"),
+            ("buying_power", after_cash, after_bp, f"buying power {_money(bp)}"),
+        ):
+            if after < before:
+                events.append(RiskEvent(sym, rule, f"capped {before} -> {after} shares ({why})", "info"))
+        if code == core.MIN_QUANTITY:
             return veto("min_quantity",
                         f"sized to 0 shares at price {_px(price)} (equity {_money(equity)}, cash {_money(cash)}, "
                         f"sizing {cfg.sizing})")
-        return RiskVerdict(approved=True, quantity=float(qty), stop_loss=stop, take_profit=take, events=events)
+        return RiskVerdict(approved=True, quantity=float(qty), stop_loss=None if math.isnan(stop) else stop,
+                           take_profit=None if math.isnan(take) else take, events=events)
 
     def _check_correlation(self, intent: TradeIntent, positions: list[Position],
                            returns: pd.DataFrame | None, events: list[RiskEvent]) -> str | None:
@@ -260,49 +239,22 @@ class RiskManager:
                         f"> {cfg.max_correlation:g} over {len(pair)} bars")
         return None
 
-    def _size(self, intent: TradeIntent, *, equity: float, tier: TierConfig,
-              events: list[RiskEvent]) -> tuple[int, float | None, float | None]:
-        """Shares by the configured method plus stop-loss and take-profit prices."""
-        cfg, price, side = self.cfg, float(intent.price), intent.side
-        sign = 1.0 if side is Side.BUY else -1.0
-        stop = price * (1.0 - sign * cfg.stop_loss_pct) if cfg.stop_loss_pct is not None else None
-        take = price * (1.0 + sign * cfg.take_profit_pct) if cfg.take_profit_pct is not None else None
-        if take is not None and take <= 0:
-            take = None  # a short's take-profit of >= 100% has no price
-        atr = intent.atr if intent.atr is not None and math.isfinite(intent.atr) and intent.atr > 0 else None
-        if atr is not None and cfg.atr_stop_multiple * atr < price * MIN_STOP_DISTANCE:
-            # A (near-)zero ATR puts the stop on the price itself: no risk-based size exists.
-            events.append(RiskEvent(intent.symbol, "sizing", f"ATR {atr:g} too small to size on", "info"))
-            atr = None
-
-        if cfg.sizing in ("fixed_fraction", "all_in"):
-            # all_in: this is the estimate the limits check; the venue re-sizes from cash at fill.
-            qty = sizing.fixed_fraction_shares(equity=equity, price=price, fraction=cfg.fixed_fraction)
-        elif cfg.sizing == "atr":
-            if atr is not None:
-                res = sizing.atr_shares(equity=equity, price=price, atr=atr, risk_per_trade=tier.risk_per_trade,
-                                        atr_stop_multiple=cfg.atr_stop_multiple, side=side)
-                qty = res.shares
-                stop = res.stop if math.isfinite(res.stop) and res.stop > 0 else stop
-            elif cfg.stop_loss_pct is not None:
-                # No ATR (warm-up): risk the same money against the percentage stop instead.
-                qty = sizing.whole_shares(tier.risk_per_trade * equity, price * cfg.stop_loss_pct)
-                events.append(RiskEvent(intent.symbol, "sizing",
-                                        f"no ATR: sized on stop_loss_pct {_pct(cfg.stop_loss_pct)} instead", "info"))
-            else:
-                qty = 0
-                events.append(RiskEvent(intent.symbol, "sizing", "no ATR and no stop_loss_pct: cannot size", "info"))
-        elif cfg.sizing == "kelly":
+    def _sizing_events(self, intent: TradeIntent, *, notes: int, kelly: float, events: list[RiskEvent]) -> None:
+        """Info events for what :func:`~aitrader.trading.risk_core.entry_decision` noted while sizing."""
+        cfg, sym = self.cfg, intent.symbol
+        if notes & core.NOTE_ATR_TOO_SMALL:
+            events.append(RiskEvent(sym, "sizing", f"ATR {intent.atr:g} too small to size on", "info"))
+        if notes & core.NOTE_NO_ATR_PCT_STOP:
+            events.append(RiskEvent(sym, "sizing",
+                                    f"no ATR: sized on stop_loss_pct {_pct(cfg.stop_loss_pct or 0.0)} instead", "info"))
+        if notes & core.NOTE_NO_ATR_NO_STOP:
+            events.append(RiskEvent(sym, "sizing", "no ATR and no stop_loss_pct: cannot size", "info"))
+        if notes & core.NOTE_KELLY:
             payoff = (cfg.take_profit_pct / cfg.stop_loss_pct
                       if cfg.take_profit_pct is not None and cfg.stop_loss_pct is not None else 1.0)
-            frac = sizing.kelly_fraction(win_prob=intent.confidence, payoff_ratio=payoff, cap=cfg.kelly_cap)
-            qty = sizing.whole_shares(frac * equity, price)
-            events.append(RiskEvent(intent.symbol, "sizing",
-                                    f"kelly fraction {frac:.4f} (p={intent.confidence:.3f}, b={payoff:.2f}, "
+            events.append(RiskEvent(sym, "sizing",
+                                    f"kelly fraction {kelly:.4f} (p={intent.confidence:.3f}, b={payoff:.2f}, "
                                     f"cap {cfg.kelly_cap:g})", "info"))
-        else:  # pragma: no cover - the config Literal forbids it
-            raise RiskError(f"unknown sizing method {cfg.sizing!r}")
-        return qty, stop, take
 
     # ---- exits ---------------------------------------------------------------------------
 

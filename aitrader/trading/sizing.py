@@ -4,6 +4,9 @@ Every function returns whole shares (floored) and 0 when less than one share fit
 caller can never be handed a fractional or negative quantity. Inputs that make no sense
 (non-positive or non-finite price, negative equity) size to 0 rather than raising: sizing
 is a ceiling, and "nothing" is always a safe ceiling. The risk manager vetoes a 0 size.
+
+The rules are :func:`~aitrader.jit.jitable` (the backtest kernel compiles these same
+functions), so their parameters are positional-or-keyword; callers use keywords.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ import math
 from dataclasses import dataclass
 
 from aitrader.brokers.base import Side
+from aitrader.jit import jitable
 
 
+@jitable
 def _finite_positive(x: float) -> bool:
     return math.isfinite(x) and x > 0
 
 
+@jitable
 def whole_shares(notional: float, price: float) -> int:
     """floor(notional / price); 0 when the price is unusable or less than one share fits."""
     if not _finite_positive(price) or not math.isfinite(notional) or notional <= 0:
@@ -29,7 +35,8 @@ def whole_shares(notional: float, price: float) -> int:
     return max(int(math.floor(q + 1e-9)), 0)
 
 
-def fixed_fraction_shares(*, equity: float, price: float, fraction: float) -> int:
+@jitable
+def fixed_fraction_shares(equity: float, price: float, fraction: float) -> int:
     """Shares worth ``fraction`` of ``equity`` (e.g. 0.95 = "all-in" with a cash buffer)."""
     if not math.isfinite(fraction) or fraction <= 0:
         return 0
@@ -47,8 +54,30 @@ class AtrSize:
 
 def atr_stop(*, price: float, atr: float, multiple: float, side: Side = Side.BUY) -> float:
     """Stop ``multiple`` ATRs away from ``price``: below for longs, above for shorts."""
+    return atr_stop_price(price, atr, multiple, side is Side.BUY)
+
+
+@jitable
+def atr_stop_price(price: float, atr: float, multiple: float, buy: bool) -> float:
+    """:func:`atr_stop` with the side as a bool (the compiled form)."""
     dist = multiple * atr
-    return price - dist if side is Side.BUY else price + dist
+    return price - dist if buy else price + dist
+
+
+@jitable
+def atr_size(equity: float, price: float, atr: float, risk_per_trade: float, atr_stop_multiple: float,
+             buy: bool) -> tuple[int, float, float]:
+    """:func:`atr_shares` as a tuple ``(shares, stop, risk_amount)`` (the compiled form)."""
+    risk_amount = max(risk_per_trade * equity, 0.0) if math.isfinite(equity) else 0.0
+    if not (_finite_positive(atr) and _finite_positive(atr_stop_multiple) and _finite_positive(price)):
+        return 0, math.nan, risk_amount
+    per_share_risk = atr_stop_multiple * atr
+    stop = atr_stop_price(price, atr, atr_stop_multiple, buy)
+    if buy and stop <= 0:
+        # The stop would be at or below zero: the ATR is too large for this price to size on.
+        return 0, stop, risk_amount
+    # Whole shares of risk: floor(risk / per-share risk), same epsilon as whole_shares.
+    return whole_shares(risk_amount, per_share_risk), stop, risk_amount
 
 
 def atr_shares(
@@ -60,20 +89,12 @@ def atr_shares(
     shares = risk_per_trade * equity / (atr_stop_multiple * ATR); stop = price -/+ multiple * ATR.
     Example: equity 100,000, price 50, ATR 2, risk 1%, multiple 2 -> 250 shares, stop 46.
     """
-    risk_amount = max(risk_per_trade * equity, 0.0) if math.isfinite(equity) else 0.0
-    if not (_finite_positive(atr) and _finite_positive(atr_stop_multiple) and _finite_positive(price)):
-        return AtrSize(shares=0, stop=float("nan"), risk_amount=risk_amount)
-    per_share_risk = atr_stop_multiple * atr
-    stop = atr_stop(price=price, atr=atr, multiple=atr_stop_multiple, side=side)
-    if side is Side.BUY and stop <= 0:
-        # The stop would be at or below zero: the ATR is too large for this price to size on.
-        return AtrSize(shares=0, stop=stop, risk_amount=risk_amount)
-    # Whole shares of risk: floor(risk / per-share risk), same epsilon as whole_shares.
-    shares = whole_shares(risk_amount, per_share_risk)
+    shares, stop, risk_amount = atr_size(equity, price, atr, risk_per_trade, atr_stop_multiple, side is Side.BUY)
     return AtrSize(shares=shares, stop=stop, risk_amount=risk_amount)
 
 
-def kelly_fraction(*, win_prob: float, payoff_ratio: float, cap: float) -> float:
+@jitable
+def kelly_fraction(win_prob: float, payoff_ratio: float, cap: float) -> float:
     """Kelly fraction f* = p - (1 - p) / b, clipped to [0, cap].
 
     ``win_prob`` is the model's confidence, ``payoff_ratio`` b = average win / average loss
@@ -91,6 +112,7 @@ def kelly_shares(*, equity: float, price: float, win_prob: float, payoff_ratio: 
     return whole_shares(equity * kelly_fraction(win_prob=win_prob, payoff_ratio=payoff_ratio, cap=cap), price)
 
 
-def max_shares_for_value(*, limit_value: float, price: float) -> int:
+@jitable
+def max_shares_for_value(limit_value: float, price: float) -> int:
     """Largest whole number of shares whose value stays <= ``limit_value`` (0 if negative)."""
     return whole_shares(limit_value, price)

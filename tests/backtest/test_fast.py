@@ -77,3 +77,20 @@ def test_all_in_sizes_at_the_fill_price() -> None:
     # the risk estimate at the close (100 shares) is re-sized from cash at the gap-up open: 83
     assert res.fills["quantity"].tolist() == [83]
     assert res.equity.iloc[-1] == pytest.approx(10_000)
+
+
+def test_kernel_compiles_once_for_every_kind_of_run() -> None:
+    # Every run hands the kernel the same array types (writable, C-contiguous), so one
+    # cached compile serves them all; a second signature would cost a multi-second compile.
+    from aitrader.backtest import kernel
+
+    s = _settings()
+    bars = _bars([(100, 101, 99, 100)] * 6)
+    bars.index = bars.index.tz_localize("America/New_York")
+    simulate(bars, np.array([1, 0, 0, -1, 0, 0]), settings=s, symbol="GOOG")
+    simulate(bars, np.array([1, 0, -1, 0, 0, 0]), settings=s, symbol="GOOG", confidence=np.full(6, 0.7),
+             fill_on="close")
+    s.risk.sizing = "atr"
+    feats = pd.DataFrame({"ta_atr_14": np.linspace(1, 2, 6)}, index=bars.index)
+    simulate(bars, np.array([1, 0, 0, 0, 0, -1]), settings=s, symbol="GOOG", features=feats)
+    assert len(kernel.run.signatures) == 1

@@ -387,7 +387,7 @@ class PaperBroker:
 
     def _commission(self, r: OrderRequest, qty: float) -> float:
         if r.asset_class is AssetClass.OPTION:
-            return self.option_commission * qty
+            return fills.commission_for(qty, self.option_commission, 0.0, 0.0)
         return self.costs.commission(qty)
 
     def _estimate_price(self, r: OrderRequest) -> float | None:
@@ -490,8 +490,13 @@ class PaperBroker:
 
     def _size_by_cash(self, r: OrderRequest, price: float) -> float:
         """Whole units such that units * price * multiplier + commission <= cash_fraction * cash."""
-        return fills.size_by_cash(cash=self._s.cash, fraction=float(r.cash_fraction or 0),
-                                  unit_price=price * self._multiplier(r), commission=lambda q: self._commission(r, q))
+        if r.asset_class is AssetClass.OPTION:  # same rule as _commission: per contract, no minimum
+            per_share, minimum, per_trade = self.option_commission, 0.0, 0.0
+        else:
+            c = self.costs
+            per_share, minimum, per_trade = c.commission_per_share, c.commission_min, c.commission_per_trade
+        return fills.size_by_cash(self._s.cash, float(r.cash_fraction or 0), price * self._multiplier(r),
+                                  per_share, minimum, per_trade)
 
     def _book_fill(self, w: WorkingOrder, *, qty: float, price: float, commission: float, ts: pd.Timestamp) -> None:
         r = w.request

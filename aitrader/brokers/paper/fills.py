@@ -8,10 +8,19 @@ so the two cannot drift apart (the backtest tests also compare them trade by tra
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from aitrader.jit import jitable
+
 EPS = 1e-9
+
+
+@jitable
+def commission_for(qty: float, per_share: float, minimum: float, per_trade: float) -> float:
+    """``per_trade`` if > 0, else ``max(minimum, per_share * qty)``."""
+    if per_trade > 0:
+        return per_trade
+    return max(minimum, per_share * qty)
 
 
 @dataclass(frozen=True)
@@ -29,24 +38,25 @@ class CostModel:
     commission_per_trade: float = 0.0
 
     def commission(self, qty: float) -> float:
-        if self.commission_per_trade > 0:
-            return self.commission_per_trade
-        return max(self.commission_min, self.commission_per_share * qty)
+        return commission_for(qty, self.commission_per_share, self.commission_min, self.commission_per_trade)
 
 
-def market_price(open_: float, *, buy: bool, slippage: float) -> float:
+@jitable
+def market_price(open_: float, buy: bool, slippage: float) -> float:
     """A market order's fill: the bar's open, moved against the trader by ``slippage``."""
     return open_ * (1 + slippage if buy else 1 - slippage)
 
 
-def limit_price(open_: float, high: float, low: float, *, buy: bool, limit: float) -> float | None:
+@jitable
+def limit_price(open_: float, high: float, low: float, buy: bool, limit: float) -> float | None:
     """A limit order fills when the bar trades through ``limit``, at the better of open and limit."""
     if buy:
         return min(open_, limit) if low <= limit else None
     return max(open_, limit) if high >= limit else None
 
 
-def stop_base(open_: float, high: float, low: float, *, buy: bool, stop: float) -> float | None:
+@jitable
+def stop_base(open_: float, high: float, low: float, buy: bool, stop: float) -> float | None:
     """Where a touched stop triggers (the stop, or the open on a gap through it); None if untouched."""
     touched = high >= stop if buy else low <= stop
     if not touched:
@@ -54,16 +64,19 @@ def stop_base(open_: float, high: float, low: float, *, buy: bool, stop: float) 
     return max(open_, stop) if buy else min(open_, stop)
 
 
-def stop_price(open_: float, high: float, low: float, *, buy: bool, stop: float, slippage: float) -> float | None:
+@jitable
+def stop_price(open_: float, high: float, low: float, buy: bool, stop: float, slippage: float) -> float | None:
     """A stop becomes a market order when touched: its base price plus slippage."""
-    base = stop_base(open_, high, low, buy=buy, stop=stop)
+    base = stop_base(open_, high, low, buy, stop)
     return None if base is None else base * (1 + slippage if buy else 1 - slippage)
 
 
-def size_by_cash(*, cash: float, fraction: float, unit_price: float, commission: Callable[[float], float]) -> float:
-    """Whole units with ``units * unit_price + commission(units) <= fraction * cash``."""
+@jitable
+def size_by_cash(cash: float, fraction: float, unit_price: float, per_share: float, minimum: float,
+                 per_trade: float) -> float:
+    """Whole units with ``units * unit_price + commission_for(units, ...) <= fraction * cash``."""
     budget = float(fraction) * cash
     qty = math.floor(budget / unit_price) if unit_price > 0 else 0
-    while qty > 0 and qty * unit_price + commission(qty) > budget + EPS:
+    while qty > 0 and qty * unit_price + commission_for(qty, per_share, minimum, per_trade) > budget + EPS:
         qty -= 1
     return float(qty)

@@ -1,0 +1,327 @@
+"""The compiled loop of the fast simulator (numba), built from the agent's own rules.
+
+:func:`run` replays one symbol's bars with a decision per bar exactly as
+:class:`~aitrader.trading.engine.DecisionEngine` + :class:`~aitrader.brokers.paper.PaperBroker`
+would, but only on bars where something can happen. It holds no rule of its own: prices,
+costs and cash sizing come from :mod:`aitrader.brokers.paper.fills`, entry checks and sizing
+from :func:`aitrader.trading.risk_core.entry_decision`, all :func:`~aitrader.jit.jitable`,
+compiled here from the same source the live path runs. What is left is bookkeeping: the
+order book (market entries, bracket legs, exits), the venue step and the equity curve.
+
+Compiled code is cached on disk under a directory named by the hash of every source file
+it is built from (numba itself only notices changes to this file), so an edit to a rule can
+never run stale machine code. The first call in a fresh install compiles (a few seconds;
+``make install`` does it once), every later process loads the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+
+from aitrader import jit
+from aitrader.brokers.paper import fills as px
+from aitrader.trading import risk_core, sizing
+
+
+def _cache_dir() -> Path:
+    """``<cache>/aitrader/numba/<hash of the compiled sources and numba version>``."""
+    h = hashlib.sha256(numba.__version__.encode())
+    for mod in (jit, px, sizing, risk_core):
+        h.update(Path(str(mod.__file__)).read_bytes())
+    h.update(Path(__file__).read_bytes())
+    base = os.environ.get("AITRADER_NUMBA_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "aitrader", "numba")
+    return Path(base) / h.hexdigest()[:16]
+
+
+jit.register_all()
+numba.config.CACHE_DIR = str(_cache_dir())  # type: ignore[attr-defined] # read when the dispatchers below are created
+
+EPS = px.EPS
+# order columns (int64 table)
+BAR, INTENT, LEG, BUY, KIND, AFTER, ACTIVE, PARENT, STATUS, DAY, GTC, SUBMIT_REJECTED = range(12)
+N_INT = 12
+# order columns (float table)
+QTY, LEVEL, CASH_FRACTION = range(3)
+# values
+MARKET, STOP, LIMIT = 0, 1, 2
+OPEN, FILLED, CANCELED, REJECTED, EXPIRED = 0, 1, 2, 3, 4
+ENTRY, EXIT = 0, 1
+PARENT_LEG, STOP_LEG, TAKE_LEG = 0, 1, 2
+STATUS_NAMES = {OPEN: "open", FILLED: "filled", CANCELED: "canceled", REJECTED: "rejected", EXPIRED: "expired"}
+
+
+@numba.njit(cache=True)
+def _remove(work: np.ndarray, cnt: np.ndarray, w: int | np.int64) -> None:
+    """Drop ``w`` from the working list ``work[:cnt[0]]`` (kept in submission order)."""
+    nw = cnt[0]
+    for k in range(nw):
+        if work[k] == w:
+            for m in range(k, nw - 1):
+                work[m] = work[m + 1]
+            cnt[0] = nw - 1
+            return
+
+
+@numba.njit(cache=True)
+def _finish(oi: np.ndarray, work: np.ndarray, cnt: np.ndarray, w: int | np.int64, status: int) -> None:
+    """Close order ``w``; an unfilled parent takes its open bracket legs with it."""
+    oi[w, STATUS] = status
+    _remove(work, cnt, w)
+    if status != FILLED:
+        for ch in (w + 1, w + 2):
+            if ch < len(oi) and oi[ch, PARENT] == w and oi[ch, STATUS] == OPEN:
+                oi[ch, STATUS] = CANCELED
+                _remove(work, cnt, ch)
+
+
+@numba.njit(cache=True)
+def _try_fill(oi: np.ndarray, of: np.ndarray, work: np.ndarray, w: int | np.int64, i: int, day: Any, o: float, h: float,
+              lo: float, acct: np.ndarray, costs: np.ndarray, fi: np.ndarray, ff: np.ndarray,
+              cnt: np.ndarray) -> None:
+    """The paper venue's fill of one working order against bar ``i`` (prices ``o``/``h``/``lo``)."""
+    slip, per_share, cmin, per_trade = costs[0], costs[1], costs[2], costs[3]
+    if oi[w, DAY] < 0:
+        oi[w, DAY] = day
+    elif oi[w, GTC] == 0 and day > oi[w, DAY]:
+        _finish(oi, work, cnt, w, EXPIRED)  # a DAY order lives for the day of its first tradable bar
+        return
+    buy = oi[w, BUY] == 1
+    kind = oi[w, KIND]
+    if kind == MARKET:
+        price = px.market_price(o, buy, slip)
+    elif kind == LIMIT:
+        p = px.limit_price(o, h, lo, buy, of[w, LEVEL])
+        if p is None:
+            return
+        price = p
+    else:
+        p = px.stop_price(o, h, lo, buy, of[w, LEVEL], slip)
+        if p is None:
+            return
+        price = p
+    q = of[w, QTY]
+    cash, held = acct[0], acct[1]
+    if buy and not np.isnan(of[w, CASH_FRACTION]):
+        q = px.size_by_cash(cash, of[w, CASH_FRACTION], price, per_share, cmin, per_trade)
+        if q <= 0:
+            _finish(oi, work, cnt, w, REJECTED)
+            return
+    comm = px.commission_for(q, per_share, cmin, per_trade)
+    if buy:
+        if q * price + comm > cash + EPS:
+            _finish(oi, work, cnt, w, REJECTED)
+            return
+    elif q > held + EPS:
+        _finish(oi, work, cnt, w, REJECTED)
+        return
+    # book the fill (average price as the paper venue keeps it)
+    signed = q if buy else -q
+    acct[0] = cash + (-signed * price - comm)  # the same float operations as the paper venue
+    q1 = held + signed
+    if abs(held) < EPS or (held > 0) == (signed > 0):
+        acct[2] = (held * acct[2] + signed * price) / q1
+    elif abs(signed) > abs(held) + EPS:
+        acct[2] = price
+    acct[1] = q1 if abs(q1) >= EPS else 0.0
+    k = cnt[2]
+    fi[k, 0], fi[k, 1] = i, w
+    ff[k, 0], ff[k, 1], ff[k, 2] = q, price, comm
+    cnt[2] = k + 1
+    of[w, QTY] = q
+    oi[w, STATUS] = FILLED
+    _remove(work, cnt, w)
+    for ch in (w + 1, w + 2):  # legs go live at once with the filled quantity
+        if ch < len(oi) and oi[ch, PARENT] == w:
+            oi[ch, ACTIVE], oi[ch, AFTER] = 1, -1
+            of[ch, QTY] = q
+    par = oi[w, PARENT]
+    if par >= 0:  # one cancels the other
+        for sib in (par + 1, par + 2):
+            if sib != w and sib < len(oi) and oi[sib, PARENT] == par and oi[sib, STATUS] == OPEN:
+                _finish(oi, work, cnt, sib, CANCELED)
+
+
+@numba.njit(cache=True)
+def _submit(oi: np.ndarray, of: np.ndarray, work: np.ndarray, i: int, intent: int, buy: bool, q: float,
+            stop: float, take: float, cash_fraction: float, close: float, day: Any, fill_on_close: bool,
+            acct: np.ndarray, costs: np.ndarray, fi: np.ndarray, ff: np.ndarray, cnt: np.ndarray) -> None:
+    """A market order (+ bracket legs) as the engine submits it, with the venue's submit-time checks."""
+    slip, per_share, cmin, per_trade = costs[0], costs[1], costs[2], costs[3]
+    w = cnt[1]
+    cnt[1] = w + 1
+    oi[w, BAR], oi[w, INTENT], oi[w, LEG], oi[w, BUY], oi[w, KIND] = i, intent, PARENT_LEG, 1 if buy else 0, MARKET
+    oi[w, AFTER], oi[w, ACTIVE], oi[w, PARENT], oi[w, STATUS], oi[w, DAY], oi[w, GTC] = i, 1, -1, OPEN, -1, 0
+    of[w, QTY], of[w, LEVEL], of[w, CASH_FRACTION] = q, np.nan, cash_fraction
+    rejected = False
+    if not buy and q > acct[1] + EPS:
+        rejected = True
+    if buy and np.isnan(cash_fraction):  # a buy sized by quantity must fit the cash at the last close
+        est = close * (1 + slip)
+        if q * est + px.commission_for(q, per_share, cmin, per_trade) > acct[0] + EPS:
+            rejected = True
+    if rejected:
+        oi[w, STATUS], oi[w, SUBMIT_REJECTED] = REJECTED, 1
+        return
+    work[cnt[0]] = w
+    cnt[0] += 1
+    for leg, kind, level in ((STOP_LEG, STOP, stop), (TAKE_LEG, LIMIT, take)):
+        if np.isnan(level):
+            continue
+        k = cnt[1]
+        cnt[1] = k + 1
+        oi[k, BAR], oi[k, INTENT], oi[k, LEG], oi[k, BUY], oi[k, KIND] = i, intent, leg, 0 if buy else 1, kind
+        oi[k, AFTER], oi[k, ACTIVE], oi[k, PARENT], oi[k, STATUS], oi[k, DAY], oi[k, GTC] = i, 0, w, OPEN, -1, 1
+        of[k, QTY], of[k, LEVEL], of[k, CASH_FRACTION] = q, level, np.nan
+        work[cnt[0]] = k
+        cnt[0] += 1
+    if fill_on_close:
+        # A one-price bar at the last close; the legs work from the next bar on.
+        _try_fill(oi, of, work, w, i, day, close, close, close, acct, costs, fi, ff, cnt)
+        for ch in (w + 1, w + 2):
+            if ch < cnt[1] and oi[ch, PARENT] == w and oi[ch, ACTIVE] == 1:
+                oi[ch, AFTER] = i
+
+
+@numba.njit(cache=True)
+def _next_index(sig: np.ndarray, value: int) -> np.ndarray:
+    """``out[j]`` = first k >= j with ``sig[k] == value`` (len(sig) if none)."""
+    n = len(sig)
+    out = np.empty(n + 1, dtype=np.int64)
+    out[n] = n
+    for j in range(n - 1, -1, -1):
+        out[j] = j if sig[j] == value else out[j + 1]
+    return out
+
+
+@numba.njit(cache=True)
+def run(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, day_id: np.ndarray,
+        sig: np.ndarray, conf: np.ndarray, atr: np.ndarray, buy_ok: np.ndarray, fill_on_close: bool,
+        cash0: float, costs: np.ndarray, params: np.ndarray, tier_bounds: np.ndarray, tier_order: np.ndarray,
+        tier_fallback: int, tier_max_open: np.ndarray, tier_risk: np.ndarray, tier_in_universe: np.ndarray,
+        in_universe: bool, all_in: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Replay the bars; returns ``(equity, order ints, order floats, fill ints, fill floats, visited)``.
+
+    ``day_id`` numbers the calendar day of each bar (non-decreasing, >= 0).
+    """
+    n = len(c)
+    cap = 3 * int(np.count_nonzero(sig)) + 3
+    oi = np.zeros((cap, N_INT), dtype=np.int64)
+    of = np.zeros((cap, 3))
+    fi = np.zeros((cap, 2), dtype=np.int64)
+    ff = np.zeros((cap, 3))
+    cnt = np.zeros(3, dtype=np.int64)  # [working orders, orders, fills]
+    work = np.zeros(cap, dtype=np.int64)  # working orders, in submission order
+    snap = np.zeros(cap, dtype=np.int64)  # scratch copy of it
+    acct = np.array([cash0, 0.0, 0.0])  # cash, quantity, average price
+    equity = np.empty(n)
+    pre_eq = np.full(n, np.nan)  # equity after the venue step of a visited bar (day-start source)
+    next_buy, next_sell = _next_index(sig, 1), _next_index(sig, -1)
+    halted_day = -1
+    last, visited = -1, 0
+    day_first = 0  # index of the first bar of the current bar's day
+    i = int(next_buy[0])  # nothing can happen before the first buy while flat
+    while i < n:
+        for j in range(last + 1, i):
+            equity[j] = acct[0] + acct[1] * c[j]
+        visited += 1
+        if day_first > i or day_id[day_first] != day_id[i]:
+            day_first = i
+            while day_first > 0 and day_id[day_first - 1] == day_id[i]:
+                day_first -= 1
+        # 1. venue step: working orders in submission order; a filled order's legs go live at
+        #    once and see the rest of the bar before the next order (stop first: conservative)
+        m = 0
+        for t in range(cnt[0]):
+            w = work[t]
+            if oi[w, ACTIVE] == 1 and (oi[w, AFTER] < 0 or i > oi[w, AFTER]):
+                snap[m] = w
+                m += 1
+        for t in range(m):
+            w = snap[t]
+            if oi[w, STATUS] != OPEN:
+                continue
+            _try_fill(oi, of, work, w, i, day_id[i], o[i], h[i], lo[i], acct, costs, fi, ff, cnt)
+            if oi[w, STATUS] == FILLED:
+                for ch in (w + 1, w + 2):
+                    if ch < cnt[1] and oi[ch, PARENT] == w and oi[ch, STATUS] == OPEN:
+                        _try_fill(oi, of, work, ch, i, day_id[i], o[i], h[i], lo[i], acct, costs, fi, ff, cnt)
+        pre_eq[i] = acct[0] + acct[1] * c[i]
+        # 2. the decision (only buys while flat and sells while long can lead to an order)
+        s, held, price = sig[i], acct[1], c[i]
+        if s == 1 and held == 0 and buy_ok[i]:
+            eq = acct[0]
+            f = day_first
+            day_start = pre_eq[f] if not np.isnan(pre_eq[f]) else (equity[f] if f < i else eq)
+            t = risk_core.tier_index(eq, tier_bounds, tier_order, tier_fallback)
+            res = risk_core.entry_decision(eq, acct[0], acct[0], day_start, halted_day == day_id[i], price, atr[i],
+                                           conf[i], True, False, 0, in_universe, tier_in_universe[t] == 1,
+                                           int(tier_max_open[t]), tier_risk[t], params)
+            code = res[0]
+            if code == risk_core.KILL_SWITCH:
+                halted_day = day_id[i]
+            elif code == risk_core.APPROVED:
+                _submit(oi, of, work, i, ENTRY, True, float(res[1]), res[2], res[3],
+                        params[risk_core.P_FRACTION] if all_in else np.nan, price, day_id[i], fill_on_close,
+                        acct, costs, fi, ff, cnt)
+        elif s == -1 and held > 0:
+            # exits are always approved for the whole holding; the position's legs are canceled first
+            m = cnt[0]
+            snap[:m] = work[:m]
+            for t in range(m):
+                w = snap[t]
+                if oi[w, BUY] == 0 and oi[w, STATUS] == OPEN:
+                    _finish(oi, work, cnt, w, CANCELED)
+            _submit(oi, of, work, i, EXIT, False, held, np.nan, np.nan, np.nan, price, day_id[i], fill_on_close,
+                    acct, costs, fi, ff, cnt)
+        equity[i] = acct[0] + acct[1] * c[i]
+        last = i
+        # 3. the next bar where something can happen: a market order's next bar, the next
+        #    signal that could trade, or the first bar touching a working stop/limit level
+        market, levels = False, False
+        for t in range(cnt[0]):
+            w = work[t]
+            if oi[w, ACTIVE] == 1:
+                if oi[w, KIND] == MARKET:
+                    market = True
+                else:
+                    levels = True
+        if market:
+            nxt = i + 1
+        else:
+            nxt = int(next_buy[i + 1]) if acct[1] <= 0 else int(next_sell[i + 1])
+            if levels:
+                for j in range(i + 1, nxt):
+                    hit = False
+                    for t in range(cnt[0]):
+                        w = work[t]
+                        if oi[w, ACTIVE] == 0 or oi[w, KIND] == MARKET:
+                            continue
+                        lv, buy = of[w, LEVEL], oi[w, BUY] == 1
+                        if oi[w, KIND] == STOP:
+                            hit = hit or (h[j] >= lv if buy else lo[j] <= lv)
+                        else:
+                            hit = hit or (lo[j] <= lv if buy else h[j] >= lv)
+                    if hit:
+                        nxt = j
+                        break
+        i = nxt
+    for j in range(last + 1, n):
+        equity[j] = acct[0] + acct[1] * c[j]
+    return equity, oi[:cnt[1]], of[:cnt[1]], fi[:cnt[2]], ff[:cnt[2]], visited
+
+
+if __name__ == "__main__":  # `make install`: compile once so no later process pays for it
+    import time
+
+    from aitrader.backtest.fast import warm_up
+
+    t0 = time.perf_counter()
+    warm_up()
+    print(f"backtest kernel ready in {time.perf_counter() - t0:.1f} s (cache: {numba.config.CACHE_DIR})")
