@@ -10,11 +10,15 @@ do bar by bar, for one stock symbol, without SQLite and without visiting quiet b
 * on a visited bar the venue step runs first (working orders in submission order, bracket
   legs going live at once and seeing the rest of the bar, stop before take-profit, one
   cancels the other, all prices and costs from :mod:`aitrader.brokers.paper.fills`), then
-  the decision goes through the real :func:`~aitrader.trading.rule_based_trader.apply_rules`
-  and :class:`~aitrader.trading.risk.RiskManager` with the same account figures the engine
+  the decision goes through the rule filters
+  (:func:`~aitrader.trading.rule_based_trader.apply_rules`, evaluated up front for every
+  buy bar) and the risk manager's own numeric core
+  (:func:`~aitrader.trading.risk_core.entry_decision`) with the account figures the engine
   would pass;
-* between visited bars nothing changes but the mark: equity is ``cash + qty * close``,
-  filled with numpy.
+* between visited bars nothing changes but the mark: equity is ``cash + qty * close``.
+
+The loop itself is :func:`aitrader.backtest.kernel.run`, compiled by numba from those same
+rule functions; this module prepares its arrays and turns its numbers into tables.
 
 What the agent can do but this simulator cannot (several symbols, shorting, options,
 agent-managed trailing stops or end-of-day liquidation) is refused with

@@ -324,4 +324,4 @@ if __name__ == "__main__":  # `make install`: compile once so no later process p
 
     t0 = time.perf_counter()
     warm_up()
-    print(f"backtest kernel ready in {time.perf_counter() - t0:.1f} s (cache: {numba.config.CACHE_DIR})")
+    print(f"backtest kernel ready in {time.perf_counter() - t0:.1f} s (cache: {_cache_dir()})")

@@ -1,8 +1,9 @@
 """Pure fill and cost rules of the paper venue, shared with the backtester's fast simulator.
 
-The :class:`~aitrader.brokers.paper.broker.PaperBroker` and
-:mod:`aitrader.backtest.fast` both price, size and charge orders through these functions,
-so the two cannot drift apart (the backtest tests also compare them trade by trade).
+The :class:`~aitrader.brokers.paper.broker.PaperBroker` calls these functions as Python;
+the backtest kernel (:mod:`aitrader.backtest.kernel`) runs numba's compilation of the same
+functions (:func:`~aitrader.jit.jitable`), so the two cannot drift apart (the backtest tests
+also compare them trade by trade, and compiled against interpreted).
 """
 
 from __future__ import annotations
