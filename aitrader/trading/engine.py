@@ -324,10 +324,11 @@ class DecisionEngine:
             why = "; ".join(f"{e.rule}: {e.detail}" for e in verdict.events) or "not approved"
             self._record_decision(decision, ts, f"vetoed ({why})", rule_reasons or [])
             return
+        cid = client_order_id(intent.symbol, ts, intent.intent)
         if intent.intent != "entry":
-            self._cancel_exits(intent)
+            self._cancel_exits(intent, keep=cid)
         request = OrderRequest(
-            client_order_id=client_order_id(intent.symbol, ts, intent.intent),
+            client_order_id=cid,
             symbol=intent.symbol,
             side=intent.side,
             quantity=float(verdict.quantity),
@@ -347,11 +348,16 @@ class DecisionEngine:
         decision_id = self._record_decision(decision, ts, action, rule_reasons or [])
         self.submit(request, decision_id=decision_id, ts=ts, result=result)
 
-    def _cancel_exits(self, intent: TradeIntent) -> None:
+    def _cancel_exits(self, intent: TradeIntent, *, keep: str) -> None:
         """Cancel the position's working exit orders (its bracket legs) before exiting, so a
-        stale stop or target can never trade against a later position."""
+        stale stop or target can never trade against a later position.
+
+        ``keep`` is this exit's own client id: after a crash the bar is re-run and the exit
+        sent before the crash is already working; it is the order being placed, not a stale one.
+        """
         for order in self.broker.open_orders():
-            if order.symbol == intent.symbol and order.side is intent.side and order.asset_class is AssetClass.STOCK:
+            if (order.symbol == intent.symbol and order.side is intent.side and order.asset_class is AssetClass.STOCK
+                    and order.client_order_id != keep):
                 self.broker.cancel(order.client_order_id)
                 latest = self.broker.get_order(order.client_order_id)
                 if latest is not None:

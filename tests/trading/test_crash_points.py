@@ -34,8 +34,12 @@ class Crash(BaseException):
     """A simulated process death."""
 
 
-def _run(db: Path, goog: pd.DataFrame, crash_at: int | None = None, methods: tuple[str, ...] = WRITES) -> bool:
-    """Replay 2010-2011 with brackets on; return True if it crashed."""
+def _run(db: Path, goog: pd.DataFrame, crash_at: int | None = None, methods: tuple[str, ...] = WRITES,
+         only: str | None = None) -> bool:
+    """Replay 2010-2011 with brackets on; return True if it crashed.
+
+    ``only``: count only the writes whose arguments mention this text (e.g. an exit's id).
+    """
     settings = load_settings()
     settings.rules.enabled = False
     settings.risk.stop_loss_pct = 0.04  # tight brackets: legs fill and get canceled often
@@ -48,7 +52,7 @@ def _run(db: Path, goog: pd.DataFrame, crash_at: int | None = None, methods: tup
             original = getattr(journal, name)
 
             def wrapper(*a: Any, _original: Any = original, **k: Any) -> Any:
-                if next(counter) == crash_at:
+                if (only is None or only in repr(a)) and next(counter) == crash_at:
                     raise Crash
                 return _original(*a, **k)
 
@@ -110,4 +114,21 @@ def test_crash_at_a_journal_write_then_restart_equals_clean_run(
     assert got["fills"] == clean["fills"]
     assert got["equity"] == clean["equity"]
     assert got["equity_rows"][0] == got["equity_rows"][1]  # every bar's equity exactly once
+    assert got["broker_pos"] == clean["broker_pos"]
+
+
+@pytest.mark.parametrize("crash_at", [0, 1, 3])
+def test_crash_after_an_exit_reached_the_venue(
+    tmp_path: Path, goog: pd.DataFrame, clean: dict[str, Any], crash_at: int
+) -> None:
+    # The venue has the exit order, the journal has not yet recorded the venue's answer, and
+    # the bar is not finished: the restart re-runs the bar. Its exit must not cancel that very
+    # order as a "stale exit order of the position" (it once did: the exit never filled).
+    db = tmp_path / "journal.sqlite"
+    assert _run(db, goog, crash_at=crash_at, methods=("update_order",), only="-exit-")
+    assert not _run(db, goog)
+    got = _state(db)
+    assert got["orders"] == clean["orders"]
+    assert got["fills"] == clean["fills"]
+    assert got["equity"] == clean["equity"]
     assert got["broker_pos"] == clean["broker_pos"]
