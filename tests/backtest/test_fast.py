@@ -94,3 +94,23 @@ def test_kernel_compiles_once_for_every_kind_of_run() -> None:
     feats = pd.DataFrame({"ta_atr_14": np.linspace(1, 2, 6)}, index=bars.index)
     simulate(bars, np.array([1, 0, 0, 0, 0, -1]), settings=s, symbol="GOOG", features=feats)
     assert len(kernel.run.signatures) == 1
+
+
+def test_kernel_cache_is_keyed_by_source_and_falls_back_to_temp(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: object) -> None:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from aitrader.backtest import kernel
+
+    monkeypatch.setenv("AITRADER_NUMBA_CACHE", str(tmp_path))
+    first = kernel._cache_dir()
+    assert first.parent == Path(str(tmp_path)) and first.is_dir()
+    assert kernel._cache_dir() == first  # same sources, same key
+    blocker = Path(str(tmp_path)) / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("AITRADER_NUMBA_CACHE", str(blocker / "sub"))  # cannot be created
+    fallback = kernel._cache_dir()
+    assert fallback.parent == Path(tempfile.gettempdir()) / f"aitrader-numba-{os.getuid()}"
+    assert fallback.name == first.name
