@@ -39,6 +39,7 @@ from aitrader.models.types import EnsembleDecision
 from aitrader.trading.feeds import BarEvent, History
 from aitrader.trading.ids import client_order_id
 from aitrader.trading.signals import SignalSource
+from aitrader.trading.submit import submit_once
 from aitrader.trading.types import RiskEvent, TradeIntent
 
 log = logging.getLogger(__name__)
@@ -397,13 +398,8 @@ class DecisionEngine:
 
     def submit(self, request: OrderRequest, *, decision_id: int | None, ts: pd.Timestamp, result: TickResult) -> None:
         """Journal first (intent is never lost), then the venue (idempotent per client id)."""
-        if not self.journal.record_order(request, broker=self.broker.name, decision_id=decision_id):
-            existing = self.broker.get_order(request.client_order_id)
-            if existing is not None:
-                self.journal.update_order(existing)
-                return  # already at the venue: a restart re-ran this bar; never submit twice
         try:
-            order = self.broker.submit(request)
+            order = submit_once(self.journal, self.broker, request, decision_id=decision_id)
         except PermanentBrokerError as exc:
             self.journal.risk_event(ts.to_pydatetime(), RiskEvent(request.symbol, "order_rejected", str(exc), "veto"))
             from aitrader.brokers.base import Order
@@ -420,7 +416,8 @@ class DecisionEngine:
                 )
             )
             return
-        self.journal.update_order(order)
+        if order is None:
+            return  # already at the venue: a restart re-ran this bar; never submit twice
         self._adopt_venue_orders(request.symbol)
         result.orders.append(request)
 

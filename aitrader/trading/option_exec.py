@@ -19,6 +19,7 @@ from aitrader.brokers.base import AssetClass, Broker, OptionQuote, OrderRequest,
 from aitrader.config.settings import OptionsConfig
 from aitrader.errors import BrokerError
 from aitrader.trading.options import limit_prices
+from aitrader.trading.submit import submit_once
 from aitrader.trading.types import RiskEvent
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,7 @@ class OptionWorker:
         """Send the first attempt (limit at mid) and remember it."""
         price = limit_prices(quote, side=side, max_reprices=self.cfg.max_reprices)[0]
         req = self._request(quote, side=side, qty=contracts, cid=base_id, price=price)
-        if self.journal.record_order(req, broker=self.broker.name, decision_id=decision_id):
-            self.journal.update_order(self.broker.submit(req))
+        submit_once(self.journal, self.broker, req, decision_id=decision_id)
         state = dict(self.journal.get_state(STATE_KEY) or {})
         state[base_id] = {"attempt": 0, "cid": base_id, "since": ts.isoformat(), "side": side.value,
                           "qty": contracts, "contract": quote.contract.symbol, "underlying": quote.contract.underlying,
@@ -79,8 +79,7 @@ class OptionWorker:
             price = limit_prices(quote, side=side, max_reprices=self.cfg.max_reprices)[k]
             cid = f"{base}-r{k}"
             req = self._request(quote, side=side, qty=remaining, cid=cid, price=price)
-            if self.journal.record_order(req, broker=self.broker.name, decision_id=w["decision_id"]):
-                self.journal.update_order(self.broker.submit(req))
+            submit_once(self.journal, self.broker, req, decision_id=w["decision_id"])
             w.update(attempt=k, cid=cid, since=ts.isoformat(), qty=remaining)
         self.journal.set_state(STATE_KEY, state)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -18,6 +19,7 @@ from aitrader.trading.strategies import SmaCross
 
 
 def _run(tmp_path: Path, goog: pd.DataFrame, **options: object) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     settings = load_settings()
     settings.rules.enabled = False
     settings.options.enabled = True
@@ -93,3 +95,51 @@ def test_paper_option_prices_use_vix_from_the_context(tmp_path: Path, spx: pd.Da
                      call=q.contract.right.value == "C")
     assert q.bid <= model <= q.ask  # the chain is quoted around Black-Scholes at the VIX level
     assert journal.get_state("cursor") is not None
+
+
+class _Crash(BaseException):
+    """A simulated process death."""
+
+
+def test_crash_between_journal_and_venue_sends_the_option_order_on_restart(tmp_path: Path,
+                                                                            goog: pd.DataFrame) -> None:
+    # The option order is in the journal but never reached the venue; the restart re-runs the
+    # bar and must send it then (it used to be skipped as "already recorded": an order lost).
+    clean = _q(_run(tmp_path / "clean", goog), "select client_order_id, asset_class, status from orders "
+                                               "order by client_order_id")
+    assert any(o[1] == "option" for o in clean)
+    settings = load_settings()
+    settings.rules.enabled = False
+    settings.options.enabled = True
+    settings.options.min_confidence = 0.5
+    settings.broker.initial_cash = 1_000_000
+    db = tmp_path / "crashed" / "journal.sqlite"
+    db.parent.mkdir()
+    for attempt in ("crash", "restart"):
+        journal = Journal.open(db, synchronous="NORMAL")
+        broker = PaperBroker.from_settings(settings, db_path=db, synchronous="NORMAL")
+        if attempt == "crash":
+            original = journal.record_order
+
+            def record_then_die(request: object, _original: Any = original, **kw: object) -> bool:
+                out = _original(request, **kw)
+                if getattr(request, "asset_class", None) is not None and request.asset_class.value == "option":  # type: ignore[attr-defined]
+                    raise _Crash
+                return out
+
+            journal.record_order = record_then_die  # type: ignore[method-assign]
+        engine = DecisionEngine(settings=settings, broker=broker, journal=journal, signals=SmaCross(10, 20),
+                                risk=RiskManager(settings.risk, symbols=["GOOG"]))
+        agent = Agent(engine=engine, journal=journal, symbols=["GOOG"], history_bars=200)
+        feed = ReplayFeed({"GOOG": goog}, start=pd.Timestamp("2010-01-01"), until=pd.Timestamp("2010-12-31"))
+        try:
+            agent.run_replay(feed)
+            crashed = False
+        except _Crash:
+            crashed = True
+        finally:
+            journal.close()
+            broker.close()
+        assert crashed == (attempt == "crash")
+    got = _q(db, "select client_order_id, asset_class, status from orders order by client_order_id")
+    assert got == clean
