@@ -69,7 +69,6 @@ MARKET, STOP, LIMIT = 0, 1, 2
 OPEN, FILLED, CANCELED, REJECTED, EXPIRED = 0, 1, 2, 3, 4
 ENTRY, EXIT = 0, 1
 PARENT_LEG, STOP_LEG, TAKE_LEG = 0, 1, 2
-STATUS_NAMES = {OPEN: "open", FILLED: "filled", CANCELED: "canceled", REJECTED: "rejected", EXPIRED: "expired"}
 
 
 @numba.njit(cache=True)
