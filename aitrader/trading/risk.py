@@ -138,7 +138,7 @@ class RiskManager:
             return veto("intent", f"check_entry got a '{intent.intent}' intent; exits go through check_exit")
         price = float(intent.price)
         day = _day(now)
-        tier = cfg.tiers[tier_index(equity, *tier_table(cfg.tiers))]
+        tier = tier_for(equity, cfg.tiers)
         held = [p for p in positions if p.symbol == sym and _is_open(p)]
         n_open = sum(1 for p in positions if _is_open(p))
         atr = float(intent.atr) if intent.atr is not None else math.nan
