@@ -15,7 +15,16 @@ from typing import Any
 
 import pandas as pd
 
-from aitrader.brokers.base import AssetClass, Broker, OptionQuote, OrderRequest, OrderType, Side, TimeInForce
+from aitrader.brokers.base import (
+    AssetClass,
+    Broker,
+    OptionQuote,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
 from aitrader.config.settings import OptionsConfig
 from aitrader.errors import BrokerError
 from aitrader.trading.options import limit_prices
@@ -56,16 +65,23 @@ class OptionWorker:
             return
         for base, w in list(state.items()):
             order = self.broker.get_order(w["cid"])
-            if order is None or not order.status.is_open:
+            # "repricing": we canceled this attempt to send the next one. Remembered before the
+            # cancel, so a crash between the cancel and the next attempt re-prices on restart
+            # instead of taking the cancel for the end of the order.
+            resume = bool(w.get("repricing")) and order is not None and order.status is OrderStatus.CANCELED
+            if order is None or (not order.status.is_open and not resume):
                 state.pop(base)  # filled, canceled or rejected: the journal has its status
                 continue
-            if (ts - pd.Timestamp(w["since"])).total_seconds() < self.cfg.order_timeout_seconds:
-                continue
-            try:
-                self.broker.cancel(w["cid"])
-            except BrokerError as exc:
-                log.warning("cancel of %s failed: %s", w["cid"], exc)
-                continue
+            if order.status.is_open:
+                if (ts - pd.Timestamp(w["since"])).total_seconds() < self.cfg.order_timeout_seconds:
+                    continue
+                w["repricing"] = True
+                self.journal.set_state(STATE_KEY, state)
+                try:
+                    self.broker.cancel(w["cid"])
+                except BrokerError as exc:
+                    log.warning("cancel of %s failed: %s", w["cid"], exc)
+                    continue
             remaining = w["qty"] - (order.filled_quantity or 0.0)
             k = w["attempt"] + 1
             quote = self._quote(w, ts)
@@ -80,7 +96,7 @@ class OptionWorker:
             cid = f"{base}-r{k}"
             req = self._request(quote, side=side, qty=remaining, cid=cid, price=price)
             submit_once(self.journal, self.broker, req, decision_id=w["decision_id"])
-            w.update(attempt=k, cid=cid, since=ts.isoformat(), qty=remaining)
+            w.update(attempt=k, cid=cid, since=ts.isoformat(), qty=remaining, repricing=False)
         self.journal.set_state(STATE_KEY, state)
 
     def _quote(self, w: dict[str, Any], ts: pd.Timestamp) -> OptionQuote | None:

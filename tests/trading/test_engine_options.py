@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from aitrader.brokers.paper import PaperBroker
 from aitrader.config import load_settings
@@ -101,13 +102,25 @@ class _Crash(BaseException):
     """A simulated process death."""
 
 
-def test_crash_between_journal_and_venue_sends_the_option_order_on_restart(tmp_path: Path,
-                                                                            goog: pd.DataFrame) -> None:
-    # The option order is in the journal but never reached the venue; the restart re-runs the
-    # bar and must send it then (it used to be skipped as "already recorded": an order lost).
+def _is_option(x: object) -> bool:
+    ac = getattr(x, "asset_class", None)
+    return ac is not None and ac.value == "option"
+
+
+# Where the process dies: after the option order's journal row, before the venue has it
+# (it used to be skipped on restart as "already recorded": an order lost); and after the
+# venue canceled a timed-out attempt, before the re-priced one was sent or remembered.
+CRASH_SITES = {
+    "journal_row_written": ("journal", "record_order", lambda args: _is_option(args[0])),
+    "attempt_canceled_for_reprice": ("broker", "cancel", lambda args: "-option-" in str(args[0])),
+}
+
+
+@pytest.mark.parametrize("site", sorted(CRASH_SITES))
+def test_option_orders_survive_a_crash_at(site: str, tmp_path: Path, goog: pd.DataFrame) -> None:
     clean = _q(_run(tmp_path / "clean", goog), "select client_order_id, asset_class, status from orders "
                                                "order by client_order_id")
-    assert any(o[1] == "option" for o in clean)
+    assert any(o[0].endswith("-r1") for o in clean)  # the scenario re-prices
     settings = load_settings()
     settings.rules.enabled = False
     settings.options.enabled = True
@@ -115,19 +128,21 @@ def test_crash_between_journal_and_venue_sends_the_option_order_on_restart(tmp_p
     settings.broker.initial_cash = 1_000_000
     db = tmp_path / "crashed" / "journal.sqlite"
     db.parent.mkdir()
+    target, method, hit = CRASH_SITES[site]
     for attempt in ("crash", "restart"):
         journal = Journal.open(db, synchronous="NORMAL")
         broker = PaperBroker.from_settings(settings, db_path=db, synchronous="NORMAL")
         if attempt == "crash":
-            original = journal.record_order
+            obj = journal if target == "journal" else broker
+            original = getattr(obj, method)
 
-            def record_then_die(request: object, _original: Any = original, **kw: object) -> bool:
-                out = _original(request, **kw)
-                if getattr(request, "asset_class", None) is not None and request.asset_class.value == "option":  # type: ignore[attr-defined]
+            def then_die(*args: Any, _original: Any = original, **kw: Any) -> Any:
+                out = _original(*args, **kw)
+                if hit(args):
                     raise _Crash
                 return out
 
-            journal.record_order = record_then_die  # type: ignore[method-assign]
+            setattr(obj, method, then_die)
         engine = DecisionEngine(settings=settings, broker=broker, journal=journal, signals=SmaCross(10, 20),
                                 risk=RiskManager(settings.risk, symbols=["GOOG"]))
         agent = Agent(engine=engine, journal=journal, symbols=["GOOG"], history_bars=200)
