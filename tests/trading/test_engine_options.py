@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ from aitrader.trading.risk import RiskManager
 from aitrader.trading.strategies import SmaCross
 
 
-def _run(tmp_path: Path, goog: pd.DataFrame, **options: object) -> Path:
+def _run(tmp_path: Path, goog: pd.DataFrame, *, die: Callable[[Journal, PaperBroker], None] | None = None,
+         **options: object) -> Path:
+    """Replay 2010 with option entries on; ``die`` may wrap the journal/broker to crash it."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     settings = load_settings()
     settings.rules.enabled = False
@@ -32,11 +35,17 @@ def _run(tmp_path: Path, goog: pd.DataFrame, **options: object) -> Path:
     db = tmp_path / "journal.sqlite"
     journal = Journal.open(db, synchronous="NORMAL")
     broker = PaperBroker.from_settings(settings, db_path=db, synchronous="NORMAL")
+    if die is not None:
+        die(journal, broker)
     engine = DecisionEngine(settings=settings, broker=broker, journal=journal, signals=SmaCross(10, 20),
                             risk=RiskManager(settings.risk, symbols=["GOOG"]))
     agent = Agent(engine=engine, journal=journal, symbols=["GOOG"], history_bars=200)
-    agent.run_replay(ReplayFeed({"GOOG": goog}, start=pd.Timestamp("2010-01-01"), until=pd.Timestamp("2010-12-31")))
-    journal.close()
+    try:
+        agent.run_replay(ReplayFeed({"GOOG": goog}, start=pd.Timestamp("2010-01-01"),
+                                    until=pd.Timestamp("2010-12-31")))
+    finally:
+        journal.close()
+        broker.close()
     return db
 
 
@@ -118,43 +127,24 @@ CRASH_SITES = {
 
 @pytest.mark.parametrize("site", sorted(CRASH_SITES))
 def test_option_orders_survive_a_crash_at(site: str, tmp_path: Path, goog: pd.DataFrame) -> None:
-    clean = _q(_run(tmp_path / "clean", goog), "select client_order_id, asset_class, status from orders "
-                                               "order by client_order_id")
+    order_sql = "select client_order_id, asset_class, status from orders order by client_order_id"
+    clean = _q(_run(tmp_path / "clean", goog), order_sql)
     assert any(o[0].endswith("-r1") for o in clean)  # the scenario re-prices
-    settings = load_settings()
-    settings.rules.enabled = False
-    settings.options.enabled = True
-    settings.options.min_confidence = 0.5
-    settings.broker.initial_cash = 1_000_000
-    db = tmp_path / "crashed" / "journal.sqlite"
-    db.parent.mkdir()
     target, method, hit = CRASH_SITES[site]
-    for attempt in ("crash", "restart"):
-        journal = Journal.open(db, synchronous="NORMAL")
-        broker = PaperBroker.from_settings(settings, db_path=db, synchronous="NORMAL")
-        if attempt == "crash":
-            obj = journal if target == "journal" else broker
-            original = getattr(obj, method)
 
-            def then_die(*args: Any, _original: Any = original, **kw: Any) -> Any:
-                out = _original(*args, **kw)
-                if hit(args):
-                    raise _Crash
-                return out
+    def die(journal: Journal, broker: PaperBroker) -> None:
+        obj = journal if target == "journal" else broker
+        original = getattr(obj, method)
 
-            setattr(obj, method, then_die)
-        engine = DecisionEngine(settings=settings, broker=broker, journal=journal, signals=SmaCross(10, 20),
-                                risk=RiskManager(settings.risk, symbols=["GOOG"]))
-        agent = Agent(engine=engine, journal=journal, symbols=["GOOG"], history_bars=200)
-        feed = ReplayFeed({"GOOG": goog}, start=pd.Timestamp("2010-01-01"), until=pd.Timestamp("2010-12-31"))
-        try:
-            agent.run_replay(feed)
-            crashed = False
-        except _Crash:
-            crashed = True
-        finally:
-            journal.close()
-            broker.close()
-        assert crashed == (attempt == "crash")
-    got = _q(db, "select client_order_id, asset_class, status from orders order by client_order_id")
-    assert got == clean
+        def then_die(*args: Any, **kw: Any) -> Any:
+            out = original(*args, **kw)
+            if hit(args):
+                raise _Crash
+            return out
+
+        setattr(obj, method, then_die)
+
+    with pytest.raises(_Crash):
+        _run(tmp_path / "crashed", goog, die=die)
+    db = _run(tmp_path / "crashed", goog)  # the restart reconciles and finishes
+    assert _q(db, order_sql) == clean
