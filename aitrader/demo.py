@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from aitrader.cli import main as cli_main
-from aitrader.paths import Home
+from aitrader.core.paths import Home
 
 
 def _has_models(home: Home, symbol: str) -> bool:

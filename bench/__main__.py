@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "results": results,
         "errors": errors,
     }
-    from aitrader.paths import atomic_write_text
+    from aitrader.core.paths import atomic_write_text
 
     atomic_write_text(args.out, json.dumps(payload, indent=2, default=str) + "\n")
     print(f"bench: figures written to {args.out}", file=sys.stderr)

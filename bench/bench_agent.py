@@ -20,10 +20,10 @@ import pandas as pd
 
 from aitrader.cli import main as cli_main
 from aitrader.config import load_settings
+from aitrader.core.paths import Home
 from aitrader.data.sample import import_sample
 from aitrader.data.store import BarStore
 from aitrader.journal import Journal
-from aitrader.paths import Home
 from aitrader.trading.agent import Agent
 from aitrader.trading.engine import DecisionEngine
 from aitrader.trading.feeds import ReplayFeed

@@ -243,9 +243,9 @@ def ensemble_times(*, walk_forward: bool = True) -> dict[str, Any]:
     from aitrader.backtest.engine import run_backtest
     from aitrader.backtest.walkforward import walk_forward_source
     from aitrader.config import load_settings
+    from aitrader.core.paths import Home
     from aitrader.data.sample import import_sample
     from aitrader.models.training import train_symbol
-    from aitrader.paths import Home
 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="aitrader-bench-") as tmp:
@@ -293,9 +293,9 @@ def ensemble_times(*, walk_forward: bool = True) -> dict[str, Any]:
 
 def run() -> dict[str, Any]:
     """Figures for docs/BENCHMARKS.md."""
+    from aitrader.core.paths import bundled_sample_dir
     from aitrader.data.bars import read_bars_file
     from aitrader.data.synthetic import synthetic_bars
-    from aitrader.paths import bundled_sample_dir
 
     n = int(os.environ.get("AITRADER_BENCH_BARS", "1000000"))
     syn = synthetic_bars(n, seed=7)

@@ -60,9 +60,9 @@ def synthetic_minute_bars(n: int = N_SYNTHETIC, *, seed: int = 0) -> pd.DataFram
 
 
 def _sample_context() -> Any:
+    from aitrader.core.paths import bundled_sample_dir
     from aitrader.data.bars import read_bars_file
     from aitrader.features import MarketContext
-    from aitrader.paths import bundled_sample_dir
 
     d = bundled_sample_dir()
     return MarketContext(spx=read_bars_file(d / "SPX_1d.csv"), vix=read_bars_file(d / "VIX_1d.csv", require=("close",)))
@@ -119,10 +119,10 @@ def _memory(n: int) -> dict[str, float]:
 
 def run() -> dict[str, Any]:
     """Measure and print the feature-build figures; returns them for the runner."""
+    from aitrader.core.paths import bundled_sample_dir
     from aitrader.data.bars import read_bars_file
     from aitrader.features import build_features
     from aitrader.features.feature_engineering import FEATURE_COLUMNS
-    from aitrader.paths import bundled_sample_dir
 
     ctx = _sample_context()
     figures: dict[str, Any] = {"columns": len(FEATURE_COLUMNS)}

@@ -45,9 +45,9 @@ def _pcts(values: list[float]) -> dict[str, float]:
 
 def _prepare(root: Path) -> None:
     from aitrader.config import load_settings
+    from aitrader.core.paths import Home
     from aitrader.data.sample import import_sample
     from aitrader.models.training import train_symbol
-    from aitrader.paths import Home
 
     home = Home(root).ensure()
     import_sample(home, symbols=["GOOG", "SPX", "VIX"])
@@ -68,7 +68,7 @@ from aitrader.data.store import BarStore
 from aitrader.features.context import load_context
 from aitrader.features.feature_engineering import build_features, model_feature_columns
 from aitrader.models.ml_predictor import MLPredictor
-from aitrader.paths import Home
+from aitrader.core.paths import Home
 home = Home.resolve(sys.argv[1]); s = load_settings(); store = BarStore(home)
 feats = build_features(store.read("GOOG", "1d").iloc[-400:], load_context(store, s), timeframe="1d")
 t0 = time.perf_counter()
@@ -83,11 +83,11 @@ print(json.dumps({"models": sorted(pred.models), "errors": sorted(pred.load_erro
 def run() -> dict[str, Any]:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from aitrader.config import load_settings
+    from aitrader.core.paths import Home
     from aitrader.data.store import BarStore
     from aitrader.features.context import load_context
     from aitrader.features.feature_engineering import build_features, model_feature_columns
     from aitrader.models.ml_predictor import MLPredictor, rows_needed
-    from aitrader.paths import Home
 
     tmp = None
     given = os.environ.get("AITRADER_BENCH_HOME")

@@ -21,11 +21,11 @@ from typing import Any
 
 import pandas as pd
 
+from aitrader.core.paths import bundled_sample_dir
 from aitrader.data.bars import read_bars_file
 from aitrader.features.feature_engineering import build_features, model_feature_columns
 from aitrader.models.labels import make_labels, next_bar_returns
 from aitrader.models.zoo import MODEL_CLASSES, make_model
-from aitrader.paths import bundled_sample_dir
 
 HORIZON = 5
 RUNS: tuple[tuple[str, str], ...] = (("GOOG_1d", "quick"), ("GOOG_1d", "full"), ("SPX_1d", "quick"),

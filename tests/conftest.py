@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from aitrader.core.paths import Home, bundled_sample_dir
 from aitrader.data.bars import read_bars_file
-from aitrader.paths import Home, bundled_sample_dir
 
 # Property tests are derandomized so CI is reproducible; `--hypothesis-profile dev` explores.
 hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)

@@ -4,7 +4,7 @@ Two ways to run the same semantics:
 
 * ``mode="agent"``: the real :class:`~aitrader.trading.agent.Agent` and
   :class:`~aitrader.trading.engine.DecisionEngine` replay the stored bars bar by bar
-  through a :class:`~aitrader.brokers.paper.PaperBroker` and a journal in a temporary
+  through a :class:`~aitrader.venues.paper.PaperBroker` and a journal in a temporary
   directory (the reference; tens of ms per bar).
 * ``mode="fast"``: decisions for every bar in one batch (``strategy.signals(bars)`` or
   ``MLPredictor.predict_batch`` + ``decide_from_row``), then :func:`aitrader.backtest.fast.simulate`.
@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 
 from aitrader.config import Settings
-from aitrader.errors import ConfigError, DataError, ModelError
-from aitrader.models.types import EnsembleDecision
-from aitrader.paths import Home
+from aitrader.core.decisions import EnsembleDecision
+from aitrader.core.errors import ConfigError, DataError, ModelError
+from aitrader.core.paths import Home
 
 log = logging.getLogger(__name__)
 
@@ -215,13 +215,13 @@ def run_agent(*, hist: pd.DataFrame, span: pd.DataFrame, source: Any, features: 
               workdir: Path) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
     """The real agent, bar by bar, on a PaperBroker and journal under ``workdir``: (equity, stock
     fills, round trips from the journal's own FIFO query)."""
-    from aitrader.brokers.paper import PaperBroker
     from aitrader.journal import Journal
     from aitrader.journal.queries import JournalReader
     from aitrader.trading.agent import Agent
     from aitrader.trading.engine import DecisionEngine
     from aitrader.trading.feeds import ReplayFeed
     from aitrader.trading.risk import RiskManager
+    from aitrader.venues.paper import PaperBroker
 
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "journal.sqlite"

@@ -1,7 +1,7 @@
 """The fast simulator: the agent's decision semantics, replayed only where something can happen.
 
 Given the decisions of every bar (computed in one batch), :func:`simulate` reproduces what
-:class:`~aitrader.trading.engine.DecisionEngine` + :class:`~aitrader.brokers.paper.PaperBroker`
+:class:`~aitrader.trading.engine.DecisionEngine` + :class:`~aitrader.venues.paper.PaperBroker`
 do bar by bar, for one stock symbol, without SQLite and without visiting quiet bars:
 
 * a bar is *visited* only when a working order can trade on it (a market order's next bar,
@@ -9,7 +9,7 @@ do bar by bar, for one stock symbol, without SQLite and without visiting quiet b
   while flat, a sell while long);
 * on a visited bar the venue step runs first (working orders in submission order, bracket
   legs going live at once and seeing the rest of the bar, stop before take-profit, one
-  cancels the other, all prices and costs from :mod:`aitrader.brokers.paper.fills`), then
+  cancels the other, all prices and costs from :mod:`aitrader.venues.paper.fills`), then
   the decision goes through the rule filters
   (:func:`~aitrader.trading.rule_based_trader.apply_rules`, evaluated up front for every
   buy bar) and the risk manager's own numeric core
@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aitrader.brokers.paper import fills as px
 from aitrader.config import Settings
-from aitrader.errors import AitraderError
-from aitrader.models.types import EnsembleDecision
-from aitrader.trading.ids import client_order_ids
+from aitrader.core.decisions import EnsembleDecision
+from aitrader.core.errors import AitraderError
+from aitrader.core.ids import client_order_ids
 from aitrader.trading.risk_core import risk_params, tier_table
+from aitrader.venues.paper import fills as px
 
 _EPS = px.EPS
 TRADE_COLUMNS = ["entry_time", "exit_time", "entry_price", "exit_price", "size", "pnl", "return_pct", "commission"]

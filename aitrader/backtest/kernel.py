@@ -1,10 +1,10 @@
 """The compiled loop of the fast simulator (numba), built from the agent's own rules.
 
 :func:`run` replays one symbol's bars with a decision per bar exactly as
-:class:`~aitrader.trading.engine.DecisionEngine` + :class:`~aitrader.brokers.paper.PaperBroker`
+:class:`~aitrader.trading.engine.DecisionEngine` + :class:`~aitrader.venues.paper.PaperBroker`
 would, but only on bars where something can happen. It holds no rule of its own: prices,
-costs and cash sizing come from :mod:`aitrader.brokers.paper.fills`, entry checks and sizing
-from :func:`aitrader.trading.risk_core.entry_decision`, all :func:`~aitrader.jit.jitable`,
+costs and cash sizing come from :mod:`aitrader.venues.paper.fills`, entry checks and sizing
+from :func:`aitrader.trading.risk_core.entry_decision`, all :func:`~aitrader.core.jit.jitable`,
 compiled here from the same source the live path runs. What is left is bookkeeping: the
 order book (market entries, bracket legs, exits), the venue step and the equity curve.
 
@@ -25,9 +25,9 @@ from typing import Any
 import numba
 import numpy as np
 
-from aitrader import jit
-from aitrader.brokers.paper import fills as px
+from aitrader.core import jit
 from aitrader.trading import risk_core, sizing
+from aitrader.venues.paper import fills as px
 
 
 def _cache_dir() -> Path:

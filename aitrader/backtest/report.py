@@ -23,7 +23,7 @@ import pandas as pd
 
 from aitrader.backtest.engine import BacktestResult
 from aitrader.backtest.metrics import jsonable
-from aitrader.paths import Home, atomic_write_text
+from aitrader.core.paths import Home, atomic_write_text
 
 DISCLAIMER = "Backtests are simulations on past data; they are not a promise of future returns."
 

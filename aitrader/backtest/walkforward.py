@@ -24,8 +24,8 @@ import pandas as pd
 
 from aitrader.backtest.engine import PredictorSignals, load_span
 from aitrader.config import Settings
-from aitrader.errors import DataError, ModelError
-from aitrader.paths import Home
+from aitrader.core.errors import DataError, ModelError
+from aitrader.core.paths import Home
 
 log = logging.getLogger(__name__)
 

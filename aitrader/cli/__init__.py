@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aitrader.config import Settings, load_settings
-from aitrader.errors import AitraderError
-from aitrader.paths import Home
+from aitrader.core.errors import AitraderError
+from aitrader.core.paths import Home
 
 # Command-group modules, each owning its subcommands.
 COMMAND_MODULES = (

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aitrader.core.errors import DataError
 from aitrader.data.bars import parse_date
-from aitrader.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,8 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
             summary = agent.run_replay(feed_replay)
             bench = buy_and_hold(bars, feed_replay.first_time, until)
         else:
-            from aitrader.data.providers.factory import make_provider
             from aitrader.trading.feeds import LiveFeed
+            from aitrader.venues.factory import make_provider
 
             provider = make_provider(settings.data.provider if settings.data.provider != "replay" else broker_name,
                                      settings=settings, secrets=None, home=ctx.home)

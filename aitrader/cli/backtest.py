@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from aitrader.errors import ConfigError, DataError
+from aitrader.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,8 @@ def strategy_params(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.backtest.engine import run_backtest
     from aitrader.backtest.report import DISCLAIMER, default_paths, metrics_table, write_html, write_json
+    from aitrader.core.paths import Home
     from aitrader.data.bars import check_symbol
-    from aitrader.paths import Home
     from aitrader.trading.strategies import STRATEGIES
 
     if args.strategy not in ("ensemble", *STRATEGIES):

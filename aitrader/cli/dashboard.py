@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aitrader.errors import ConfigError
+from aitrader.core.errors import ConfigError
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 

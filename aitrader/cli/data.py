@@ -2,7 +2,7 @@
 
 Every check that can fail on user input (symbol, timeframe, dates, file, provider) runs
 before anything is written; writes go through the store (temp file + rename).
-Reports go to stdout; errors are raised as :mod:`aitrader.errors` and printed as one
+Reports go to stdout; errors are raised as :mod:`aitrader.core.errors` and printed as one
 line by :func:`aitrader.cli.main`.
 """
 
@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from aitrader.core.errors import DataError
+from aitrader.core.paths import atomic_path
 from aitrader.data.bars import (
     BAR_COLUMNS,
     TIMEFRAMES,
@@ -31,8 +33,6 @@ from aitrader.data.bars import (
 from aitrader.data.calendar import MarketCalendar
 from aitrader.data.cleaner import Report, fix, validate
 from aitrader.data.store import BarStore
-from aitrader.errors import DataError
-from aitrader.paths import atomic_path
 
 if TYPE_CHECKING:
     from aitrader.cli import Context
@@ -150,7 +150,7 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_download(args: argparse.Namespace, ctx: Context) -> int:
     from tqdm import tqdm
 
-    from aitrader.data.providers.factory import make_provider
+    from aitrader.venues.factory import make_provider
 
     symbols = _symbols(args.symbols)
     parse_timeframe(args.timeframe)

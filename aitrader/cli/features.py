@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from aitrader.core.errors import DataError
+from aitrader.core.paths import atomic_write_parquet
 from aitrader.data.bars import TIMEFRAMES, check_symbol, parse_timeframe
 from aitrader.data.store import BarStore
-from aitrader.errors import DataError
 from aitrader.features.context import MarketContext, load_context
 from aitrader.features.feature_engineering import build_features
-from aitrader.paths import atomic_write_parquet
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from aitrader.errors import JournalError
+from aitrader.core.errors import JournalError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

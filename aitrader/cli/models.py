@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from aitrader.core.errors import DataError, ModelError
 from aitrader.data.bars import check_symbol, parse_date
-from aitrader.errors import DataError, ModelError
 
 if TYPE_CHECKING:
     from aitrader.cli import Context

@@ -18,8 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from aitrader.errors import ConfigError
-from aitrader.paths import repo_root
+from aitrader.core.errors import ConfigError
+from aitrader.core.paths import repo_root
 
 ModelName = Literal["rf", "xgb", "lgbm", "lstm", "transformer", "ppo"]
 ALL_MODELS: tuple[str, ...] = ("rf", "xgb", "lgbm", "lstm", "transformer", "ppo")

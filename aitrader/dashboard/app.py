@@ -17,10 +17,10 @@ import pandas as pd
 import streamlit as st
 
 from aitrader.config import Settings, load_settings
+from aitrader.core.errors import AitraderError
+from aitrader.core.paths import Home
 from aitrader.dashboard import charts
 from aitrader.dashboard import queries as q
-from aitrader.errors import AitraderError
-from aitrader.paths import Home
 
 PAGES = ("Overview", "Trades", "Signals", "Models", "Market", "Backtests")
 

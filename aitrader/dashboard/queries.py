@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aitrader.core.errors import AitraderError, DataError
+from aitrader.core.paths import Home
 from aitrader.data.bars import parse_timeframe
 from aitrader.data.sp500_breadth import breadth_from_store
 from aitrader.data.store import BarStore
-from aitrader.errors import AitraderError, DataError
 from aitrader.journal.db import utc_now
 from aitrader.journal.queries import JournalReader
 from aitrader.models.registry import ModelRegistry
-from aitrader.paths import Home
 
 EMPTY_JOURNAL_HINT = (
     "No trading journal yet at {path}. Start the agent to fill it: `make run` (paper-mode demo on the "

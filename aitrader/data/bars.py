@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aitrader.errors import DataError
+from aitrader.core.errors import DataError
 
 BAR_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 TIMEFRAMES: dict[str, str] = {"1m": "1min", "5m": "5min", "15m": "15min", "30m": "30min", "1h": "1h", "1d": "1D"}
@@ -116,3 +116,16 @@ def bars_between(df: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp
     if end is not None:
         mask &= df.index <= end
     return df.loc[mask]
+
+def read_series_file(path: str | Path) -> pd.DataFrame:
+    """Read a bars file that is either full OHLCV or close-only (e.g. VIX).
+
+    A file with any of open/high/low must have all of OHLCV; otherwise ``close`` is
+    required. Raises :class:`DataError` naming the missing columns.
+    """
+    df = read_bars_file(path, require=("close",))
+    if any(c in df.columns for c in ("open", "high", "low")):
+        missing = [c for c in BAR_COLUMNS if c not in df.columns]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+    return df

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from aitrader.data.bars import parse_timeframe
-from aitrader.errors import ConfigError
+from aitrader.core.errors import ConfigError
 
 ALWAYS_OPEN = "24/7"
 FX_WEEK = "24/5"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from aitrader.data.calendar import MarketCalendar
 from aitrader.data.cleaner import fix, validate
-from aitrader.data.providers.replay import read_series_file
+from aitrader.data.bars import read_series_file
 from aitrader.data.store import BarStore
-from aitrader.errors import DataError
-from aitrader.paths import Home, bundled_sample_dir
+from aitrader.core.errors import DataError
+from aitrader.core.paths import Home, bundled_sample_dir
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from aitrader.data.store import BarStore
-from aitrader.errors import DataError
+from aitrader.core.errors import DataError
 
 
 def breadth(bars_by_symbol: dict[str, pd.DataFrame], *, sma: int = 20) -> pd.Series:

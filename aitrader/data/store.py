@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from aitrader.data.bars import BAR_COLUMNS, bars_between, check_symbol, normalize_bars, parse_timeframe
-from aitrader.errors import DataError
-from aitrader.paths import Home, atomic_write_parquet
+from aitrader.core.errors import DataError
+from aitrader.core.paths import Home, atomic_write_parquet
 
 
 class BarStore:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from aitrader.data.bars import BAR_COLUMNS
-from aitrader.errors import DataError
+from aitrader.core.errors import DataError
 
 
 def synthetic_bars(

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from aitrader.data.bars import check_symbol
 from aitrader.data.sample import SAMPLE_SYMBOLS
-from aitrader.errors import DataError
-from aitrader.paths import Home, atomic_write_text
+from aitrader.core.errors import DataError
+from aitrader.core.paths import Home, atomic_write_text
 
 BUILTIN: dict[str, tuple[str, ...]] = {"sample": SAMPLE_SYMBOLS}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,39}$")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from aitrader.errors import DataError
+from aitrader.core.errors import DataError
 
 if TYPE_CHECKING:
     from aitrader.config import Settings

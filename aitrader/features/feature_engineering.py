@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from aitrader.errors import DataError
+from aitrader.core.errors import DataError
 from aitrader.features.context import CONTEXT_COLUMNS, MarketContext, context_arrays
 from aitrader.features.fibonacci_utils import DEFAULT_LOOKBACK, FIB_COLUMNS, fibonacci_arrays
 from aitrader.features.indicators import INDICATOR_COLUMNS, OHLCV, RAW_COLUMNS, iter_indicator_arrays

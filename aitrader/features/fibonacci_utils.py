@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from aitrader.errors import DataError
+from aitrader.core.errors import DataError
 
 FIB_RATIOS: tuple[float, ...] = (0.236, 0.382, 0.5, 0.618, 0.786)
 DEFAULT_LOOKBACK = 55

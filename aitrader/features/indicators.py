@@ -27,7 +27,7 @@ import pandas as pd
 import talib
 from pandas.api.typing import Rolling
 
-from aitrader.errors import DataError
+from aitrader.core.errors import DataError
 
 Arrays = dict[str, np.ndarray]
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from aitrader.errors import DataError
+from aitrader.core.errors import DataError
 
 
 def _as_2d(X: np.ndarray | pd.DataFrame) -> np.ndarray:

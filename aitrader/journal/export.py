@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aitrader.core.paths import atomic_open
 from aitrader.journal.queries import CLOSED_TRADE_COLUMNS, JournalReader
-from aitrader.paths import atomic_open
 
 
 def export_trade_log(reader: JournalReader, out_path: Path) -> int:

@@ -2,7 +2,7 @@
 
 One :class:`Journal` per agent process. Each write method commits on its own; use
 ``with journal.transaction():`` to make several writes land together. Any sqlite failure
-is raised as :class:`aitrader.errors.JournalError` and the agent halts (fail closed).
+is raised as :class:`aitrader.core.errors.JournalError` and the agent halts (fail closed).
 """
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aitrader.brokers.base import (
+from aitrader.core.decisions import EnsembleDecision
+from aitrader.core.errors import JournalError
+from aitrader.core.intents import RiskEvent
+from aitrader.core.sqlite import Synchronous, connect
+from aitrader.core.types import (
     Account,
     AssetClass,
     Fill,
@@ -25,10 +29,7 @@ from aitrader.brokers.base import (
     OrderStatus,
     Position,
 )
-from aitrader.errors import JournalError
-from aitrader.journal.db import Synchronous, connect, migrate, sqlite_errors, to_iso, utc_now
-from aitrader.models.types import EnsembleDecision
-from aitrader.trading.types import RiskEvent
+from aitrader.journal.db import migrate, sqlite_errors, to_iso, utc_now
 
 OPEN_STATUSES: tuple[str, ...] = tuple(s.value for s in OrderStatus if s.is_open)
 # Heartbeats are only read for "the last one"; keep a bounded history for debugging.

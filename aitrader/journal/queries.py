@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aitrader.errors import JournalError
-from aitrader.journal.db import connect_readonly, to_iso, utc_now
+from aitrader.core.errors import JournalError
+from aitrader.core.sqlite import connect_readonly
+from aitrader.journal.db import to_iso, utc_now
 
 EQUITY_COLUMNS = ["cash", "equity", "note"]
 POSITION_COLUMNS = ["ts", "symbol", "quantity", "avg_price", "market_price", "asset_class", "market_value"]

@@ -25,8 +25,8 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 import pandas as pd
 
-from aitrader.errors import AitraderError, IntegrityError, ModelError
-from aitrader.paths import atomic_write_text
+from aitrader.core.errors import AitraderError, IntegrityError, ModelError
+from aitrader.core.paths import atomic_write_text
 
 
 class Model(ABC):

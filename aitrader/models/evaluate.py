@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from aitrader.errors import AitraderError, ModelError
+from aitrader.core.errors import AitraderError, ModelError
 from aitrader.models.labels import up_target
 from aitrader.models.splits import Split
 from aitrader.models.zoo import make_model

@@ -13,8 +13,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from aitrader.errors import LockError
-from aitrader.paths import Home
+from aitrader.core.errors import LockError
+from aitrader.core.paths import Home
 
 
 def _holder_pid(path: Path) -> str:

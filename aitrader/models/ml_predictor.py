@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from aitrader.errors import AitraderError, IntegrityError
+from aitrader.core.errors import AitraderError, IntegrityError
 from aitrader.models.registry import LoadedModel, ModelClassMap, ModelRegistry
-from aitrader.models.types import EnsembleDecision, ModelVote, Signal
+from aitrader.core.decisions import EnsembleDecision, ModelVote, Signal
 
 if TYPE_CHECKING:
     from aitrader.config import Settings
-    from aitrader.paths import Home
+    from aitrader.core.paths import Home
 
 log = logging.getLogger(__name__)
 

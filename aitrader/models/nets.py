@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from aitrader.errors import ModelError
+from aitrader.core.errors import ModelError
 from aitrader.features.sequence_utils import make_windows
 from aitrader.models.base import BaseModel
-from aitrader.paths import atomic_path
+from aitrader.core.paths import atomic_path
 
 
 def _windows(X: np.ndarray, length: int) -> np.ndarray:

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from aitrader.errors import ModelError
+from aitrader.core.errors import ModelError
 from aitrader.models.base import BaseModel
 from aitrader.models.trading_env import FLAT, LONG, TradingEnv, observations
-from aitrader.paths import atomic_path
+from aitrader.core.paths import atomic_path
 
 
 class PPOModel(BaseModel):

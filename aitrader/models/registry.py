@@ -13,7 +13,7 @@ Layout (under ``<home>/models``)::
   deserialisation (joblib, pickle and torch files can run code when loaded) and loads
   from a private copy of exactly the bytes it verified. A missing, extra, corrupt or
   tampered file, or a feature list that differs from what the caller will feed, is
-  refused with :class:`~aitrader.errors.IntegrityError` naming the file or features.
+  refused with :class:`~aitrader.core.errors.IntegrityError` naming the file or features.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aitrader.errors import IntegrityError, ModelError
+from aitrader.core.errors import IntegrityError, ModelError
 from aitrader.models.base import Model
 from aitrader.models.locks import exclusive_lock
-from aitrader.paths import Home, atomic_write_text
+from aitrader.core.paths import Home, atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ model whose fingerprint is already in the registry is NOT retrained, so running 
 twice without new data trains nothing and changes nothing (status ``unchanged``). New
 bars or new closed trades change the fingerprint and produce a candidate, which the gate
 promotes or keeps. An exclusive non-blocking lock (``<home>/models/.retrain.lock``) makes
-a concurrent second run fail fast with :class:`~aitrader.errors.LockError`.
+a concurrent second run fail fast with :class:`~aitrader.core.errors.LockError`.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from aitrader.config import Settings
-from aitrader.errors import AitraderError, DataError
+from aitrader.core.errors import AitraderError, DataError
 from aitrader.models.locks import retrain_lock
 from aitrader.models.training import TrainReport, train_many
-from aitrader.paths import Home
+from aitrader.core.paths import Home
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def refresh_data(*, home: Home, settings: Settings, symbols: Sequence[str], say:
         return
     from aitrader.data.calendar import MarketCalendar
     from aitrader.data.cleaner import fix, validate
-    from aitrader.data.providers.factory import make_provider
+    from aitrader.venues.factory import make_provider
 
     try:
         provider = make_provider(provider_name, settings=settings, home=home)
@@ -180,7 +180,7 @@ def retrain(
 ) -> RetrainReport:
     """Run the whole pipeline once for ``symbols`` (default ``settings.symbols``).
 
-    Raises :class:`~aitrader.errors.LockError` if another retrain holds the lock.
+    Raises :class:`~aitrader.core.errors.LockError` if another retrain holds the lock.
     Per-symbol problems (bad data, a failing model) are in the report, not raised.
     """
     syms = [s.upper() for s in (symbols or settings.symbols)]

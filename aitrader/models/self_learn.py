@@ -38,14 +38,14 @@ import numpy as np
 import pandas as pd
 
 from aitrader.config.settings import ALL_MODELS
-from aitrader.errors import AitraderError, ModelError
+from aitrader.core.errors import AitraderError, ModelError
 from aitrader.models.base import Model
 from aitrader.models.ml_predictor import META, META_SYMBOL
-from aitrader.models.types import EnsembleDecision, ModelVote
+from aitrader.core.decisions import EnsembleDecision, ModelVote
 
 if TYPE_CHECKING:
     from aitrader.config import Settings
-    from aitrader.paths import Home
+    from aitrader.core.paths import Home
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from aitrader.errors import ModelError
+from aitrader.core.errors import ModelError
 
 POSITIONS: tuple[float, ...] = (0.0, 1.0, -1.0)  # action index -> position
 FLAT, LONG, SHORT = 0, 1, 2

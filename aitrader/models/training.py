@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 
 from aitrader.config import Settings
-from aitrader.errors import AitraderError, DataError, ModelError
+from aitrader.core.errors import AitraderError, DataError, ModelError
 from aitrader.models.registry import ModelRegistry, library_versions
-from aitrader.paths import Home
+from aitrader.core.paths import Home
 
 log = logging.getLogger(__name__)
 

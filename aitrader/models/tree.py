@@ -13,9 +13,9 @@ from typing import Any, ClassVar, Literal
 import joblib
 import numpy as np
 
-from aitrader.errors import ModelError
+from aitrader.core.errors import ModelError
 from aitrader.models.base import BaseModel
-from aitrader.paths import atomic_path
+from aitrader.core.paths import atomic_path
 
 
 def _labelled(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

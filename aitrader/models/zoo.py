@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from aitrader.errors import ModelError
+from aitrader.core.errors import ModelError
 from aitrader.models.base import BaseModel
 from aitrader.models.nets import LSTMModel, TransformerModel
 from aitrader.models.ppo import PPOModel

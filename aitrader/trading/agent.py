@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from aitrader.errors import AitraderError, JournalError, RiskError, TemporaryBrokerError
+from aitrader.core.errors import AitraderError, JournalError, RiskError, TemporaryBrokerError
 from aitrader.trading.engine import CURSOR_KEY, DecisionEngine, TickResult
 from aitrader.trading.feeds import BarEvent, History, LiveFeed, ReplayFeed
 from aitrader.trading.reconcile import ReconcileReport, reconcile

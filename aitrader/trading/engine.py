@@ -21,11 +21,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aitrader.brokers.base import (
+from aitrader.config import Settings
+from aitrader.core.decisions import EnsembleDecision
+from aitrader.core.errors import PermanentBrokerError, RiskError, TemporaryBrokerError
+from aitrader.core.ids import client_order_id
+from aitrader.core.intents import RiskEvent, TradeIntent
+from aitrader.core.protocols import Broker
+from aitrader.core.types import (
     Account,
     AssetClass,
     Bar,
-    Broker,
     Fill,
     OrderRequest,
     OrderStatus,
@@ -33,14 +38,9 @@ from aitrader.brokers.base import (
     Position,
     Side,
 )
-from aitrader.config import Settings
-from aitrader.errors import PermanentBrokerError, RiskError, TemporaryBrokerError
-from aitrader.models.types import EnsembleDecision
 from aitrader.trading.feeds import BarEvent, History
-from aitrader.trading.ids import client_order_id
 from aitrader.trading.signals import SignalSource
 from aitrader.trading.submit import submit_once
-from aitrader.trading.types import RiskEvent, TradeIntent
 
 log = logging.getLogger(__name__)
 
@@ -402,7 +402,7 @@ class DecisionEngine:
             order = submit_once(self.journal, self.broker, request, decision_id=decision_id)
         except PermanentBrokerError as exc:
             self.journal.risk_event(ts.to_pydatetime(), RiskEvent(request.symbol, "order_rejected", str(exc), "veto"))
-            from aitrader.brokers.base import Order
+            from aitrader.core.types import Order
 
             self.journal.update_order(
                 Order(

@@ -4,7 +4,7 @@ The same agent loop runs on both feeds; only the clock and the source differ:
 
 * :class:`ReplayFeed` steps a simulated clock through stored bars (as fast as possible,
   or ``speed`` bars per second), oldest first, all symbols merged by timestamp.
-* :class:`LiveFeed` polls a :class:`~aitrader.data.providers.base.DataProvider` and emits
+* :class:`LiveFeed` polls a :class:`~aitrader.core.protocols.DataProvider` and emits
   each *completed* bar once, as it appears.
 
 A feed yields :class:`BarEvent` batches: every symbol's bar for one timestamp.
@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from aitrader.brokers.base import Bar
+from aitrader.core.errors import DataError, ProviderError
+from aitrader.core.protocols import DataProvider
+from aitrader.core.types import Bar
 from aitrader.data.bars import parse_timeframe
-from aitrader.data.providers.base import DataProvider
-from aitrader.errors import DataError, ProviderError
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,12 @@ from typing import Any
 
 import pandas as pd
 
-from aitrader.brokers.base import (
+from aitrader.config.settings import OptionsConfig
+from aitrader.core.errors import BrokerError
+from aitrader.core.intents import RiskEvent
+from aitrader.core.protocols import Broker
+from aitrader.core.types import (
     AssetClass,
-    Broker,
     OptionQuote,
     OrderRequest,
     OrderStatus,
@@ -25,11 +28,8 @@ from aitrader.brokers.base import (
     Side,
     TimeInForce,
 )
-from aitrader.config.settings import OptionsConfig
-from aitrader.errors import BrokerError
 from aitrader.trading.options import limit_prices
 from aitrader.trading.submit import submit_once
-from aitrader.trading.types import RiskEvent
 
 log = logging.getLogger(__name__)
 STATE_KEY = "working_options"

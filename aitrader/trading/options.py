@@ -19,7 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from aitrader.brokers.base import (
+from aitrader.config.settings import OptionsConfig
+from aitrader.core.decisions import Signal
+from aitrader.core.errors import BrokerError, PermanentBrokerError
+from aitrader.core.pricing import bs_delta
+from aitrader.core.types import (
     AssetClass,
     OptionQuote,
     Order,
@@ -29,10 +33,6 @@ from aitrader.brokers.base import (
     Side,
     TimeInForce,
 )
-from aitrader.brokers.pricing import bs_delta
-from aitrader.config.settings import OptionsConfig
-from aitrader.errors import BrokerError, PermanentBrokerError
-from aitrader.models.types import Signal
 
 DAYS_PER_YEAR = 365.0
 

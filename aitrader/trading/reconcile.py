@@ -13,8 +13,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from aitrader.brokers.base import Broker, Order, OrderStatus, OrderType, Side
-from aitrader.trading.types import RiskEvent
+from aitrader.core.intents import RiskEvent
+from aitrader.core.protocols import Broker
+from aitrader.core.types import Order, OrderStatus, OrderType, Side
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ The agent calls :meth:`RiskManager.check_entry` for each new position and
 :meth:`RiskManager.check_exit` for each exit. Entries are sized, then capped by each limit in
 turn; every veto and every adjustment is a :class:`RiskEvent` with the rule's name and the
 numbers behind it, for the journal. The checks fail closed: if anything inside them raises,
-:class:`aitrader.errors.RiskError` is raised instead of an approval and the agent halts.
+:class:`aitrader.core.errors.RiskError` is raised instead of an approval and the agent halts.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 
 import pandas as pd
 
-from aitrader.brokers.base import Account, Position, Side
 from aitrader.config.settings import RiskConfig, TierConfig
-from aitrader.errors import RiskError
+from aitrader.core.errors import RiskError
+from aitrader.core.intents import RiskEvent, RiskVerdict, TradeIntent
+from aitrader.core.types import Account, Position, Side
 from aitrader.trading import risk_core as core
 from aitrader.trading.risk_core import MIN_STOP_DISTANCE, tier_index, tier_table
-from aitrader.trading.types import RiskEvent, RiskVerdict, TradeIntent
 
 # Fewer overlapping return observations than this and a correlation is noise: skip the check.
 MIN_CORRELATION_OBS = 10

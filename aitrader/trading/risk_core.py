@@ -6,7 +6,7 @@ symbol, universe and tier, open-position limit, sizing (fixed fraction / all-in,
 Kelly), stop and take-profit prices, and the position-value, cash-buffer and
 buying-power caps, in that order. It returns numbers only (a :data:`code`, the quantities
 after each stage); the risk manager turns them into the journaled verdict and messages.
-Because it is :func:`~aitrader.jit.jitable`, the compiled backtest runs this same function.
+Because it is :func:`~aitrader.core.jit.jitable`, the compiled backtest runs this same function.
 
 Config enters as a flat float array built by :func:`risk_params` (numba takes arrays, not
 pydantic models), tiers as the arrays of :func:`tier_table`.
@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from aitrader.config.settings import RiskConfig, TierConfig
-from aitrader.jit import jitable
+from aitrader.core.jit import jitable
 from aitrader.trading.sizing import (
     atr_size,
     fixed_fraction_shares,

@@ -14,8 +14,8 @@ from dataclasses import replace
 import pandas as pd
 
 from aitrader.config.settings import RulesConfig
-from aitrader.models.types import EnsembleDecision
-from aitrader.trading.types import RiskEvent
+from aitrader.core.decisions import EnsembleDecision
+from aitrader.core.intents import RiskEvent
 
 RSI_COL = "ta_rsi_14"
 BREADTH_COL = "ctx_breadth"

@@ -13,12 +13,12 @@ from typing import Any
 
 import pandas as pd
 
-from aitrader.brokers.base import Broker
 from aitrader.config import Secrets, Settings
+from aitrader.core.errors import ConfigError, DataError, LiveTradingRefused
+from aitrader.core.paths import Home
+from aitrader.core.protocols import Broker
 from aitrader.data.bars import parse_timeframe
 from aitrader.data.store import BarStore
-from aitrader.errors import ConfigError, DataError, LiveTradingRefused
-from aitrader.paths import Home
 from aitrader.trading.signals import MLSignals, SignalSource
 
 log = logging.getLogger(__name__)
@@ -36,17 +36,17 @@ def make_broker(name: str, *, settings: Settings, home: Home, live: bool = False
                 secrets: Secrets | None = None, synchronous: str = "FULL") -> Broker:
     """The broker adapter for ``name`` (paper is its own adapter, not a flag)."""
     if name == "paper":
-        from aitrader.brokers.paper import PaperBroker
+        from aitrader.venues.paper import PaperBroker
 
         return PaperBroker.from_settings(settings, db_path=home.journal,
                                          synchronous="NORMAL" if synchronous == "NORMAL" else "FULL")
     secrets = secrets or Secrets.from_env()
     if name == "alpaca":
-        from aitrader.brokers.alpaca import AlpacaBroker
+        from aitrader.venues.alpaca import AlpacaBroker
 
         return AlpacaBroker.from_env(secrets, paper=not live)
     if name == "ibkr":
-        from aitrader.brokers.ibkr import IBKRBroker
+        from aitrader.venues.ibkr import IBKRBroker
 
         return IBKRBroker(host=secrets.ib_host, port=secrets.ib_port, client_id=secrets.ib_client_id)
     raise ConfigError(f"unknown broker {name!r}: allowed paper, alpaca, ibkr")

@@ -13,8 +13,8 @@ from typing import Protocol, runtime_checkable
 import pandas as pd
 
 from aitrader.config import Settings
-from aitrader.models.types import EnsembleDecision
-from aitrader.paths import Home
+from aitrader.core.decisions import EnsembleDecision
+from aitrader.core.paths import Home
 
 log = logging.getLogger(__name__)
 

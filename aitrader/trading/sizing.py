@@ -5,7 +5,7 @@ caller can never be handed a fractional or negative quantity. Inputs that make n
 (non-positive or non-finite price, negative equity) size to 0 rather than raising: sizing
 is a ceiling, and "nothing" is always a safe ceiling. The risk manager vetoes a 0 size.
 
-The rules are :func:`~aitrader.jit.jitable` (the backtest kernel compiles these same
+The rules are :func:`~aitrader.core.jit.jitable` (the backtest kernel compiles these same
 functions), so their parameters are positional-or-keyword; callers use keywords.
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from aitrader.brokers.base import Side
-from aitrader.jit import jitable
+from aitrader.core.jit import jitable
+from aitrader.core.types import Side
 
 
 @jitable

@@ -18,9 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-from aitrader.brokers.base import AssetClass, Position, Side
 from aitrader.config.settings import RiskConfig
-from aitrader.trading.types import Intent, TradeIntent
+from aitrader.core.intents import Intent, TradeIntent
+from aitrader.core.types import AssetClass, Position, Side
 
 
 def register_entry(state: dict[str, Any], symbol: str, *, side: Side, entry_price: float,

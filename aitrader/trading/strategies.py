@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from aitrader.errors import ConfigError
-from aitrader.models.types import EnsembleDecision
+from aitrader.core.decisions import EnsembleDecision
+from aitrader.core.errors import ConfigError
 
 _SIGNAL = {1: "buy", -1: "sell", 0: "hold"}
 

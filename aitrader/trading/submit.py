@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aitrader.brokers.base import Broker, Order, OrderRequest
+from aitrader.core.protocols import Broker
+from aitrader.core.types import Order, OrderRequest
 
 
 def submit_once(journal: Any, broker: Broker, request: OrderRequest, *, decision_id: int | None) -> Order | None:
@@ -16,7 +17,7 @@ def submit_once(journal: Any, broker: Broker, request: OrderRequest, *, decision
     between the journal write and the send), the order is sent now (never lost).
 
     Returns the venue's order when one was sent, None when it was already there.
-    :class:`~aitrader.errors.PermanentBrokerError` from the venue propagates to the caller.
+    :class:`~aitrader.core.errors.PermanentBrokerError` from the venue propagates to the caller.
     """
     if not journal.record_order(request, broker=broker.name, decision_id=decision_id):
         existing = broker.get_order(request.client_order_id)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from aitrader.config import Settings, load_settings
-from aitrader.paths import Home
+from aitrader.core.paths import Home
 
 ENSEMBLE_TRAIN_END = pd.Timestamp("2008-12-31")
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from aitrader.backtest.engine import run_backtest
-from aitrader.paths import Home
+from aitrader.core.paths import Home
 from tests.backtest.helpers import anchor_settings
 
 

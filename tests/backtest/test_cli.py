@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aitrader.cli import main
-from aitrader.paths import Home
+from aitrader.core.paths import Home
 
 
 def _run(home: Home, *args: str) -> int:

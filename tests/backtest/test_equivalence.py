@@ -8,7 +8,7 @@ import pytest
 from aitrader.backtest.engine import position_series, run_backtest
 from aitrader.backtest.fast import UnsupportedByFastPath, simulate
 from aitrader.config import load_settings
-from aitrader.paths import Home
+from aitrader.core.paths import Home
 from tests.backtest.conftest import quick_settings
 from tests.backtest.helpers import assert_same_run
 

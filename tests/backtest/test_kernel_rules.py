@@ -1,7 +1,7 @@
 """The rule functions the kernel compiles give the same numbers compiled as interpreted.
 
 The agent calls :mod:`aitrader.trading.risk_core`, :mod:`aitrader.trading.sizing` and
-:mod:`aitrader.brokers.paper.fills` as plain Python; the backtest kernel runs numba's
+:mod:`aitrader.venues.paper.fills` as plain Python; the backtest kernel runs numba's
 compilation of the very same functions. Numba could still differ (integer/float rules,
 NaN handling), so random inputs, NaN and edge values included, go through both.
 """
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from aitrader.backtest import kernel  # noqa: F401  (registers the jitable functions)
-from aitrader.brokers.paper import fills as px
 from aitrader.config import load_settings
 from aitrader.config.settings import TierConfig
 from aitrader.trading import risk_core
+from aitrader.venues.paper import fills as px
 
 
 @numba.njit

@@ -11,7 +11,7 @@ import pytest
 from aitrader.backtest.engine import run_backtest
 from aitrader.backtest.metrics import compute_metrics, jsonable
 from aitrader.config import load_settings
-from aitrader.paths import Home
+from aitrader.core.paths import Home
 
 
 def _check_against_quantstats(equity: pd.Series, m: dict) -> None:

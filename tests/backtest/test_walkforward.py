@@ -8,9 +8,9 @@ import pandas as pd
 
 from aitrader.backtest.engine import run_backtest
 from aitrader.backtest.walkforward import walk_forward_source
+from aitrader.core.paths import Home
 from aitrader.data.store import BarStore
 from aitrader.models.registry import ModelRegistry
-from aitrader.paths import Home
 from tests.backtest.conftest import quick_settings
 
 

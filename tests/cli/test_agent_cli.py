@@ -8,9 +8,9 @@ import pytest
 
 from aitrader.cli import main
 from aitrader.config import load_settings
+from aitrader.core.errors import LiveTradingRefused
+from aitrader.core.paths import Home
 from aitrader.data.sample import import_sample
-from aitrader.errors import LiveTradingRefused
-from aitrader.paths import Home
 from aitrader.trading.runner import check_live
 
 

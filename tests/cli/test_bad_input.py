@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from aitrader.cli import main
+from aitrader.core.paths import Home, repo_root
 from aitrader.data.store import BarStore
-from aitrader.paths import Home, repo_root
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from aitrader.cli import main
+from aitrader.core.paths import Home, repo_root
 from aitrader.data.store import BarStore
-from aitrader.paths import Home, repo_root
 from tests.data.test_cleaner import corrupt
 
 
@@ -130,7 +130,7 @@ def test_download_merges_into_store(
     home: Home, goog: pd.DataFrame, spx: pd.DataFrame, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeProvider({"GOOG": goog, "SPX": spx})
-    monkeypatch.setattr("aitrader.data.providers.factory.make_provider", lambda name, **kw: fake)
+    monkeypatch.setattr("aitrader.venues.factory.make_provider", lambda name, **kw: fake)
     BarStore(home).write("GOOG", "1d", goog.loc["2012-12-01":"2012-12-31"])
     code, out, err = run(
         capsys, "data", "download", "--provider", "alpaca", "--symbols", "GOOG,spx,GOOG",
@@ -188,8 +188,8 @@ def test_scripts_run_from_repo_root(home: Home, env_home: dict[str, str]) -> Non
 
 
 def test_import_sample_subset(home: Home) -> None:
+    from aitrader.core.errors import DataError
     from aitrader.data.sample import import_sample
-    from aitrader.errors import DataError
 
     lines: list[str] = []
     assert import_sample(home, symbols=["vix"], report=lines.append) == [("VIX", "1d")]

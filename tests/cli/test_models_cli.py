@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from aitrader.cli import main
+from aitrader.core.paths import Home
 from aitrader.data.sample import import_sample
-from aitrader.paths import Home
 from tests.models.helpers import END, FAST_CONFIG
 
 
@@ -109,7 +109,7 @@ def test_cron_wrapper_logs_and_never_overlaps(tmp_path: Path) -> None:
     import shutil
     import subprocess
 
-    from aitrader.paths import repo_root
+    from aitrader.core.paths import repo_root
 
     if shutil.which("flock") is None:
         pytest.skip("flock(1) not installed")

@@ -21,14 +21,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aitrader.brokers.base import Account, Fill, OrderRequest, Position, Side
+from aitrader.core.decisions import EnsembleDecision, ModelVote
+from aitrader.core.intents import RiskEvent
+from aitrader.core.paths import Home
+from aitrader.core.types import Account, Fill, OrderRequest, Position, Side
 from aitrader.data.store import BarStore
 from aitrader.journal import Journal
 from aitrader.journal.db import utc_now
 from aitrader.models.registry import ModelRegistry
-from aitrader.models.types import EnsembleDecision, ModelVote
-from aitrader.paths import Home
-from aitrader.trading.types import RiskEvent
 
 LAST_DAY = "2012-03-06"
 FINAL_EQUITY = 102_000.0

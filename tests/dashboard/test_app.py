@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from aitrader.paths import Home
+from aitrader.core.paths import Home
 
 from .conftest import BT_FINAL_EQUITY, BT_NUM_TRADES, LAST_DAY, build_journal
 
@@ -124,7 +124,7 @@ def test_no_broker_adapter_is_imported(dash_home: Home) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     modules = json.loads(out.stdout.strip().splitlines()[-1])
     assert "aitrader.dashboard.queries" in modules and "aitrader.journal.queries" in modules
-    assert [m for m in modules if m.startswith("aitrader.brokers")] == []
+    assert [m for m in modules if m.startswith("aitrader.venues")] == []
     assert "aitrader.journal.journal" not in modules  # the writer is never loaded
     assert not [m for m in modules if m.startswith(("aitrader.trading", "aitrader.backtest"))]
 
@@ -133,7 +133,7 @@ def test_app_source_never_writes() -> None:
     """The script only lays out queries: no writer, no SQL, no order calls."""
     source = APP.read_text(encoding="utf-8") + (APP.parent / "queries.py").read_text(encoding="utf-8")
     for forbidden in ("Journal.open", "record_", "submit_order", "cancel_order", "INSERT", "UPDATE ", "DELETE",
-                      "aitrader.brokers", "sqlite3.connect"):
+                      "aitrader.venues", "sqlite3.connect"):
         assert forbidden not in source, forbidden
 
 

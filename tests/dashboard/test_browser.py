@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aitrader.paths import Home
+from aitrader.core.paths import Home
 
 from .cdp import Browser, stop_group
 

@@ -10,8 +10,8 @@ import pytest
 
 from aitrader.cli import dashboard as cli_dash
 from aitrader.cli import main
-from aitrader.errors import ConfigError
-from aitrader.paths import Home
+from aitrader.core.errors import ConfigError
+from aitrader.core.paths import Home
 
 
 @pytest.mark.parametrize(("host", "expected"), [

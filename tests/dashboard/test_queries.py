@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aitrader.brokers.base import Account, Fill, Side
+from aitrader.core.errors import DataError
+from aitrader.core.paths import Home
+from aitrader.core.types import Account, Fill, Side
 from aitrader.dashboard import queries as q
 from aitrader.data.store import BarStore
-from aitrader.errors import DataError
 from aitrader.journal import Journal, JournalReader
-from aitrader.paths import Home
 
 from .conftest import (
     BT_FINAL_EQUITY,

@@ -17,7 +17,7 @@ from aitrader.data.bars import (
     parse_timeframe,
     read_bars_file,
 )
-from aitrader.errors import DataError
+from aitrader.core.errors import DataError
 
 
 def test_sample_files_are_canonical(goog: pd.DataFrame, spx: pd.DataFrame, eurusd: pd.DataFrame) -> None:

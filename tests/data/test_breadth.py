@@ -9,8 +9,8 @@ import pytest
 from aitrader.data.sample import import_sample
 from aitrader.data.sp500_breadth import breadth, breadth_from_store
 from aitrader.data.store import BarStore
-from aitrader.errors import DataError
-from aitrader.paths import Home
+from aitrader.core.errors import DataError
+from aitrader.core.paths import Home
 
 DAYS = pd.date_range("2020-01-06", periods=5, freq="B", name="timestamp")
 

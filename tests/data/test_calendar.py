@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from aitrader.data.calendar import MarketCalendar, calendar_for
-from aitrader.errors import ConfigError
+from aitrader.core.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from aitrader.data.store import BarStore
-from aitrader.errors import DataError
-from aitrader.paths import Home
+from aitrader.core.errors import DataError
+from aitrader.core.paths import Home
 
 
 def test_roundtrip_is_exact(home: Home, goog: pd.DataFrame) -> None:

@@ -8,8 +8,8 @@ import pytest
 
 from aitrader.data import tickers_cache
 from aitrader.data.tickers_cache import TickersCache
-from aitrader.errors import DataError
-from aitrader.paths import Home
+from aitrader.core.errors import DataError
+from aitrader.core.paths import Home
 
 
 def test_builtin_sample(home: Home) -> None:

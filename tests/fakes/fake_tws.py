@@ -55,7 +55,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from aitrader.brokers.pricing import bs_delta, bs_price
+from aitrader.core.pricing import bs_delta, bs_price
 from aitrader.data.bars import read_bars_file
 
 SERVER_VERSION = 157

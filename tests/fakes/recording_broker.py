@@ -10,7 +10,7 @@ import datetime as dt
 import itertools
 from dataclasses import dataclass, field
 
-from aitrader.brokers.base import (
+from aitrader.core.types import (
     Account,
     Bar,
     Fill,

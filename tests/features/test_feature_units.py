@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aitrader.errors import DataError
+from aitrader.core.errors import DataError
 from aitrader.features import MarketContext, build_features, last_window, make_windows, model_feature_columns
 from aitrader.features.context import CONTEXT_COLUMNS, asof_join, context_features
 from aitrader.features.feature_engineering import FEATURE_COLUMNS, RAW_FEATURE_COLUMNS, feature_columns

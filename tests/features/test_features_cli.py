@@ -11,10 +11,10 @@ import pandas as pd
 
 from aitrader.cli import main
 from aitrader.config import load_settings
+from aitrader.core.paths import repo_root
 from aitrader.data.store import BarStore
 from aitrader.features import build_features, load_context
 from aitrader.features.feature_engineering import FEATURE_COLUMNS
-from aitrader.paths import repo_root
 
 
 def _fill_store(home, goog, spx, vix, eurusd) -> BarStore:

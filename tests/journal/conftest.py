@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from aitrader.brokers.base import (
+from aitrader.core.decisions import EnsembleDecision, ModelVote
+from aitrader.core.intents import RiskEvent
+from aitrader.core.types import (
     Account,
     AssetClass,
     Fill,
@@ -18,8 +20,6 @@ from aitrader.brokers.base import (
     Side,
 )
 from aitrader.journal import Journal
-from aitrader.models.types import EnsembleDecision, ModelVote
-from aitrader.trading.types import RiskEvent
 
 CALL = OptionContract("GOOG", dt.date(2020, 2, 21), 100.0, OptionRight.CALL)
 

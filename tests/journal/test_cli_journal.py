@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aitrader.cli import main
-from aitrader.paths import repo_root
+from aitrader.core.paths import repo_root
 from tests.journal.conftest import build_journal
 
 

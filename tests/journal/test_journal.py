@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from aitrader.brokers.base import Fill, Order, OrderRequest, OrderStatus, OrderType, Side
-from aitrader.errors import JournalError
+from aitrader.core.decisions import EnsembleDecision
+from aitrader.core.errors import JournalError
+from aitrader.core.sqlite import connect
+from aitrader.core.types import Fill, Order, OrderRequest, OrderStatus, OrderType, Side
 from aitrader.journal import Journal
-from aitrader.journal.db import SCHEMA_VERSION, connect, migrate, schema_version
-from aitrader.models.types import EnsembleDecision
+from aitrader.journal.db import SCHEMA_VERSION, migrate, schema_version
 
 
 def _count(path: Path, table: str) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aitrader.errors import JournalError
+from aitrader.core.errors import JournalError
 from aitrader.journal import JournalReader, export_trade_log
 from tests.journal.conftest import CALL
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aitrader.brokers.base import Bar, OrderRequest, Side
-from aitrader.brokers.paper import PaperBroker
+from aitrader.core.decisions import EnsembleDecision
+from aitrader.core.types import Bar, OrderRequest, Side
 from aitrader.journal import Journal, JournalReader
-from aitrader.models.types import EnsembleDecision
+from aitrader.venues.paper import PaperBroker
 
 
 def test_replay_goog_journal_matches_venue(tmp_path: Path, goog: pd.DataFrame) -> None:

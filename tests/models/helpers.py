@@ -13,7 +13,7 @@ import pytest
 
 from aitrader.config import Settings, load_settings
 from aitrader.data.sample import import_sample
-from aitrader.paths import Home
+from aitrader.core.paths import Home
 
 # Train only on the early part of the GOOG sample: fast and leaves later bars unseen.
 END = "2008-06-30"

@@ -9,7 +9,7 @@ import pandas as pd
 from aitrader.data.bars import read_bars_file
 from aitrader.features.feature_engineering import build_features, model_feature_columns
 from aitrader.models.labels import make_labels, next_bar_returns
-from aitrader.paths import bundled_sample_dir
+from aitrader.core.paths import bundled_sample_dir
 
 HORIZON = 5
 

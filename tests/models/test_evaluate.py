@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aitrader.errors import ModelError
+from aitrader.core.errors import ModelError
 from aitrader.models.evaluate import (
     classification_metrics,
     evaluate_walk_forward,

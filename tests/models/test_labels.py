@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aitrader.errors import DataError
+from aitrader.core.errors import DataError
 from aitrader.features.feature_engineering import build_features, model_feature_columns
 from aitrader.models.labels import (
     check_no_label_columns,

@@ -18,8 +18,8 @@ from aitrader.models.ml_predictor import (
     weighted_vote,
 )
 from aitrader.models.registry import LoadedModel, ModelRegistry
-from aitrader.models.types import EnsembleDecision, ModelVote
-from aitrader.paths import Home
+from aitrader.core.decisions import EnsembleDecision, ModelVote
+from aitrader.core.paths import Home
 from tests.models.tiny_model import TinyLogit
 
 FEATS = ["f1", "f2"]

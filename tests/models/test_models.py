@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aitrader.errors import IntegrityError, ModelError
+from aitrader.core.errors import IntegrityError, ModelError
 from aitrader.models.base import META_FILE, BaseModel, Model
 from aitrader.models.zoo import MODEL_CLASSES, load_model, make_model
 from tests.models.model_data import goog_dataset

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aitrader.errors import IntegrityError, ModelError
+from aitrader.core.errors import IntegrityError, ModelError
 from aitrader.models.registry import ModelRegistry, new_version_id
 from tests.models.tiny_model import PickleModel, SideEffect, TinyLogit
 

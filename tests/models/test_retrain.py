@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from aitrader.data.store import BarStore
-from aitrader.errors import LockError
+from aitrader.core.errors import LockError
 from aitrader.models.locks import exclusive_lock, retrain_lock_path
 from aitrader.models.registry import ModelRegistry
 from aitrader.models.retrain import retrain
-from aitrader.paths import Home
+from aitrader.core.paths import Home
 from tests.models.helpers import fast_settings
 
 

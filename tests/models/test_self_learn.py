@@ -20,8 +20,8 @@ from aitrader.models.self_learn import (
     trade_dataset,
     trade_sample_weights,
 )
-from aitrader.models.types import EnsembleDecision, ModelVote
-from aitrader.paths import Home
+from aitrader.core.decisions import EnsembleDecision, ModelVote
+from aitrader.core.paths import Home
 from tests.models.helpers import fast_settings, sample_home
 
 

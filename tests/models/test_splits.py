@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aitrader.errors import DataError
+from aitrader.core.errors import DataError
 from aitrader.models.splits import min_rows, walk_forward_splits
 
 

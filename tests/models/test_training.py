@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from aitrader.data.store import BarStore
-from aitrader.errors import DataError, ModelError
+from aitrader.core.errors import DataError, ModelError
 from aitrader.features.context import load_context
 from aitrader.features.feature_engineering import build_features, model_feature_columns
 from aitrader.models.ml_predictor import MLPredictor
 from aitrader.models.registry import ModelRegistry
 from aitrader.models.training import load_dataset, make_splits, train_many, train_symbol
-from aitrader.paths import Home
+from aitrader.core.paths import Home
 from tests.models import helpers
 from tests.models.helpers import END, FAST_MODELS, fast_settings, sample_home
 

@@ -17,7 +17,6 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from aitrader.brokers.paper import PaperBroker
 from aitrader.config import load_settings
 from aitrader.journal import Journal
 from aitrader.trading.agent import Agent
@@ -25,6 +24,7 @@ from aitrader.trading.engine import DecisionEngine
 from aitrader.trading.feeds import ReplayFeed
 from aitrader.trading.risk import RiskManager
 from aitrader.trading.strategies import SmaCross
+from aitrader.venues.paper import PaperBroker
 
 WRITES = ("record_decision", "record_order", "update_order", "record_fill", "set_state", "record_equity",
           "record_positions", "risk_event")

@@ -20,8 +20,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from aitrader.core.paths import Home
 from aitrader.data.sample import import_sample
-from aitrader.paths import Home
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from aitrader.config import load_settings
-from aitrader.errors import JournalError, PermanentBrokerError, TemporaryBrokerError
+from aitrader.core.errors import JournalError, PermanentBrokerError, TemporaryBrokerError
 from aitrader.journal import Journal
 from aitrader.trading.agent import Agent, AgentState
 from aitrader.trading.engine import DecisionEngine
@@ -140,7 +140,7 @@ def test_trailing_stop_is_managed_by_the_agent(tmp_path: Path, goog: pd.DataFram
 
 
 def test_exit_cancels_the_positions_bracket_legs(tmp_path: Path, goog: pd.DataFrame) -> None:
-    from aitrader.brokers.paper import PaperBroker
+    from aitrader.venues.paper import PaperBroker
 
     settings = load_settings()
     settings.rules.enabled = False  # brackets on: 8% stop, 20% target by default

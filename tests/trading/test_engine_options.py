@@ -10,7 +10,6 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from aitrader.brokers.paper import PaperBroker
 from aitrader.config import load_settings
 from aitrader.journal import Journal
 from aitrader.trading.agent import Agent
@@ -18,6 +17,7 @@ from aitrader.trading.engine import DecisionEngine
 from aitrader.trading.feeds import ReplayFeed
 from aitrader.trading.risk import RiskManager
 from aitrader.trading.strategies import SmaCross
+from aitrader.venues.paper import PaperBroker
 
 
 def _run(tmp_path: Path, goog: pd.DataFrame, *, die: Callable[[Journal, PaperBroker], None] | None = None,
@@ -84,7 +84,7 @@ def test_no_liquid_contract_skips_when_configured(tmp_path: Path, goog: pd.DataF
 
 
 def test_paper_option_prices_use_vix_from_the_context(tmp_path: Path, spx: pd.DataFrame, vix: pd.DataFrame) -> None:
-    from aitrader.brokers.pricing import bs_price
+    from aitrader.core.pricing import bs_price
     from aitrader.features.context import MarketContext
 
     settings = load_settings()

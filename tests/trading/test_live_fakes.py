@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from aitrader.core.paths import bundled_sample_dir, repo_root
 from aitrader.data.bars import read_bars_file
-from aitrader.paths import bundled_sample_dir, repo_root
 from aitrader.trading.strategies import SmaCross
 
 pytestmark = [pytest.mark.e2e]

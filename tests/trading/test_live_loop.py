@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from aitrader.config import load_settings
+from aitrader.core.paths import Home
 from aitrader.data.sample import import_sample
 from aitrader.journal import Journal
-from aitrader.paths import Home
 from aitrader.trading.agent import Agent, AgentState
 from aitrader.trading.engine import DecisionEngine
 from aitrader.trading.feeds import LiveFeed

@@ -9,7 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aitrader.brokers.base import (
+from aitrader.config.settings import OptionsConfig
+from aitrader.core.errors import PermanentBrokerError, TemporaryBrokerError
+from aitrader.core.pricing import bs_delta
+from aitrader.core.types import (
     Bar,
     OptionContract,
     OptionQuote,
@@ -19,10 +22,6 @@ from aitrader.brokers.base import (
     OrderStatus,
     Side,
 )
-from aitrader.brokers.paper.broker import PaperBroker
-from aitrader.brokers.pricing import bs_delta
-from aitrader.config.settings import OptionsConfig
-from aitrader.errors import PermanentBrokerError, TemporaryBrokerError
 from aitrader.trading.options import (
     contracts_for_budget,
     execute_option_order,
@@ -30,6 +29,7 @@ from aitrader.trading.options import (
     plan_option_trade,
     select_contract,
 )
+from aitrader.venues.paper.execution import PaperBroker
 
 TODAY = dt.date(2024, 3, 1)
 EXP = dt.date(2024, 4, 5)  # 35 DTE

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aitrader.brokers.base import Account, Position, Side
 from aitrader.config.settings import RiskConfig, TierConfig
-from aitrader.errors import RiskError
+from aitrader.core.errors import RiskError
+from aitrader.core.intents import RiskVerdict, TradeIntent
+from aitrader.core.types import Account, Position, Side
 from aitrader.trading.risk import RiskManager, tier_for
-from aitrader.trading.types import RiskVerdict, TradeIntent
 
 NOW = pd.Timestamp("2024-03-05 10:00")
 SYMS = ["AAA", "BBB", "CCC", "DDD"]

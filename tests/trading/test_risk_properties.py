@@ -14,11 +14,11 @@ import hypothesis.strategies as st
 import pandas as pd
 from hypothesis import HealthCheck, event, given, settings
 
-from aitrader.brokers.base import Account, Position, Side
 from aitrader.config.settings import RiskConfig
+from aitrader.core.intents import TradeIntent
+from aitrader.core.types import Account, Position, Side
 from aitrader.trading import sizing
 from aitrader.trading.risk import RiskManager, tier_for
-from aitrader.trading.types import TradeIntent
 
 ALL_SYMS = ["AAA", "BBB", "CCC"]
 EPS = 1e-6

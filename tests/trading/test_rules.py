@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from aitrader.config.settings import RulesConfig
-from aitrader.models.types import EnsembleDecision, ModelVote
+from aitrader.core.decisions import EnsembleDecision, ModelVote
 from aitrader.trading.rule_based_trader import apply_rules
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from aitrader.brokers.base import Side
+from aitrader.core.types import Side
 from aitrader.trading import sizing
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from aitrader.brokers.base import AssetClass, Bar, Position, Side
 from aitrader.config.settings import RiskConfig
+from aitrader.core.types import AssetClass, Bar, Position, Side
 from aitrader.trading.stops import exit_intents, register_entry
 
 NOW = pd.Timestamp("2024-03-05 15:00")

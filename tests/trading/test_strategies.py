@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aitrader.errors import ConfigError
+from aitrader.core.errors import ConfigError
 from aitrader.trading.strategies import RsiReversion, SmaCross, make_strategy
 
 

@@ -1,1 +1,0 @@
-"""Brokers: one protocol (:mod:`aitrader.brokers.base`), one adapter per venue."""

@@ -1,0 +1,5 @@
+"""Alpaca adapter: :class:`AlpacaBroker` (trading API via alpaca-py), paper by default."""
+
+from aitrader.venues.alpaca.execution import AlpacaBroker
+
+__all__ = ["AlpacaBroker"]

@@ -1,0 +1,47 @@
+"""Client order ids: fixed values (an id must never change between versions: a restarted agent
+recognises its own orders by it) and the batch form equal to the one-at-a-time form."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from aitrader.core.ids import client_order_id, client_order_ids
+
+# Values produced by the first release; a change here would double orders across an upgrade.
+FIXED = [
+    ("2010-01-04", "at-GOOG-20100104T0000-entry-38854028"),
+    ("2017-11-01 13:30", "at-GOOG-20171101T1330-entry-296dd4af"),
+    (pd.Timestamp("2017-11-01 09:30", tz="America/New_York"), "at-GOOG-20171101T0930-entry-d0cf09a6"),
+    (pd.Timestamp("2017-11-01 14:30", tz="UTC"), "at-GOOG-20171101T1430-entry-9d55acc7"),
+    ("2017-11-01 13:30:15.250", "at-GOOG-20171101T1330-entry-15a74b8d"),
+    (pd.Timestamp("2020-03-09 09:30:00.000000001"), "at-GOOG-20200309T0930-entry-3f95d9fc"),
+    (pd.Timestamp("2017-11-01 09:30", tz="Asia/Kolkata"), "at-GOOG-20171101T0930-entry-7e763915"),
+]
+
+
+@pytest.mark.parametrize(("ts", "expected"), FIXED)
+def test_fixed_ids(ts: object, expected: str) -> None:
+    assert client_order_id("GOOG", ts, "entry") == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("tz", [None, "UTC", "America/New_York", "Asia/Kolkata"])
+def test_batch_equals_one_at_a_time(tz: str | None) -> None:
+    idx = pd.date_range("2017-03-10 09:30", periods=200, freq="37min", tz=tz)  # crosses a DST change
+    intents = ["entry", "exit", "option", "stop_loss"] * 50
+    batch = client_order_ids("SPY", idx, intents)
+    assert batch == [client_order_id("SPY", t, it) for t, it in zip(idx, intents, strict=True)]
+    assert len(set(batch)) == len(batch)
+
+
+def test_pandas_isoformat_is_what_is_hashed() -> None:
+    import hashlib
+
+    ts = pd.Timestamp("2017-11-01 09:30", tz="America/New_York")
+    digest = hashlib.sha256(f"GOOG|{ts.isoformat()}|exit".encode()).hexdigest()[:8]
+    assert client_order_id("GOOG", ts, "exit") == f"at-GOOG-20171101T0930-exit-{digest}"
+
+
+def test_length_mismatch_is_refused() -> None:
+    with pytest.raises(ValueError, match="2 bar times for 1 intents"):
+        client_order_ids("GOOG", pd.DatetimeIndex(["2020-01-01", "2020-01-02"]), ["entry"])
