@@ -116,6 +116,8 @@ class Agent:
         self.machine = StateMachine(on_change=self._on_state_change)
         self.summary = RunSummary()
         self._stop = threading.Event()
+        # Called with each TickResult (metrics, health, watchdog); they observe, never steer.
+        self.observers: list[Callable[[TickResult], None]] = []
 
     # ------------------------------------------------------------ lifecycle
     def _on_state_change(self, old: AgentState, new: AgentState, reason: str) -> None:
@@ -188,6 +190,11 @@ class Agent:
         elif not result.broker_unavailable and self.machine.state is AgentState.PAUSED and trade:
             self.machine.to(AgentState.RUNNING, "broker reachable again")
         self.journal.heartbeat(self.machine.state.value, f"bar {event.timestamp}")
+        for observe in self.observers:
+            try:
+                observe(result)
+            except Exception:  # an observer never stops trading
+                log.exception("tick observer failed")
         return result
 
     # ------------------------------------------------------------ replay
