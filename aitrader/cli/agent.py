@@ -67,6 +67,7 @@ def default_replay_start(ctx: Any, symbols: list[str]) -> pd.Timestamp | None:
 
 
 def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
+    from aitrader.ops.health import sd_notify
     from aitrader.trading.agent import Agent
     from aitrader.trading.engine import DecisionEngine
     from aitrader.trading.runner import build_parts, check_live, load_bars, make_trigger, symbol_calendars
@@ -96,6 +97,7 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
 
         make_strategy(args.strategy)
 
+    ops = start_operations(ctx, metrics_port=args.metrics_port)  # a taken port fails before the journal opens
     parts = build_parts(home=ctx.home, settings=settings, broker_name=broker_name, strategy=args.strategy,
                         symbols=symbols, live=args.live, replay=feed_kind == "replay")
     engine = DecisionEngine(settings=settings, broker=parts.broker, journal=parts.journal, signals=parts.signals,
@@ -103,7 +105,10 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
     agent = Agent(engine=engine, journal=parts.journal, symbols=symbols, history_bars=settings.agent.history_bars,
                   calendar=None if feed_kind == "replay" else symbol_calendars(settings, symbols))
     agent.install_signal_handlers()
-    ops = attach_operations(ctx, journal=parts.journal, agent=agent, metrics_port=args.metrics_port)
+    ops.attach(parts.journal)
+    ops.broker_connected = lambda: getattr(agent.broker, "connected", None)
+    agent.observers.append(ops.on_tick)
+    sd_notify("READY=1")
     run_id = parts.journal.start_run(f"{settings.mode}/{feed_kind}", broker_name)
     try:
         if feed_replay is not None:
@@ -132,9 +137,8 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
     return 1 if summary.halted_reason else 0
 
 
-def attach_operations(ctx: Any, *, journal: Any, agent: Any, metrics_port: int | None) -> Any:
+def start_operations(ctx: Any, *, metrics_port: int | None) -> Any:
     """Alerts, metrics, health and the systemd watchdog for this run (each only if configured)."""
-    from aitrader.ops.health import sd_notify
     from aitrader.ops.hub import Operations
 
     if metrics_port is not None and not 1 <= metrics_port <= 65535:
@@ -145,10 +149,6 @@ def attach_operations(ctx: Any, *, journal: Any, agent: Any, metrics_port: int |
         raise DataError(f"metrics port {metrics_port or ctx.settings.metrics.port}: cannot listen ({exc.strerror})") from None
     except ValueError as exc:
         raise DataError(str(exc)) from None
-    ops.attach(journal)
-    ops.broker_connected = lambda: getattr(agent.broker, "connected", None)
-    agent.observers.append(ops.on_tick)
-    sd_notify("READY=1")
     return ops
 
 

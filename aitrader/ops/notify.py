@@ -8,6 +8,7 @@ thread sends, retrying a little. A dead target costs the agent nothing but a log
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -74,6 +75,7 @@ class Notifier:
         self.sent = 0
         self.failed = 0
         self.dropped = 0  # filtered by rate limit or a full queue
+        self._abandon = threading.Event()  # set when close() timed out: send nothing more
         self._worker = threading.Thread(target=self._run, name="aitrader-notify", daemon=True)
         self._worker.start()
 
@@ -101,18 +103,19 @@ class Notifier:
         return True
 
     def close(self, timeout: float = 5.0) -> None:
-        """Send what is queued (up to ``timeout`` seconds), then stop the worker."""
-        try:
+        """Send what is queued (up to ``timeout`` seconds), then stop the worker; whatever is
+        still queued after that is dropped, so a dead target never holds up a shutdown."""
+        with contextlib.suppress(queue.Full):
             self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            return
         self._worker.join(timeout)
+        if self._worker.is_alive():
+            self._abandon.set()
 
     # -- worker side ------------------------------------------------------------------
     def _run(self) -> None:
         while True:
             alert = self._queue.get()
-            if alert is None:
+            if alert is None or self._abandon.is_set():
                 return
             self._send(alert)
 
@@ -124,6 +127,8 @@ class Notifier:
                     return
             except Exception as exc:  # a sender bug or a library error: log the type only
                 log.warning("alert %s: sender raised %s", alert.event, type(exc).__name__)
+            if self._abandon.is_set():
+                return
             if attempt < self.policy.retries:
                 time.sleep(self.policy.retry_backoff * (2 ** attempt))
         self.failed += 1
