@@ -108,6 +108,7 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
     ops.attach(parts.journal)
     ops.broker_connected = lambda: getattr(agent.broker, "connected", None)
     agent.observers.append(ops.on_tick)
+    agent.idle_hooks.append(ops.on_idle)
     sd_notify("READY=1")
     run_id = parts.journal.start_run(f"{settings.mode}/{feed_kind}", broker_name)
     try:

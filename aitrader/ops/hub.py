@@ -52,6 +52,7 @@ class Operations:
         self.broker_connected: Callable[[], bool | None] = lambda: None
         self.data_age: Callable[[], dict[str, float]] = dict
         self._server: Any = None
+        self._last_ping: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Any, *, home_root: Path, env: Mapping[str, str] | None = None,
@@ -99,6 +100,13 @@ class Operations:
         if self._last_health is None or now - self._last_health >= self.health_every:
             self._last_health = now
             self.check_health()
+
+    def on_idle(self) -> None:
+        """From the live loop between ticks: keep the systemd watchdog fed (at most every 5 s)."""
+        now = self._clock()
+        if self._last_ping is None or now - self._last_ping >= 5.0:
+            self._last_ping = now
+            health_mod.sd_notify("WATCHDOG=1")
 
     def check_health(self) -> health_mod.HealthSnapshot | None:
         """Sample, store under the journal's ``health`` state, alert on a worse verdict."""

@@ -118,6 +118,8 @@ class Agent:
         self._stop = threading.Event()
         # Called with each TickResult (metrics, health, watchdog); they observe, never steer.
         self.observers: list[Callable[[TickResult], None]] = []
+        # Called from the live loop's wait (every ~0.2 s) between ticks: the systemd watchdog.
+        self.idle_hooks: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------ lifecycle
     def _on_state_change(self, old: AgentState, new: AgentState, reason: str) -> None:
@@ -269,6 +271,9 @@ class Agent:
         try:
             while not (self._stop.is_set() or done.is_set()):
                 self._stop.wait(0.2)
+                for idle in self.idle_hooks:
+                    with contextlib.suppress(Exception):
+                        idle()
         finally:
             sched.shutdown(wait=True)  # lets a running tick finish
         self.stop("stop requested" if self._stop.is_set() else f"{ticks} ticks done")
