@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--poll-seconds", type=float, default=None, help="live feed: seconds between polls")
     p.add_argument("--live", action="store_true", help="trade a live account (also needs mode: live in config)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve Prometheus metrics on 127.0.0.1:PORT (metrics.host to change the address)")
     p.set_defaults(func=cmd_run)
 
     s = sub.add_parser("status", help="agent state, last heartbeat, positions, equity")
@@ -65,6 +67,7 @@ def default_replay_start(ctx: Any, symbols: list[str]) -> pd.Timestamp | None:
 
 
 def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
+    from aitrader.ops.health import sd_notify
     from aitrader.trading.agent import Agent
     from aitrader.trading.engine import DecisionEngine
     from aitrader.trading.runner import build_parts, check_live, load_bars, make_trigger, symbol_calendars
@@ -94,6 +97,7 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
 
         make_strategy(args.strategy)
 
+    ops = start_operations(ctx, metrics_port=args.metrics_port)  # a taken port fails before the journal opens
     parts = build_parts(home=ctx.home, settings=settings, broker_name=broker_name, strategy=args.strategy,
                         symbols=symbols, live=args.live, replay=feed_kind == "replay")
     engine = DecisionEngine(settings=settings, broker=parts.broker, journal=parts.journal, signals=parts.signals,
@@ -101,6 +105,11 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
     agent = Agent(engine=engine, journal=parts.journal, symbols=symbols, history_bars=settings.agent.history_bars,
                   calendar=None if feed_kind == "replay" else symbol_calendars(settings, symbols))
     agent.install_signal_handlers()
+    ops.attach(parts.journal)
+    ops.broker_connected = lambda: getattr(agent.broker, "connected", None)
+    agent.observers.append(ops.on_tick)
+    agent.idle_hooks.append(ops.on_idle)
+    sd_notify("READY=1")
     run_id = parts.journal.start_run(f"{settings.mode}/{feed_kind}", broker_name)
     try:
         if feed_replay is not None:
@@ -123,9 +132,25 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
         try:
             parts.journal.end_run(run_id, agent.machine.state.value)
         finally:
+            ops.close()
             parts.journal.close()
     print_summary(summary, ctx.home, bench=bench, as_json=args.json)
     return 1 if summary.halted_reason else 0
+
+
+def start_operations(ctx: Any, *, metrics_port: int | None) -> Any:
+    """Alerts, metrics, health and the systemd watchdog for this run (each only if configured)."""
+    from aitrader.ops.hub import Operations
+
+    if metrics_port is not None and not 1 <= metrics_port <= 65535:
+        raise DataError(f"--metrics-port {metrics_port}: use a port between 1 and 65535")
+    try:
+        ops = Operations.from_settings(ctx.settings, home_root=ctx.home.root, metrics_port=metrics_port)
+    except OSError as exc:
+        raise DataError(f"metrics port {metrics_port or ctx.settings.metrics.port}: cannot listen ({exc.strerror})") from None
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    return ops
 
 
 def buy_and_hold(bars: dict[str, pd.DataFrame], first: pd.Timestamp, until: pd.Timestamp | None) -> float | None:
@@ -141,7 +166,7 @@ def buy_and_hold(bars: dict[str, pd.DataFrame], first: pd.Timestamp, until: pd.T
 def print_summary(summary: Any, home: Any, *, bench: float | None, as_json: bool = False) -> None:
     ret = summary.final_equity / summary.start_equity - 1.0 if summary.start_equity else float("nan")
     lat = np.array(summary.latencies) * 1000 if summary.latencies else np.array([np.nan])
-    data = {
+    data: dict[str, Any] = {
         "state": summary.final_state,
         "halted_reason": summary.halted_reason,
         "bars": summary.bars,
@@ -197,7 +222,7 @@ def cmd_status(args: argparse.Namespace, ctx: Any) -> int:
     positions = reader.latest_positions()
     curve = reader.equity_curve()
     equity = float(curve["equity"].iloc[-1]) if len(curve) else float("nan")
-    data = {
+    data: dict[str, Any] = {
         "state": hb.get("state"),
         "detail": hb.get("detail"),
         "last_heartbeat": str(hb.get("ts")),
@@ -206,6 +231,7 @@ def cmd_status(args: argparse.Namespace, ctx: Any) -> int:
         "positions": positions.to_dict("records") if len(positions) else [],
         "pid": hb.get("pid"),
         "now": dt.datetime.now().isoformat(timespec="seconds"),
+        "health": read_health(reader),
     }
     if args.json:
         print(json.dumps(data, indent=2, default=str))
@@ -219,4 +245,21 @@ def cmd_status(args: argparse.Namespace, ctx: Any) -> int:
             print(f"position        {p.get('symbol')}: {p.get('quantity')} @ {p.get('avg_price')}")
     else:
         print("positions       none")
+    health = read_health(reader)
+    if health:
+        why = "; ".join(health.get("reasons") or []) or "all measures within limits"
+        print(f"health          {health.get('verdict')} at {health.get('ts')}: {why}")
+        print(f"                cpu {health.get('cpu_pct')}%, memory {health.get('mem_pct')}%, "
+              f"disk free {health.get('disk_free_gb')} GB, broker connected {health.get('broker_connected')}")
     return 0
+
+
+def read_health(reader: Any) -> dict[str, Any] | None:
+    """The agent's latest health snapshot (journal state ``health``), or None before the first one."""
+    from aitrader.ops.hub import HEALTH_KEY
+
+    rows = reader.query("SELECT value FROM state WHERE key=?", (HEALTH_KEY,), table="state")
+    if rows.empty:
+        return None
+    value: dict[str, Any] = json.loads(str(rows["value"].iloc[0]))
+    return value

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from aitrader.config.ops import HealthConfig, MetricsConfig, NotifyConfig, TracingConfig
 from aitrader.core.errors import ConfigError
 from aitrader.core.paths import repo_root
 
@@ -207,6 +208,10 @@ class Settings(BaseSettings):
     rules: RulesConfig = Field(default_factory=RulesConfig)  # type: ignore[arg-type]
     agent: AgentConfig = Field(default_factory=AgentConfig)  # type: ignore[arg-type]
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)  # type: ignore[arg-type]
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)  # type: ignore[arg-type]
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)  # type: ignore[arg-type]
+    tracing: TracingConfig = Field(default_factory=TracingConfig)  # type: ignore[arg-type]
+    health: HealthConfig = Field(default_factory=HealthConfig)  # type: ignore[arg-type]
 
     @field_validator("symbols")
     @classmethod

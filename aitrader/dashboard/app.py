@@ -22,7 +22,7 @@ from aitrader.core.paths import Home
 from aitrader.dashboard import charts
 from aitrader.dashboard import queries as q
 
-PAGES = ("Overview", "Trades", "Signals", "Models", "Market", "Backtests")
+PAGES = ("Overview", "Trades", "Signals", "Models", "Market", "Backtests", "Daily")
 
 
 def _money(value: float | None) -> str:
@@ -213,6 +213,28 @@ def backtests(src: q.Sources) -> None:
                            mime="text/html", key="bt_html")
 
 
+def daily(src: q.Sources) -> None:
+    from aitrader.dashboard import daily as dq
+
+    dates = dq.report_dates(src.reader)
+    if not dates:
+        st.info("No daily report yet. Cron runs `aitrader report daily` after the close; run it by hand to see one.")
+        return
+    day = st.selectbox("Day", dates, key="daily_date")
+    report = dq.report_for(src.reader, day)
+    m = report.get("day", {})
+    cols = st.columns(4)
+    cols[0].metric("P&L (day)", _money(_num(m.get("pnl"))))
+    cols[1].metric("Return (day)", _pct(_num(m.get("return_pct"))))
+    cols[2].metric("Trades (day)", str(m.get("trades", 0)))
+    cols[3].metric("Orders rejected", str(m.get("orders_rejected", 0)))
+    st.dataframe(dq.scalar_table(report), hide_index=True, key="daily_scalars")
+    st.subheader("Risk vetoes by rule (month)")
+    st.json(report.get("month", {}).get("risk_vetoes") or {}, expanded=False)
+    st.subheader("Models on the month's decisions")
+    st.dataframe(dq.models_table(report), hide_index=True, key="daily_models")
+
+
 def _num(value: Any) -> float | None:
     try:
         return float(value)
@@ -259,6 +281,8 @@ def main() -> None:
             _guard("Market", lambda: market(src, settings))
         with tabs[5]:
             _guard("Backtests", lambda: backtests(src))
+        with tabs[6]:
+            _guard("Daily", lambda: daily(src))
         st.caption(f"Rendered {pd.Timestamp.now(tz='UTC').strftime('%Y-%m-%d %H:%M:%S')} UTC")
 
     body()

@@ -137,6 +137,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX idx_equity_ts ON equity(ts)",
         "CREATE INDEX idx_risk_events_ts ON risk_events(ts)",
     ),
+    # v3: the daily self-evaluation (``aitrader report daily``): one JSON row per date and period.
+    (
+        """CREATE TABLE daily_metrics (
+            date TEXT NOT NULL,
+            period TEXT NOT NULL,
+            metrics TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (date, period)
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,11 @@ from aitrader.core.types import (
     Position,
 )
 from aitrader.journal.db import migrate, sqlite_errors, to_iso, utc_now
+
+log = logging.getLogger(__name__)
+
+# ``listener(kind, payload)``: kind is decision|order|order_update|fill|equity|heartbeat|risk_event.
+Listener = Callable[[str, dict[str, Any]], None]
 
 OPEN_STATUSES: tuple[str, ...] = tuple(s.value for s in OrderStatus if s.is_open)
 # Heartbeats are only read for "the last one"; keep a bounded history for debugging.
@@ -51,6 +57,8 @@ class Journal:
         self.path = path
         self._lock = threading.RLock()
         self._depth = 0  # nesting depth of transaction()
+        self._listeners: list[Listener] = []
+        self._pending: list[tuple[str, dict[str, Any]]] = []  # events of the open transaction
 
     @classmethod
     def open(cls, path: Path, *, synchronous: Synchronous = "FULL") -> Journal:
@@ -84,6 +92,7 @@ class Journal:
                 yield self
             except BaseException:
                 self._depth = 0
+                self._pending.clear()
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
                 raise
@@ -91,9 +100,39 @@ class Journal:
             try:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
+                self._pending.clear()
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
                 raise JournalError(f"journal: commit failed: {exc}") from None
+            pending, self._pending = self._pending, []
+            for kind, payload in pending:
+                self._dispatch(kind, payload)
+
+    # -- listeners ----------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener(kind, payload)`` after each committed write (alerts, metrics).
+
+        Events of a transaction are delivered only once it commits, so a rolled-back write
+        is never announced. A listener must be quick (enqueue, count) and never raise into
+        the journal: its exceptions are logged and dropped, trading goes on.
+        """
+        self._listeners.append(listener)
+
+    def _notify(self, kind: str, payload: dict[str, Any]) -> None:
+        if not self._listeners:
+            return
+        if self._depth > 0:
+            self._pending.append((kind, payload))
+        else:
+            self._dispatch(kind, payload)
+
+    def _dispatch(self, kind: str, payload: dict[str, Any]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(kind, payload)
+            except Exception:  # an observer never stops the journal
+                log.exception("journal listener failed on %s", kind)
 
     def _exec(self, what: str, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         """Run one write statement inside the current transaction (or its own)."""
@@ -125,6 +164,9 @@ class Journal:
                 final_action, _json(list(rule_reasons)), None if bar_close is None else float(bar_close),
             ),
         )
+        self._notify("decision", {"symbol": decision.symbol, "bar_time": to_iso(bar_time), "signal": decision.signal,
+                                  "final_action": final_action, "reason": decision.reason,
+                                  "votes": votes, "policy": decision.policy})
         return int(cur.lastrowid or 0)
 
     def record_order(self, request: OrderRequest, *, broker: str, decision_id: int | None,
@@ -143,6 +185,10 @@ class Journal:
                 str(status), now, now,
             ),
         )
+        if cur.rowcount == 1:
+            self._notify("order", {"client_order_id": request.client_order_id, "symbol": request.symbol,
+                                   "instrument": request.instrument, "side": request.side.value,
+                                   "quantity": float(request.quantity), "status": str(status), "ts": now})
         return cur.rowcount == 1
 
     def update_order(self, order: Order, *, broker: str = "unknown") -> None:
@@ -172,6 +218,10 @@ class Journal:
                      order.limit_price, order.stop_price, order.status.value, float(order.filled_quantity),
                      order.avg_fill_price, order.reason, created, now),
                 )
+            self._notify("order_update", {"client_order_id": order.client_order_id, "symbol": order.symbol,
+                                          "instrument": instrument, "side": order.side.value,
+                                          "status": order.status.value, "reason": order.reason,
+                                          "filled_quantity": float(order.filled_quantity), "ts": now})
 
     def record_fill(self, fill: Fill) -> bool:
         """Journal one execution; False (and no new row) if its fill_id is already known."""
@@ -186,6 +236,12 @@ class Journal:
              float(fill.price), float(fill.commission), to_iso(fill.timestamp), fill.asset_class.value, mult,
              fill.broker_order_id),
         )
+        if cur.rowcount == 1:
+            self._notify("fill", {"fill_id": fill.fill_id, "client_order_id": fill.client_order_id,
+                                  "symbol": fill.symbol, "instrument": instrument, "side": fill.side.value,
+                                  "quantity": float(fill.quantity), "price": float(fill.price),
+                                  "commission": float(fill.commission), "multiplier": mult,
+                                  "ts": to_iso(fill.timestamp)})
         return cur.rowcount == 1
 
     # -- snapshots ----------------------------------------------------------------------
@@ -209,6 +265,7 @@ class Journal:
         """One equity row per tick."""
         self._exec("record_equity", "INSERT INTO equity (ts, cash, equity, note) VALUES (?,?,?,?)",
                    (to_iso(ts), float(account.cash), float(account.equity), note))
+        self._notify("equity", {"ts": to_iso(ts), "cash": float(account.cash), "equity": float(account.equity)})
 
     def heartbeat(self, state: str, detail: str = "", ts: Any = None) -> None:
         """The daemon's liveness signal (``ts`` defaults to wall-clock UTC now)."""
@@ -218,11 +275,20 @@ class Journal:
             last = int(cur.lastrowid or 0)
             if last % 1000 == 0:  # prune now and then, not on every beat
                 self._exec("heartbeat", "DELETE FROM heartbeat WHERE id <= ?", (last - HEARTBEAT_KEEP,))
+            self._notify("heartbeat", {"state": state, "detail": detail})
 
     def risk_event(self, ts: Any, event: RiskEvent) -> None:
         """Journal a veto/adjustment/halt by a rule or risk limit."""
         self._exec("risk_event", "INSERT INTO risk_events (ts, symbol, rule, detail, severity) VALUES (?,?,?,?,?)",
                    (to_iso(ts), event.symbol, event.rule, event.detail, event.severity))
+        self._notify("risk_event", {"ts": to_iso(ts), "symbol": event.symbol, "rule": event.rule,
+                                    "detail": event.detail, "severity": event.severity})
+
+    def record_daily_metrics(self, date: str, period: str, metrics: dict[str, Any]) -> None:
+        """Store (or replace: re-running a day's report is idempotent) one period's metrics."""
+        self._exec("record_daily_metrics",
+                   "INSERT OR REPLACE INTO daily_metrics (date, period, metrics, created_at) VALUES (?,?,?,?)",
+                   (str(date), str(period), _json(metrics), to_iso(utc_now())))
 
     # -- state --------------------------------------------------------------------------
 

@@ -116,6 +116,10 @@ class Agent:
         self.machine = StateMachine(on_change=self._on_state_change)
         self.summary = RunSummary()
         self._stop = threading.Event()
+        # Called with each TickResult (metrics, health, watchdog); they observe, never steer.
+        self.observers: list[Callable[[TickResult], None]] = []
+        # Called from the live loop's wait (every ~0.2 s) between ticks: the systemd watchdog.
+        self.idle_hooks: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------ lifecycle
     def _on_state_change(self, old: AgentState, new: AgentState, reason: str) -> None:
@@ -188,6 +192,11 @@ class Agent:
         elif not result.broker_unavailable and self.machine.state is AgentState.PAUSED and trade:
             self.machine.to(AgentState.RUNNING, "broker reachable again")
         self.journal.heartbeat(self.machine.state.value, f"bar {event.timestamp}")
+        for observe in self.observers:
+            try:
+                observe(result)
+            except Exception:  # an observer never stops trading
+                log.exception("tick observer failed")
         return result
 
     # ------------------------------------------------------------ replay
@@ -262,6 +271,9 @@ class Agent:
         try:
             while not (self._stop.is_set() or done.is_set()):
                 self._stop.wait(0.2)
+                for idle in self.idle_hooks:
+                    with contextlib.suppress(Exception):
+                        idle()
         finally:
             sched.shutdown(wait=True)  # lets a running tick finish
         self.stop("stop requested" if self._stop.is_set() else f"{ticks} ticks done")

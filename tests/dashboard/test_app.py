@@ -38,7 +38,7 @@ def texts(elements: object) -> list[str]:
 def test_every_page_renders_with_fixture_values(dash_home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
     at = render(dash_home, monkeypatch)
     assert texts(at.error) == []
-    assert [t.label for t in at.tabs] == ["Overview", "Trades", "Signals", "Models", "Market", "Backtests"]
+    assert [t.label for t in at.tabs] == ["Overview", "Trades", "Signals", "Models", "Market", "Backtests", "Daily"]
     m = metrics(at)
     assert m["Equity"] == "102,000.00"
     assert m["Cash"] == "40,000.00"
@@ -152,3 +152,21 @@ def test_config_file_disables_refresh_and_sets_staleness(tmp_path: Path, dash_ho
     monkeypatch.setenv("AITRADER_CONFIG", str(bad))
     at = AppTest.from_file(str(APP), default_timeout=30).run()
     assert not at.exception and len(at.error) == 1 and "port" in str(at.error[0].value)
+
+
+def test_daily_page_shows_the_stored_report(tmp_path: Path, dash_home: Home, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from aitrader.cli import main
+
+    home = Home.resolve(tmp_path / "h")
+    shutil.copytree(dash_home.root, home.root)
+    assert main(["--home", str(home.root), "report", "daily", "--date", LAST_DAY]) == 0
+    capsys.readouterr()
+    at = render(home, monkeypatch)
+    m = metrics(at)
+    assert m["Trades (day)"].isdigit() and m["Orders rejected"].isdigit()
+    assert m["P&L (day)"] != "n/a"
+    table = next(d.value for d in at.dataframe if {"metric", "week"} <= set(d.value.columns))
+    assert list(table.columns) == ["metric", "day", "week", "month"] and "win_rate" in set(table["metric"])

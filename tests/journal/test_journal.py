@@ -25,7 +25,7 @@ def test_open_sets_wal_and_current_schema(tmp_path: Path) -> None:
     j = Journal.open(tmp_path / "j.sqlite")
     with sqlite3.connect(tmp_path / "j.sqlite") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert schema_version(conn) == SCHEMA_VERSION == 2
+        assert schema_version(conn) == SCHEMA_VERSION == 3
     j.close()
 
 
@@ -42,7 +42,7 @@ def test_v1_database_migrates_and_keeps_data(tmp_path: Path) -> None:
 
     j = Journal.open(path)
     with sqlite3.connect(path) as raw:
-        assert schema_version(raw) == 2
+        assert schema_version(raw) == SCHEMA_VERSION
         row = raw.execute("SELECT symbol, reason, bar_close FROM decisions").fetchone()
         assert row == ("GOOG", "old", None)
         assert raw.execute("SELECT quantity, price, multiplier, asset_class FROM fills").fetchone() == (
@@ -51,7 +51,7 @@ def test_v1_database_migrates_and_keeps_data(tmp_path: Path) -> None:
     assert j.positions_from_fills() == {"GOOG": 3.0}
     j.close()
     Journal.open(path).close()  # reopening an up-to-date journal is a no-op
-    assert _count(path, "schema_version") == 2
+    assert _count(path, "schema_version") == SCHEMA_VERSION
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
