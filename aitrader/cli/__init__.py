@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "aitrader.cli.journal",
     "aitrader.cli.backtest",
     "aitrader.cli.dashboard",
+    "aitrader.cli.news",
 )
 
 

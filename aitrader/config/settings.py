@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from aitrader.config.sentiment import SentimentConfig
 from aitrader.core.errors import ConfigError
 from aitrader.core.paths import repo_root
 
@@ -207,6 +208,7 @@ class Settings(BaseSettings):
     rules: RulesConfig = Field(default_factory=RulesConfig)  # type: ignore[arg-type]
     agent: AgentConfig = Field(default_factory=AgentConfig)  # type: ignore[arg-type]
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)  # type: ignore[arg-type]
+    sentiment: SentimentConfig = Field(default_factory=SentimentConfig)  # type: ignore[arg-type]
 
     @field_validator("symbols")
     @classmethod
