@@ -93,9 +93,10 @@ def score_frame(news: pd.DataFrame, scorer: Any) -> pd.DataFrame:
     from aitrader.core.news import Article
 
     scores = []
-    for row in news.itertuples(index=False):
-        art = Article(id=str(row.id), published=pd.Timestamp(row.published), headline=str(row.headline), summary=str(row.summary),
-                      source=str(row.source), symbols=tuple(str(row.symbols).split(",")))
+    for row, published in zip(news.to_dict("records"), pd.DatetimeIndex(news["published"]), strict=True):
+        art = Article(id=str(row["id"]), published=published, headline=str(row["headline"]),
+                      summary=str(row["summary"]), source=str(row["source"]),
+                      symbols=tuple(str(row["symbols"]).split(",")))
         scores.append(scorer.score_article(art) if hasattr(scorer, "score_article") else scorer.score(art.text))
     return pd.DataFrame({"published": news["published"], "score": scores})
 

@@ -1,6 +1,7 @@
 """Read a user's own headlines (CSV or JSON) into validated articles.
 
-Columns: ``id``, ``published`` (ISO time WITH a zone, e.g. ``2020-01-02T14:30:00Z``),
+Columns: ``id``, ``published`` (ISO time WITH a zone, e.g. ``2020-01-02T14:30:00Z``; in JSON
+Alpaca's ``created_at`` is accepted too),
 ``symbols`` (comma-separated), ``headline``, ``summary``, ``source``. Every row is checked
 before anything is stored; the first bad row is named in one readable error.
 """
@@ -55,7 +56,7 @@ def read_news_file(path: str | Path) -> list[Article]:
     rows = _rows(p)
     if not rows:
         raise DataError(f"{p}: no articles")
-    missing = [c for c in REQUIRED if c not in rows[0]]
+    missing = [c for c in REQUIRED if c not in rows[0] and not (c == "published" and "created_at" in rows[0])]
     if missing:
         raise DataError(f"{p}: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED)})")
     out = []
