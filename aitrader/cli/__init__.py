@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "aitrader.cli.backtest",
     "aitrader.cli.dashboard",
     "aitrader.cli.report",
+    "aitrader.cli.news",
 )
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from aitrader.config.ops import HealthConfig, MetricsConfig, NotifyConfig, TracingConfig
+from aitrader.config.sentiment import SentimentConfig
 from aitrader.core.errors import ConfigError
 from aitrader.core.paths import repo_root
 
@@ -212,6 +213,7 @@ class Settings(BaseSettings):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)  # type: ignore[arg-type]
     tracing: TracingConfig = Field(default_factory=TracingConfig)  # type: ignore[arg-type]
     health: HealthConfig = Field(default_factory=HealthConfig)  # type: ignore[arg-type]
+    sentiment: SentimentConfig = Field(default_factory=SentimentConfig)  # type: ignore[arg-type]
 
     @field_validator("symbols")
     @classmethod
