@@ -6,6 +6,7 @@ import json
 import socket
 import sqlite3
 import urllib.request
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -103,3 +104,21 @@ def test_a_taken_metrics_port_is_one_clean_line(home: Home, capsys: pytest.Captu
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"aitrader: error: metrics port {port}: cannot listen") and "\n" not in err
     assert not home.journal.exists()  # refused before anything was opened
+
+
+def test_a_dead_alert_target_changes_nothing_in_the_run(home: Home, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alerts to a closed port: the run completes with the same orders as a run without alerts."""
+    import_sample(home, symbols=["GOOG"])
+    other = Home.resolve(tmp_path / "other").ensure()
+    import_sample(other, symbols=["GOOG"])
+    args = ["run", "--strategy", "sma_cross", "--start", "2012-06-01"]
+    assert main(["--home", str(other.root), *args]) == 0
+    monkeypatch.setenv("AITRADER_NOTIFY_URLS", f"json://127.0.0.1:{_free_port()}/hook")
+    assert main(["--home", str(home.root), *args]) == 0
+
+    def orders(h: Home) -> list[tuple[str, str, float]]:
+        with sqlite3.connect(h.journal) as db:
+            return db.execute("SELECT client_order_id, status, quantity FROM orders ORDER BY id").fetchall()
+
+    assert orders(home) == orders(other) and len(orders(home)) > 0
