@@ -94,7 +94,7 @@ def strategy_params(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.backtest.engine import run_backtest
     from aitrader.backtest.report import DISCLAIMER, default_paths, metrics_table, write_html, write_json
-    from aitrader.core.paths import Home
+    from aitrader.core.paths import Home, check_output_file
     from aitrader.data.bars import check_symbol
     from aitrader.trading.strategies import STRATEGIES
 
@@ -105,6 +105,9 @@ def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
     if start is not None and end is not None and end < start:
         raise DataError(f"--end {end.date()} is before --start {start.date()}")
     settings = apply_overrides(args, ctx.settings)
+    for flag, given in (("--report", args.report), ("--json", args.json_path)):
+        if given:
+            check_output_file(given, what=flag)  # before minutes of work, not after
     params = strategy_params(args)
     if args.strategy != "ensemble":
         from aitrader.trading.strategies import make_strategy
