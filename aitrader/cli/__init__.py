@@ -158,9 +158,3 @@ def _fail(debug: bool, message: str, code: int, *, internal: bool = False) -> in
     kind = "internal error" if internal else "error"
     print(f"aitrader: {kind}: {redact.redact(message)}", file=sys.stderr)
     return code
-
-
-def not_available(what: str, issue: str) -> int:
-    """For entry points whose capability lands in a later issue."""
-    print(f"aitrader: {what} is not available yet ({issue})", file=sys.stderr)
-    return 3
