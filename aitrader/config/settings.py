@@ -136,11 +136,13 @@ class ModelsConfig(_Section):
         negative = sorted(k for k, w in self.weights.items() if w < 0)
         if negative:
             raise ValueError(f"weights: must be >= 0 ({', '.join(negative)})")
-        if self.policy == "weighted_vote" and self.enabled and not any(self.weights.get(m, 1.0) > 0 for m in self.enabled):
+        weighted = [self.weights.get(m, 1.0) for m in self.enabled]
+        if self.policy == "weighted_vote" and weighted and not any(w > 0 for w in weighted):
             raise ValueError("weights: every enabled model has weight 0, so the ensemble could never act")
         bad = sorted(k for k, t in self.thresholds.items() if not 0.5 <= t <= 1.0)
         if bad:
-            raise ValueError(f"thresholds: must be within [0.5, 1] (a confidence below 0.5 is the other side) ({', '.join(bad)})")
+            raise ValueError(f"thresholds: must be within [0.5, 1] (a buy or sell vote is always at least "
+                             f"0.5 sure) ({', '.join(bad)})")
         if self.sequence_length >= self.walk_forward.train_window:
             raise ValueError(f"sequence_length ({self.sequence_length}) must be < walk_forward.train_window "
                              f"({self.walk_forward.train_window})")
@@ -248,18 +250,13 @@ class OptionsConfig(_Section):
 
 class RulesConfig(_Section):
     enabled: bool = True
+    # The bounds keep oversold < 50 < overbought, so the two can never cross.
     rsi_overbought: float = Field(80.0, gt=50, le=100)
     rsi_oversold: float = Field(20.0, ge=0, lt=50)
     trend_sma: int = Field(50, ge=2)
     require_uptrend_for_buy: bool = False
     breadth_filter: bool = True
     breadth_min: float = Field(0.3, ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _rsi_bands(self) -> Self:
-        if self.rsi_oversold >= self.rsi_overbought:  # the field bounds imply it; kept if they are relaxed
-            raise ValueError(f"rsi_oversold ({self.rsi_oversold:g}) must be < rsi_overbought ({self.rsi_overbought:g})")
-        return self
 
 
 class AgentConfig(_Section):
