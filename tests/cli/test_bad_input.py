@@ -290,6 +290,7 @@ DISK_FULL_CASES = {
     "features": ["features", "--symbol", "GOOG"],
     "backtest": ["backtest", "--symbol", "GOOG", "--strategy", "sma_cross", "--start", "2012-01-01"],
     "export": ["journal", "export"],
+    "train": ["train", "--symbols", "GOOG", "--models", "rf", "--end", "2007-06-30", "--no-progress"],
     "retrain": ["retrain", "--symbols", "GOOG", "--models", "rf", "--as-of", "2007-06-30"],
 }
 
