@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""The Streamlit dashboard (read-only). Same as ``aitrader dashboard``."""
+"""The Streamlit dashboard (read-only). Same as ``aitrader dashboard``.
+
+Usage: python dashboard.py [--home DIR] [--config FILE] [--debug] [--log-level L] [dashboard options]
+"""
 
 import sys
 
-from aitrader.cli import main
+from aitrader.cli.entry import run_entry
 
 if __name__ == "__main__":
-    sys.exit(main(["dashboard", *sys.argv[1:]]))
+    sys.exit(run_entry(["dashboard"]))

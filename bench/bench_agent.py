@@ -35,8 +35,7 @@ REPLAY_BARS = 300
 
 
 def _replay(home: Home, symbols: list[str]) -> dict[str, float]:
-    settings = load_settings()
-    settings.symbols = symbols
+    settings = load_settings(symbols=symbols)
     store = BarStore(home)
     bars = {s: store.read(s, "1d") for s in symbols}
     if home.journal.exists():

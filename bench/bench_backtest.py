@@ -41,8 +41,7 @@ def _anchor_settings() -> Any:
     s = backtesting_py_settings(cash=CASH)
     # The daily-loss kill switch would (correctly) stop entries on wild synthetic minute
     # days; the other libraries have no such limit, so it is off for the comparison.
-    s.risk.max_daily_loss_pct = 1.0
-    return s
+    return s.derive(risk={"max_daily_loss_pct": 1.0})
 
 
 def _timed(fn: Callable[[], Any], *, repeat: int = 1) -> tuple[Any, float]:

@@ -51,10 +51,7 @@ def _prepare(root: Path) -> None:
 
     home = Home(root).ensure()
     import_sample(home, symbols=["GOOG", "SPX", "VIX"])
-    s = load_settings()
-    s.models.walk_forward.n_splits = 2
-    s.models.walk_forward.train_window = 300
-    s.models.walk_forward.test_window = 150
+    s = load_settings().derive(models={"walk_forward": {"n_splits": 2, "train_window": 300, "test_window": 150}})
     report = train_symbol(home=home, settings=s, symbol="GOOG", end=END, progress=False)
     if not report.ok:
         raise RuntimeError(report.format())

@@ -1,11 +1,11 @@
-"""Load the bundled real sample data, or --synthetic N --symbol S random-walk bars (aitrader data sample)."""
+"""Load the bundled real sample data, or --synthetic N --symbol S random-walk bars (aitrader data sample).
+
+Accepts the global options (--home, --config, --debug, --log-level) anywhere, like ``aitrader``.
+"""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
-
-from aitrader.cli import main  # noqa: E402
+from aitrader.cli.entry import run_entry
 
 if __name__ == "__main__":
-    sys.exit(main(["data", "sample", *sys.argv[1:]]))
+    sys.exit(run_entry(["data", "sample"]))

@@ -188,8 +188,7 @@ def warm_up() -> None:
     """Compile (or load from the cache) the kernel with the argument types :func:`simulate` uses."""
     from aitrader.config import load_settings
 
-    s = load_settings()
-    s.rules.enabled = False
+    s = load_settings().derive(rules={"enabled": False})
     idx = pd.date_range("2020-01-01", periods=4, freq="D", name="timestamp")
     bars = pd.DataFrame({"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0}, index=idx)
     simulate(bars, np.array([1, 0, -1, 0]), settings=s, symbol="WARM")

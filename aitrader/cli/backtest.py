@@ -59,37 +59,28 @@ def _date(value: str | None, name: str) -> pd.Timestamp | None:
 
 def apply_overrides(args: argparse.Namespace, settings: Any) -> Any:
     """Settings for this run: a copy with the command-line costs and switches applied."""
-    from pydantic import ValidationError
-
-    from aitrader.config.settings import format_validation_error
-
-    s = settings.model_copy(deep=True)
-    try:
-        if args.cash is not None:
-            s.broker.initial_cash = args.cash
-        if args.commission is not None:
-            s.broker.commission_per_trade = args.commission
-            s.broker.commission_per_share = 0.0
-            s.broker.commission_min = 0.0
-        if args.commission_per_share is not None:
-            s.broker.commission_per_share = args.commission_per_share
-            s.broker.commission_per_trade = 0.0
-        if args.commission_min is not None:
-            s.broker.commission_min = args.commission_min
-        slip = s.broker.slippage_bps if args.slippage_bps is None else args.slippage_bps
-        if args.spread_bps < 0:
-            raise ConfigError(f"--spread-bps must be >= 0 (got {args.spread_bps})")
-        s.broker.slippage_bps = slip + args.spread_bps / 2.0
-        if args.sizing is not None:
-            s.risk.sizing = args.sizing
-        if args.no_rules:
-            s.rules.enabled = False
-        if args.no_stops:
-            s.risk.stop_loss_pct = None
-            s.risk.take_profit_pct = None
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
-    return s
+    broker: dict[str, Any] = {}
+    risk: dict[str, Any] = {}
+    rules: dict[str, Any] = {}
+    if args.cash is not None:
+        broker["initial_cash"] = args.cash
+    if args.commission is not None:
+        broker.update(commission_per_trade=args.commission, commission_per_share=0.0, commission_min=0.0)
+    if args.commission_per_share is not None:
+        broker.update(commission_per_share=args.commission_per_share, commission_per_trade=0.0)
+    if args.commission_min is not None:
+        broker["commission_min"] = args.commission_min
+    slip = settings.broker.slippage_bps if args.slippage_bps is None else args.slippage_bps
+    if not args.spread_bps >= 0:
+        raise ConfigError(f"--spread-bps must be >= 0 (got {args.spread_bps})")
+    broker["slippage_bps"] = slip + args.spread_bps / 2.0
+    if args.sizing is not None:
+        risk["sizing"] = args.sizing
+    if args.no_rules:
+        rules["enabled"] = False
+    if args.no_stops:
+        risk.update(stop_loss_pct=None, take_profit_pct=None)
+    return settings.derive(broker=broker, risk=risk, rules=rules)  # validated: --cash inf is one clean line
 
 
 def strategy_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -103,7 +94,7 @@ def strategy_params(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.backtest.engine import run_backtest
     from aitrader.backtest.report import DISCLAIMER, default_paths, metrics_table, write_html, write_json
-    from aitrader.core.paths import Home
+    from aitrader.core.paths import Home, check_output_file
     from aitrader.data.bars import check_symbol
     from aitrader.trading.strategies import STRATEGIES
 
@@ -114,6 +105,9 @@ def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
     if start is not None and end is not None and end < start:
         raise DataError(f"--end {end.date()} is before --start {start.date()}")
     settings = apply_overrides(args, ctx.settings)
+    for flag, given in (("--report", args.report), ("--json", args.json_path)):
+        if given:
+            check_output_file(given, what=flag)  # before minutes of work, not after
     params = strategy_params(args)
     if args.strategy != "ensemble":
         from aitrader.trading.strategies import make_strategy

@@ -34,13 +34,14 @@ def _journal_path(args: argparse.Namespace, ctx: Any) -> Path:
 
 
 def cmd_export(args: argparse.Namespace, ctx: Any) -> int:
+    from aitrader.core.paths import check_output_file
     from aitrader.journal import JournalReader, export_trade_log
 
     path = _journal_path(args, ctx)
+    out = check_output_file(args.out if args.out else ctx.home.data / "trade_log.csv", what="--out")
     reader = JournalReader(path)
     if not reader.exists:
         raise JournalError(f"no journal at {path}: run the agent first (or pass --journal FILE)")
-    out = Path(args.out).expanduser() if args.out else ctx.home.data / "trade_log.csv"
     n = export_trade_log(reader, out)
     print(f"wrote {n} closed trades to {out}")
     return 0

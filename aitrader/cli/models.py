@@ -16,28 +16,6 @@ if TYPE_CHECKING:
     from aitrader.cli import Context
 
 
-_GLOBAL_WITH_VALUE = ("--home", "--config", "--log-level")
-
-
-def split_global_options(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Move the top-level options (``--home``, ``--config``, ``--log-level``, ``--debug``)
-    out of a wrapper script's arguments so they can precede the subcommand."""
-    head: list[str] = []
-    rest: list[str] = []
-    it = iter(argv)
-    for arg in it:
-        name = arg.split("=", 1)[0]
-        if name in _GLOBAL_WITH_VALUE:
-            head.append(arg)
-            if "=" not in arg:
-                head.append(next(it, ""))
-        elif arg == "--debug":
-            head.append(arg)
-        else:
-            rest.append(arg)
-    return head, rest
-
-
 def _symbols(raw: str | None, ctx: Context) -> list[str]:
     if not raw:
         return list(ctx.settings.symbols)

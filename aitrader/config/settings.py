@@ -1,9 +1,15 @@
 """The one settings model.
 
 Sources, lowest priority first: ``config/default.yaml`` (shipped), ``--config FILE``
-(deep-merged over it), then environment variables ``AITRADER_<SECTION>__<KEY>``.
+(deep-merged over it), then environment variables ``AITRADER_<SECTION>__<KEY>`` (read by
+:mod:`aitrader.config.env`, which refuses unknown ``AITRADER_*`` names with a did-you-mean).
 Unknown keys and bad values are rejected with a ``ConfigError`` naming the key and
 what is allowed. Secrets never live here: see :class:`Secrets`.
+
+Settings are frozen once loaded: assigning a field raises. A run that needs other values
+derives a validated copy, ``settings.derive(risk={"stop_loss_pct": None})`` (sections are
+deep-merged; ``model_copy(update=...)`` does the same), so nothing can change them behind
+another part's back and every derived copy passes the same checks as a loaded one.
 
 Each section belongs to one subsystem; add fields to your own section only.
 """
@@ -11,12 +17,12 @@ Each section belongs to one subsystem; add fields to your own section only.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aitrader.config.ops import HealthConfig, MetricsConfig, NotifyConfig, TracingConfig
 from aitrader.config.sentiment import SentimentConfig
@@ -28,8 +34,31 @@ ALL_MODELS: tuple[str, ...] = ("rf", "xgb", "lgbm", "lstm", "transformer", "ppo"
 TIMEFRAMES: tuple[str, ...] = ("1m", "5m", "15m", "30m", "1h", "1d")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+class _Frozen(BaseModel):
+    """Frozen, strict about keys, no NaN/inf: the base of the settings and every section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    def derive(self, **changes: Any) -> Self:
+        """A validated copy with ``changes`` applied (nested mappings are deep-merged).
+
+        Raises :class:`ConfigError` (one line naming the key) when the result is invalid.
+        """
+        data = _deep_merge(self.model_dump(), changes)
+        try:
+            return self.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(f"config: {format_validation_error(exc)}") from None
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """pydantic's copy, but an ``update`` goes through :meth:`derive` (validated, deep-merged)."""
+        if update:
+            return self.derive(**update)
+        return super().model_copy(deep=deep)
+
+
+class _Section(_Frozen):
+    pass
 
 
 class DataConfig(_Section):
@@ -63,6 +92,16 @@ class WalkForwardConfig(_Section):
     test_window: int = Field(250, ge=10)
     embargo: int = Field(5, ge=0)
 
+    @model_validator(mode="after")
+    def _embargo_fits(self) -> Self:
+        if self.embargo >= self.test_window:
+            raise ValueError(f"embargo ({self.embargo}) must be < test_window ({self.test_window}): "
+                             "a longer embargo drops whole test blocks from later training")
+        if self.scheme == "rolling" and self.embargo >= self.train_window:
+            raise ValueError(f"embargo ({self.embargo}) must be < train_window ({self.train_window}) "
+                             "for the rolling scheme")
+        return self
+
 
 class ModelsConfig(_Section):
     enabled: list[ModelName] = Field(default_factory=lambda: list(ALL_MODELS))  # type: ignore[arg-type]
@@ -84,6 +123,30 @@ class ModelsConfig(_Section):
     train_fraction: float = Field(0.6, gt=0.1, lt=0.95)
     walk_forward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)  # type: ignore[arg-type]
     self_learn_weight: float = Field(2.0, ge=0)
+
+    @model_validator(mode="after")
+    def _models_consistent(self) -> Self:
+        if len(set(self.enabled)) != len(self.enabled):
+            raise ValueError(f"enabled: a model is listed twice ({', '.join(self.enabled)})")
+        known = (*ALL_MODELS, "meta")
+        for name, table in (("weights", self.weights), ("thresholds", self.thresholds)):
+            unknown = sorted(set(table) - set(known))
+            if unknown:
+                raise ValueError(f"{name}: unknown model {', '.join(unknown)}; known: {', '.join(known)}")
+        negative = sorted(k for k, w in self.weights.items() if w < 0)
+        if negative:
+            raise ValueError(f"weights: must be >= 0 ({', '.join(negative)})")
+        weighted = [self.weights.get(m, 1.0) for m in self.enabled]
+        if self.policy == "weighted_vote" and weighted and not any(w > 0 for w in weighted):
+            raise ValueError("weights: every enabled model has weight 0, so the ensemble could never act")
+        bad = sorted(k for k, t in self.thresholds.items() if not 0.5 <= t <= 1.0)
+        if bad:
+            raise ValueError(f"thresholds: must be within [0.5, 1] (a buy or sell vote is always at least "
+                             f"0.5 sure) ({', '.join(bad)})")
+        if self.sequence_length >= self.walk_forward.train_window:
+            raise ValueError(f"sequence_length ({self.sequence_length}) must be < walk_forward.train_window "
+                             f"({self.walk_forward.train_window})")
+        return self
 
 
 class BrokerConfig(_Section):
@@ -136,6 +199,34 @@ class RiskConfig(_Section):
     eod_liquidation_minutes: int | None = Field(None, ge=1)
     allow_short: bool = False
 
+    @model_validator(mode="after")
+    def _brackets_and_tiers(self) -> Self:
+        sl, tp = self.stop_loss_pct, self.take_profit_pct
+        if sl is not None and tp is not None and sl > tp:
+            raise ValueError(f"stop_loss_pct ({sl:g}) must be <= take_profit_pct ({tp:g})")
+        _check_tiers(self.tiers)
+        return self
+
+
+def _check_tiers(tiers: list[TierConfig]) -> None:
+    """Tiers are listed smallest account first, each bound above the last; only the last
+    may be open-ended (``max_equity: null``). Names are unique (journal and dashboard use them)."""
+    if not tiers:
+        raise ValueError("tiers: at least one tier is required")
+    names = [t.name for t in tiers]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"tiers: name {', '.join(dup)} is used twice")
+    bounds = [t.max_equity for t in tiers]
+    if any(b is None for b in bounds[:-1]):
+        raise ValueError("tiers: only the last tier may have max_equity null (no upper bound)")
+    finite = [float(b) for b in bounds if b is not None]
+    if any(b <= 0 for b in finite):
+        raise ValueError("tiers: max_equity must be > 0")
+    if any(b2 <= b1 for b1, b2 in zip(finite, finite[1:], strict=False)):
+        shown = ", ".join(f"{t.name}={t.max_equity:g}" for t in tiers if t.max_equity is not None)
+        raise ValueError(f"tiers: list them smallest first with max_equity strictly increasing (got {shown})")
+
 
 class OptionsConfig(_Section):
     enabled: bool = False
@@ -150,9 +241,16 @@ class OptionsConfig(_Section):
     max_reprices: int = Field(3, ge=0)
     fallback: Literal["stock", "skip"] = "stock"
 
+    @model_validator(mode="after")
+    def _dte_range(self) -> Self:
+        if self.min_dte > self.max_dte:
+            raise ValueError(f"min_dte ({self.min_dte}) must be <= max_dte ({self.max_dte})")
+        return self
+
 
 class RulesConfig(_Section):
     enabled: bool = True
+    # The bounds keep oversold < 50 < overbought, so the two can never cross.
     rsi_overbought: float = Field(80.0, gt=50, le=100)
     rsi_oversold: float = Field(20.0, ge=0, lt=50)
     trend_sma: int = Field(50, ge=2)
@@ -174,22 +272,22 @@ class AgentConfig(_Section):
     # Replays always use NORMAL.
     journal_sync: Literal["FULL", "NORMAL"] = "FULL"
 
+    @model_validator(mode="after")
+    def _heartbeat_outlives_a_tick(self) -> Self:
+        if self.heartbeat_stale_seconds <= self.poll_seconds:
+            raise ValueError(f"heartbeat_stale_seconds ({self.heartbeat_stale_seconds:g}) must be > poll_seconds "
+                             f"({self.poll_seconds:g}): a healthy agent would be reported stale between ticks")
+        return self
+
 
 class DashboardConfig(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(8501, ge=1, le=65535)
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(8501, ge=1024, le=65535)  # below 1024 needs root; the dashboard never runs as root
     refresh_seconds: int = Field(30, ge=0)
 
 
-class Settings(BaseSettings):
-    """Everything configurable. Build it with :func:`load_settings`."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="AITRADER_",
-        env_nested_delimiter="__",
-        extra="forbid",
-        validate_assignment=True,
-    )
+class Settings(_Frozen):
+    """Everything configurable. Build it with :func:`load_settings`; frozen (see :meth:`derive`)."""
 
     mode: Literal["paper", "live"] = "paper"
     symbols: list[str] = Field(default_factory=lambda: ["GOOG"])
@@ -218,32 +316,44 @@ class Settings(BaseSettings):
     @field_validator("symbols")
     @classmethod
     def _upper_symbols(cls, v: list[str]) -> list[str]:
-        out = [s.strip().upper() for s in v if s.strip()]
+        out = list(dict.fromkeys(s.strip().upper() for s in v if s.strip()))  # "goog, GOOG" is one symbol
         if not out:
             raise ValueError("at least one symbol is required")
         return out
 
+    @field_validator("timeframes")
+    @classmethod
+    def _upper_timeframe_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        return {k.strip().upper(): tf for k, tf in v.items()}
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, v: Any) -> Any:
+        return v.strip().upper() if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _across_sections(self) -> Self:
+        horizon, wf = self.labels.horizon, self.models.walk_forward
+        if horizon >= wf.test_window:
+            raise ValueError(f"labels.horizon ({horizon}) must be < models.walk_forward.test_window "
+                             f"({wf.test_window}): every test row would be purged")
+        need = max(self.rules.trend_sma, self.models.sequence_length, self.data.breadth_sma)
+        if self.agent.history_bars < need:
+            raise ValueError(f"agent.history_bars ({self.agent.history_bars}) must be >= {need} (the longest "
+                             "lookback among rules.trend_sma, models.sequence_length, data.breadth_sma)")
+        return self
+
     def timeframe_for(self, symbol: str) -> str:
         return self.timeframes.get(symbol.upper(), self.timeframe)
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment beats the YAML files (passed as init kwargs); no .env loading:
-        # secrets are read by Secrets from the real environment only.
-        return (env_settings, init_settings)
-
 
 class Secrets(BaseModel):
-    """Credentials and endpoints, from the environment only (see .env.example). Never logged."""
+    """Credentials and endpoints, from the environment only (see .env.example). Never logged.
 
-    model_config = ConfigDict(extra="ignore")
+    ``ALPACA_API_SECRET`` is accepted as another name for ``ALPACA_SECRET_KEY``.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     alpaca_api_key: str | None = None
     alpaca_secret_key: str | None = None
@@ -254,9 +364,14 @@ class Secrets(BaseModel):
     ib_client_id: int = 1
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Secrets:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Secrets:
         env = dict(os.environ) if env is None else env
         raw = {k.lower(): v for k, v in env.items() if k.upper() in _SECRET_KEYS and v != ""}
+        alias = env.get(_SECRET_ALIAS) or None
+        if alias is not None:
+            if raw.get("alpaca_secret_key", alias) != alias:
+                raise ConfigError(f"both ALPACA_SECRET_KEY and {_SECRET_ALIAS} are set and differ: set only ALPACA_SECRET_KEY")
+            raw["alpaca_secret_key"] = alias
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
@@ -279,6 +394,7 @@ _SECRET_KEYS = {
     "IB_PORT",
     "IB_CLIENT_ID",
 }
+_SECRET_ALIAS = "ALPACA_API_SECRET"
 
 
 def default_config_path() -> Path:
@@ -289,7 +405,15 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path}: not a text (UTF-8) YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read ({exc.strerror or exc})") from None
+    if "\x00" in text:
+        raise ConfigError(f"config file {path}: not a text (UTF-8) YAML file")
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -321,41 +445,63 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     return sorted(getattr(model, "model_fields", {}).keys())
 
 
-def format_validation_error(exc: ValidationError) -> str:
-    """One line naming the key, the problem and (for unknown keys) what is allowed."""
+def _env_name(loc: tuple[Any, ...], env_names: Mapping[tuple[str, ...], str]) -> str | None:
+    """The environment variable that set ``loc`` (or a section above it), if any."""
+    for n in range(len(loc), 0, -1):
+        name = env_names.get(tuple(str(p) for p in loc[:n]))
+        if name is not None:
+            return name
+    return None
+
+
+def format_validation_error(exc: ValidationError, env_names: Mapping[tuple[str, ...], str] | None = None) -> str:
+    """One line naming the key (and the ``AITRADER_*`` variable that set it), the problem
+    and, for unknown keys, what is allowed."""
     parts = []
     for err in exc.errors()[:3]:
         loc = tuple(err["loc"])
-        key = ".".join(str(p) for p in loc) or "(top level)"
+        key = ".".join(str(p) for p in loc) or "settings"
+        var = _env_name(loc, env_names or {})
+        if var:
+            key = f"{key} (from {var})"
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(loc)
             hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
             parts.append(f"unknown key '{key}'{hint}")
         else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
             got = err.get("input")
-            shown = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) else ""
-            parts.append(f"{key}: {err['msg']}{shown}")
+            shown = f" (got {got!r})" if got is not None and not isinstance(got, dict | list | BaseModel) else ""
+            parts.append(f"{key}: {msg}{shown}")
     more = len(exc.errors()) - 3
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
-def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
-    """Build validated settings from the default YAML, an optional user file and the env.
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build validated, frozen settings from the default YAML, an optional user file and
+    the ``AITRADER_*`` environment (``environ``, default ``os.environ``).
 
-    ``overrides`` are applied last (used by the CLI for flags such as ``--symbols``).
-    Raises :class:`ConfigError` with a one-line message on any problem.
+    ``overrides`` (top-level keys, ``None`` = not given) are applied last (used by the CLI
+    for flags such as ``--symbols``). Raises :class:`ConfigError` with a one-line message
+    on any problem, including an unknown ``AITRADER_*`` variable.
     """
+    from aitrader.config.env import env_overrides
+
     data: dict[str, Any] = {}
     default = default_config_path()
     if default.is_file():
         data = _read_yaml(default)
     if config_file is not None:
         data = _deep_merge(data, _read_yaml(Path(config_file)))
+    from_env, env_names = env_overrides(os.environ if environ is None else environ)
+    data = _deep_merge(data, from_env)
+    data.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        settings = Settings(**data)
-        for key, value in overrides.items():
-            if value is not None:
-                setattr(settings, key, value)
+        return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"config: {format_validation_error(exc)}") from None
-    return settings
+        raise ConfigError(f"config: {format_validation_error(exc, env_names)}") from None

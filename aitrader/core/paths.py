@@ -115,3 +115,25 @@ def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
 def atomic_write_parquet(df: pd.DataFrame, target: str | os.PathLike[str]) -> None:
     with atomic_path(target) as tmp:
         df.to_parquet(tmp)
+
+
+def check_output_file(target: str | os.PathLike[str], *, what: str) -> Path:
+    """Refuse an output path that cannot become a file, before any work is done.
+
+    ``what`` names the option in the message (``--report``). Catches a directory given as
+    the file, a path under a regular file and an ancestor we may not write to; a full or
+    read-only disk still surfaces when writing (as an ``OSError`` the CLI turns into one line).
+    """
+    from aitrader.core.errors import ConfigError
+
+    path = Path(target).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a directory: give a file name")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{what} {path}: {ancestor} is a file, not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {path}: no permission to write under {ancestor}")
+    return path

@@ -334,9 +334,7 @@ def train_many(
     # Parallel over symbols: each worker's models then use one thread (2 cores in total).
     worker_settings = settings
     if settings.models.n_jobs > 1 and len(symbols) > 1:
-        worker_settings = settings.model_copy(deep=True)
-        worker_settings.models.n_jobs = 1
-        worker_settings.models.torch_threads = 1
+        worker_settings = settings.derive(models={"n_jobs": 1, "torch_threads": 1})
     jobs = [dict(home=home, settings=worker_settings, symbol=s, models=models, profile=profile, end=end, seed=seed,
                  progress=progress and settings.models.n_jobs == 1, skip_unchanged=skip_unchanged)
             for s in symbols]

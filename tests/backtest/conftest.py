@@ -21,9 +21,7 @@ def sample_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
 
 
 def quick_settings() -> Settings:
-    s = load_settings()
-    s.models.enabled = ["rf", "lgbm"]
-    return s
+    return load_settings().derive(models={"enabled": ["rf", "lgbm"]})
 
 
 @pytest.fixture(scope="session")

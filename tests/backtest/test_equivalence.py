@@ -38,10 +38,7 @@ def test_rule_strategies_same_on_both_paths(sample_home: Home, strategy: str, pa
 def test_brackets_and_fill_on_close_same_on_both_paths(sample_home: Home) -> None:
     # Tight brackets so stops and take-profits fire often (and stale legs of earlier
     # entries get exercised), with fills at the signal bar's close.
-    s = load_settings()
-    s.risk.stop_loss_pct = 0.02
-    s.risk.take_profit_pct = 0.03
-    s.rules.enabled = False
+    s = load_settings().derive(risk={"stop_loss_pct": 0.02, "take_profit_pct": 0.03}, rules={"enabled": False})
     runs = [run_backtest(home=sample_home, settings=s, symbol="GOOG", strategy="sma_cross",
                          params={"fast": 5, "slow": 15}, start=START, end=END, mode=m, fill_on="close")
             for m in ("fast", "agent")]
@@ -62,8 +59,7 @@ def test_ensemble_same_on_both_paths(ensemble_home: Home) -> None:
 
 
 def test_unsupported_features_fall_back_to_the_agent(sample_home: Home) -> None:
-    s = load_settings()
-    s.risk.allow_short = True
+    s = load_settings().derive(risk={"allow_short": True})
     bars = pd.DataFrame({"open": [1.0, 1.0], "high": [1.0, 1.0], "low": [1.0, 1.0], "close": [1.0, 1.0]},
                         index=pd.date_range("2020-01-01", periods=2))
     with pytest.raises(UnsupportedByFastPath, match="allow_short"):
@@ -79,17 +75,13 @@ def test_unsupported_features_fall_back_to_the_agent(sample_home: Home) -> None:
 def test_intraday_with_daily_loss_kill_switch_same_on_both_paths(sample_home: Home) -> None:
     # Hourly EURUSD: several bars per day, so the day-start equity and the daily-loss kill
     # switch (a tight 0.1%) shape the entries.
-    s = load_settings()
-    s.timeframes = {"EURUSD": "1h"}
-    s.risk.max_daily_loss_pct = 0.001
-    s.risk.stop_loss_pct = 0.002
-    s.risk.take_profit_pct = 0.003
+    s = load_settings().derive(timeframes={"EURUSD": "1h"},
+                               risk={"max_daily_loss_pct": 0.001, "stop_loss_pct": 0.002, "take_profit_pct": 0.003})
     kw = dict(home=sample_home, symbol="EURUSD", strategy="sma_cross", params={"fast": 5, "slow": 12},
               start=pd.Timestamp("2017-11-01"), end=pd.Timestamp("2017-11-30"))
     fast = run_backtest(settings=s, mode="fast", **kw)  # type: ignore[arg-type]
     agent = run_backtest(settings=s, mode="agent", **kw)  # type: ignore[arg-type]
     assert_same_run(fast, agent)
-    loose = s.model_copy(deep=True)
-    loose.risk.max_daily_loss_pct = 1.0
+    loose = s.derive(risk={"max_daily_loss_pct": 1.0})
     unlimited = run_backtest(settings=loose, mode="fast", **kw)  # type: ignore[arg-type]
     assert len(unlimited.fills) > len(fast.fills)  # the kill switch did stop some entries

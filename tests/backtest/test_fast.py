@@ -11,15 +11,9 @@ from aitrader.config import Settings, load_settings
 
 
 def _settings() -> Settings:
-    s = load_settings()
-    s.broker.initial_cash = 10_000.0
-    s.broker.slippage_bps = 0.0
-    s.broker.commission_per_share = 0.0
-    s.broker.commission_min = 0.0
-    s.risk.stop_loss_pct = 0.10
-    s.risk.take_profit_pct = 0.10
-    s.rules.enabled = False
-    return s
+    return load_settings().derive(
+        broker={"initial_cash": 10_000.0, "slippage_bps": 0.0, "commission_per_share": 0.0, "commission_min": 0.0},
+        risk={"stop_loss_pct": 0.10, "take_profit_pct": 0.10}, rules={"enabled": False})
 
 
 def _bars(rows: list[tuple[float, float, float, float]]) -> pd.DataFrame:
@@ -50,11 +44,8 @@ def test_stop_wins_when_both_bracket_levels_are_touched() -> None:
 
 
 def test_gap_through_stop_fills_at_open_with_slippage_and_commission() -> None:
-    s = _settings()
-    s.broker.slippage_bps = 10.0
-    s.broker.commission_per_share = 0.01
-    s.broker.commission_min = 1.0
-    s.risk.take_profit_pct = None
+    s = _settings().derive(broker={"slippage_bps": 10.0, "commission_per_share": 0.01, "commission_min": 1.0},
+                           risk={"take_profit_pct": None})
     bars = _bars([(100, 100, 100, 100), (100, 101, 99, 100), (80, 82, 79, 81), (81, 81, 81, 81)])
     res = simulate(bars, np.array([1, 0, 0, 0]), settings=s, symbol="GOOG")
     f = res.fills
@@ -65,13 +56,8 @@ def test_gap_through_stop_fills_at_open_with_slippage_and_commission() -> None:
 
 
 def test_all_in_sizes_at_the_fill_price() -> None:
-    s = _settings()
-    s.risk.sizing = "all_in"
-    s.risk.fixed_fraction = 1.0
-    s.risk.max_position_pct = 1.0
-    s.risk.min_cash_pct = 0.0
-    s.risk.stop_loss_pct = None
-    s.risk.take_profit_pct = None
+    s = _settings().derive(risk={"sizing": "all_in", "fixed_fraction": 1.0, "max_position_pct": 1.0,
+                                 "min_cash_pct": 0.0, "stop_loss_pct": None, "take_profit_pct": None})
     bars = _bars([(100, 100, 100, 100), (120, 121, 119, 120), (120, 120, 120, 120)])
     res = simulate(bars, np.array([1, 0, -1]), settings=s, symbol="GOOG")
     # the risk estimate at the close (100 shares) is re-sized from cash at the gap-up open: 83
@@ -90,7 +76,7 @@ def test_kernel_compiles_once_for_every_kind_of_run() -> None:
     simulate(bars, np.array([1, 0, 0, -1, 0, 0]), settings=s, symbol="GOOG")
     simulate(bars, np.array([1, 0, -1, 0, 0, 0]), settings=s, symbol="GOOG", confidence=np.full(6, 0.7),
              fill_on="close")
-    s.risk.sizing = "atr"
+    s = s.derive(risk={"sizing": "atr"})
     feats = pd.DataFrame({"ta_atr_14": np.linspace(1, 2, 6)}, index=bars.index)
     simulate(bars, np.array([1, 0, 0, 0, 0, -1]), settings=s, symbol="GOOG", features=feats)
     assert len(kernel.run.signatures) == 1

@@ -47,12 +47,14 @@ def _same(a: tuple, b: tuple) -> bool:  # type: ignore[type-arg]
 @pytest.mark.parametrize("sizing", ["fixed_fraction", "all_in", "atr", "kelly"])
 def test_entry_decision_compiled_equals_python(sizing: str) -> None:
     rng = np.random.default_rng(11)
-    cfg = load_settings().risk
-    cfg.sizing = sizing  # type: ignore[assignment]
+    base = load_settings().risk.derive(sizing=sizing)
     seen = set()
     for k in range(600):
-        cfg.stop_loss_pct = None if k % 7 == 0 else float(rng.uniform(0.01, 0.2))
-        cfg.take_profit_pct = None if k % 5 == 0 else float(rng.uniform(0.01, 1.5))
+        sl = None if k % 7 == 0 else float(rng.uniform(0.01, 0.2))
+        tp = None if k % 5 == 0 else float(rng.uniform(0.01, 1.5))
+        if sl is not None and tp is not None:
+            tp = max(tp, sl)  # a stop beyond the target is refused by the settings
+        cfg = base.derive(stop_loss_pct=sl, take_profit_pct=tp)
         params = risk_core.risk_params(cfg)
         equity = float(rng.choice([rng.uniform(-100, 2e6), 0.0, 999.99, 1e9]))
         price = float(rng.choice([rng.uniform(0.01, 5000), 0.0, -1.0, np.nan]))

@@ -134,7 +134,7 @@ def test_cron_wrapper_logs_and_never_overlaps(tmp_path: Path) -> None:
 
 
 def test_wrapper_scripts_move_global_options_first() -> None:
-    from aitrader.cli.models import split_global_options
+    from aitrader.cli.entry import split_global_options
 
     head, rest = split_global_options(["--symbols", "GOOG", "--home", "/h", "--config=c.yaml", "--debug",
                                        "--as-of", "2010-01-04"])

@@ -140,7 +140,7 @@ def test_app_source_never_writes() -> None:
 def test_config_file_disables_refresh_and_sets_staleness(tmp_path: Path, dash_home: Home,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("dashboard:\n  refresh_seconds: 0\nagent:\n  heartbeat_stale_seconds: 0.001\n", encoding="utf-8")
+    cfg.write_text("dashboard:\n  refresh_seconds: 0\nagent:\n  poll_seconds: 0.0001\n  heartbeat_stale_seconds: 0.001\n", encoding="utf-8")
     monkeypatch.setenv("AITRADER_HOME", str(dash_home.root))
     monkeypatch.setenv("AITRADER_CONFIG", str(cfg))
     at = AppTest.from_file(str(APP), default_timeout=30).run()

@@ -28,11 +28,7 @@ models:
 
 
 def fast_settings() -> Settings:
-    s = load_settings()
-    s.models.walk_forward.n_splits = 2
-    s.models.walk_forward.train_window = 300
-    s.models.walk_forward.test_window = 150
-    return s
+    return load_settings().derive(models={"walk_forward": {"n_splits": 2, "train_window": 300, "test_window": 150}})
 
 
 def sample_home(root: Path) -> Home:

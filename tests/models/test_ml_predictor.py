@@ -122,10 +122,7 @@ def _home_with_models(tmp_path: Path, coefs: dict[str, tuple[float, float]]) -> 
 
 
 def _settings(policy: str = "weighted_vote", enabled: tuple[str, ...] = ("rf", "xgb", "lgbm")):  # type: ignore[no-untyped-def]
-    s = load_settings()
-    s.models.enabled = list(enabled)  # type: ignore[assignment]
-    s.models.policy = policy  # type: ignore[assignment]
-    return s
+    return load_settings().derive(models={"enabled": list(enabled), "policy": policy})
 
 
 def test_degraded_prediction_when_one_artifact_is_corrupt(tmp_path: Path) -> None:

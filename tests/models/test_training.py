@@ -43,8 +43,7 @@ def test_dataset_is_purged_and_causal(tmp_path) -> None:  # type: ignore[no-unty
 
 
 def test_make_splits_shrinks_for_short_windows() -> None:
-    s = fast_settings()
-    s.models.walk_forward.train_window = 5000
+    s = fast_settings().derive(models={"walk_forward": {"train_window": 5000}})
     splits, used = make_splits(800, s)
     assert used["shrunk"] and len(splits) == 2
     for train, test in splits:
@@ -66,7 +65,7 @@ def test_train_symbol_registers_gates_and_loads(trained_home: Home) -> None:
         assert "always_up_auc" in man["metrics"] and "prev_direction_auc" in man["metrics"]
         assert man["walk_forward"]["n_splits"] == 2 and man["walk_forward"]["purge"] == s.labels.horizon
         assert len(man["fingerprint"]) == 64
-    s.models.enabled = list(FAST_MODELS)  # type: ignore[assignment]
+    s = s.derive(models={"enabled": list(FAST_MODELS)})
     store = BarStore(trained_home)
     feats = build_features(store.read("GOOG", "1d"), load_context(store, s), timeframe="1d")
     pred = MLPredictor.from_registry(home=trained_home, settings=s, symbol="GOOG",
@@ -78,8 +77,7 @@ def test_train_symbol_registers_gates_and_loads(trained_home: Home) -> None:
 
 
 def test_second_training_goes_through_the_gate(trained_home: Home) -> None:
-    s = fast_settings()
-    s.models.promotion_tolerance = 0.0
+    s = fast_settings().derive(models={"promotion_tolerance": 0.0})
     reg = ModelRegistry(trained_home.models)
     before = reg.current_version("GOOG", "rf")
     old_auc = reg.read_manifest("GOOG", "rf", str(before))["metrics"]["auc"]
@@ -104,14 +102,13 @@ def test_train_many_reports_bad_symbols_without_stopping(tmp_path) -> None:  # t
 
 def test_train_many_in_parallel_processes(tmp_path) -> None:  # type: ignore[no-untyped-def]
     home = sample_home(tmp_path)
-    s = fast_settings()
-    s.models.n_jobs = 2
+    s = fast_settings().derive(models={"n_jobs": 2})
     reports = train_many(["GOOG", "SPX"], home=home, settings=s, models=["lgbm"], end=END, progress=False)
     assert [r.symbol for r in reports] == ["GOOG", "SPX"] and all(r.ok for r in reports)
     reg = ModelRegistry(home.models)
     assert reg.current_version("GOOG", "lgbm") and reg.current_version("SPX", "lgbm")
     # Same inputs as a sequential run: the fingerprint ignores thread counts.
-    s.models.n_jobs = 1
+    s = s.derive(models={"n_jobs": 1})
     again = train_symbol(home=home, settings=s, symbol="SPX", models=["lgbm"], end=END, progress=False,
                          skip_unchanged=True)
     assert again.results[0].status == "unchanged"
@@ -125,9 +122,7 @@ def test_dask_backend_without_dask_is_a_clear_error(tmp_path) -> None:  # type: 
         pytest.skip("dask is installed")
     except ImportError:
         pass
-    s = fast_settings()
-    s.models.n_jobs = 2
-    s.models.parallel_backend = "dask"
+    s = fast_settings().derive(models={"n_jobs": 2, "parallel_backend": "dask"})
     with pytest.raises(ModelError, match="dask"):
         train_many(["GOOG", "SPX"], home=Home(tmp_path).ensure(), settings=s, models=["rf"], progress=False)
 
@@ -140,9 +135,7 @@ def test_unknown_model_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-
 @pytest.mark.slow
 def test_all_six_models_train_and_vote(tmp_path) -> None:  # type: ignore[no-untyped-def]
     home = sample_home(tmp_path)
-    s = fast_settings()
-    s.models.walk_forward.train_window = 250
-    s.models.walk_forward.test_window = 100
+    s = fast_settings().derive(models={"walk_forward": {"train_window": 250, "test_window": 100}})
     r = train_symbol(home=home, settings=s, symbol="GOOG", end="2007-03-31", progress=False)
     assert r.ok, r.format()
     assert [m.model for m in r.results] == ["rf", "xgb", "lgbm", "lstm", "transformer", "ppo"]

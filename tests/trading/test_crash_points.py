@@ -40,10 +40,8 @@ def _run(db: Path, goog: pd.DataFrame, crash_at: int | None = None, methods: tup
 
     ``only``: count only the writes whose arguments mention this text (e.g. an exit's id).
     """
-    settings = load_settings()
-    settings.rules.enabled = False
-    settings.risk.stop_loss_pct = 0.04  # tight brackets: legs fill and get canceled often
-    settings.risk.take_profit_pct = 0.06
+    # tight brackets: legs fill and get canceled often
+    settings = load_settings().derive(rules={"enabled": False}, risk={"stop_loss_pct": 0.04, "take_profit_pct": 0.06})
     journal = Journal.open(db, synchronous="NORMAL")
     broker = PaperBroker.from_settings(settings, db_path=db, synchronous="NORMAL")
     if crash_at is not None:

@@ -18,11 +18,10 @@ from aitrader.trading.strategies import SmaCross
 from tests.fakes.recording_broker import RecordingBroker
 
 
-def _agent(tmp_path: Path, goog: pd.DataFrame, broker: RecordingBroker | None = None, journal=None):
-    settings = load_settings()
-    settings.risk.stop_loss_pct = None
-    settings.risk.take_profit_pct = None
-    settings.rules.enabled = False
+def _agent(tmp_path: Path, goog: pd.DataFrame, broker: RecordingBroker | None = None, journal=None,
+           risk: dict | None = None):
+    settings = load_settings().derive(risk={"stop_loss_pct": None, "take_profit_pct": None, **(risk or {})},
+                                      rules={"enabled": False})
     broker = broker or RecordingBroker()
     journal = journal or Journal.open(tmp_path / "journal.sqlite")
     engine = DecisionEngine(settings=settings, broker=broker, journal=journal, signals=SmaCross(10, 20),
@@ -130,8 +129,7 @@ def test_temporary_broker_failure_pauses_then_resumes(tmp_path: Path, goog: pd.D
 
 
 def test_trailing_stop_is_managed_by_the_agent(tmp_path: Path, goog: pd.DataFrame) -> None:
-    agent, feed, broker, _ = _agent(tmp_path, goog)
-    agent.engine.settings.risk.trailing_stop_pct = 0.03
+    agent, feed, broker, _ = _agent(tmp_path, goog, risk={"trailing_stop_pct": 0.03})
     agent.run_replay(feed)
     exits = [r for r in broker.requests if "-trailing_stop-" in r.client_order_id]
     assert exits and all(r.side.value == "sell" for r in exits)
@@ -142,8 +140,7 @@ def test_trailing_stop_is_managed_by_the_agent(tmp_path: Path, goog: pd.DataFram
 def test_exit_cancels_the_positions_bracket_legs(tmp_path: Path, goog: pd.DataFrame) -> None:
     from aitrader.venues.paper import PaperBroker
 
-    settings = load_settings()
-    settings.rules.enabled = False  # brackets on: 8% stop, 20% target by default
+    settings = load_settings().derive(rules={"enabled": False})  # brackets on: 8% stop, 20% target by default
     db = tmp_path / "journal.sqlite"
     journal = Journal.open(db, synchronous="NORMAL")
     broker = PaperBroker.from_settings(settings, db_path=db, synchronous="NORMAL")

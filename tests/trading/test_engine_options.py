@@ -24,14 +24,9 @@ def _run(tmp_path: Path, goog: pd.DataFrame, *, die: Callable[[Journal, PaperBro
          **options: object) -> Path:
     """Replay 2010 with option entries on; ``die`` may wrap the journal/broker to crash it."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    settings = load_settings()
-    settings.rules.enabled = False
-    settings.options.enabled = True
-    settings.options.min_confidence = 0.5
     # Premium budget = equity x the tier's risk per trade: 1M x 0.5% buys a few GOOG calls.
-    settings.broker.initial_cash = 1_000_000
-    for k, v in options.items():
-        setattr(settings.options, k, v)
+    settings = load_settings().derive(rules={"enabled": False}, broker={"initial_cash": 1_000_000},
+                                      options={"enabled": True, "min_confidence": 0.5, **options})
     db = tmp_path / "journal.sqlite"
     journal = Journal.open(db, synchronous="NORMAL")
     broker = PaperBroker.from_settings(settings, db_path=db, synchronous="NORMAL")
@@ -87,8 +82,7 @@ def test_paper_option_prices_use_vix_from_the_context(tmp_path: Path, spx: pd.Da
     from aitrader.core.pricing import bs_price
     from aitrader.features.context import MarketContext
 
-    settings = load_settings()
-    settings.rules.enabled = False
+    settings = load_settings().derive(rules={"enabled": False})
     db = tmp_path / "journal.sqlite"
     journal = Journal.open(db, synchronous="NORMAL")
     broker = PaperBroker.from_settings(settings, db_path=db, synchronous="NORMAL")

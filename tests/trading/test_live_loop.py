@@ -58,8 +58,7 @@ class Calendar:
 
 
 def test_stale_data_pauses_and_fresh_data_resumes(tmp_path: Path, goog: pd.DataFrame) -> None:
-    settings = load_settings()
-    settings.rules.enabled = False
+    settings = load_settings().derive(rules={"enabled": False})
     provider = SteppingProvider(goog, visible=600)
     clock, cal = Clock(), Calendar()
     feed = LiveFeed(provider, symbols=["GOOG"], timeframes={"GOOG": "1d"}, lookback_bars=300,
@@ -132,8 +131,7 @@ def test_sigterm_finishes_the_tick_and_exits_zero(tmp_path: Path) -> None:
 
 def test_each_symbol_trades_only_when_its_own_market_is_open(tmp_path: Path, goog: pd.DataFrame,
                                                              spx: pd.DataFrame) -> None:
-    settings = load_settings()
-    settings.rules.enabled = False
+    settings = load_settings().derive(rules={"enabled": False})
     frames = {"GOOG": goog, "SPX": spx.loc[goog.index[0]:goog.index[-1]]}
     providers = {s: SteppingProvider(df, visible=600) for s, df in frames.items()}
 

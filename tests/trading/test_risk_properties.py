@@ -44,13 +44,17 @@ class Scenario:
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
     syms = ALL_SYMS[: draw(st.integers(1, 3))]
+    stop = draw(st.one_of(st.none(), st.floats(0.01, 0.5)))
+    target = draw(st.one_of(st.none(), st.floats(0.01, 1.0)))
+    if stop is not None and target is not None:
+        target = max(target, stop)  # the settings refuse a stop beyond the take-profit
     cfg = RiskConfig(
         sizing=draw(st.sampled_from(["fixed_fraction", "atr", "kelly", "all_in"])),
         fixed_fraction=draw(st.floats(0.05, 1.0)),
         atr_stop_multiple=draw(st.floats(0.5, 4.0)),
         kelly_cap=draw(st.floats(0.05, 1.0)),
-        stop_loss_pct=draw(st.one_of(st.none(), st.floats(0.01, 0.5))),
-        take_profit_pct=draw(st.one_of(st.none(), st.floats(0.01, 1.0))),
+        stop_loss_pct=stop,
+        take_profit_pct=target,
         max_position_pct=draw(st.floats(0.05, 1.0)),
         min_cash_pct=draw(st.one_of(st.sampled_from([0.0, 0.1, 0.3, 0.5]), st.floats(0.0, 0.6))),
         max_open_positions=draw(st.integers(0, 3)),

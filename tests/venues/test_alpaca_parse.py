@@ -280,3 +280,11 @@ def test_auth_error_names_the_keys_and_messages_parse() -> None:
     assert is_duplicate_client_order_id(422, "client_order_id must be unique")
     assert not is_duplicate_client_order_id(403, "client_order_id must be unique")
     assert not is_duplicate_client_order_id(422, "qty must be > 0")
+
+
+def test_error_message_caps_echoed_bodies() -> None:
+    echoed = "APCA-API-KEY-ID=" + "K" * 500 + "; APCA-API-SECRET-KEY=" + "S" * 500
+    msg = error_message(echoed)
+    assert len(msg) == 300 and msg.endswith("...") and "S" not in msg
+    assert len(error_message('{"message": "' + "x" * 1000 + '"}')) == 300
+    assert error_message("") == "no message" and error_message("\n  \n") == "no message"

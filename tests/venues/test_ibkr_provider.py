@@ -151,12 +151,11 @@ def test_bad_symbol_and_timeframe(provider: IBKRProvider) -> None:
 
 
 def test_from_env_reads_secrets_and_pacing() -> None:
-    settings = load_settings()
-    settings.data.ibkr_pacing_seconds = 3.5
+    settings = load_settings().derive(data={"ibkr_pacing_seconds": 3.5})
     p = IBKRProvider.from_env(Secrets.from_env({"IB_HOST": "10.0.0.5", "IB_PORT": "4002", "IB_CLIENT_ID": "7"}),
                               settings)
     assert (p.host, p.port, p.client_id, p.pacing_seconds, p.window_cap) == ("10.0.0.5", 4002, 8, 3.5, True)
-    settings.data.ibkr_pacing_seconds = 0  # the fake TWS: no pacing at all
+    settings = settings.derive(data={"ibkr_pacing_seconds": 0})  # the fake TWS: no pacing at all
     assert not IBKRProvider.from_env(Secrets.from_env({}), settings).window_cap
 
 

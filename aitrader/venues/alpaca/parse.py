@@ -350,15 +350,23 @@ def order_request_fields(req: OrderRequest) -> dict[str, Any]:
 # -------------------------------------------------------------------------- errors
 
 
+MAX_ERROR_CHARS = 300  # a server may echo whole requests (headers included) into its error body
+
+
 def error_message(body: str) -> str:
-    """Alpaca error bodies are ``{"code": ..., "message": ...}``; fall back to the text."""
+    """Alpaca error bodies are ``{"code": ..., "message": ...}``; fall back to the text.
+    One line of at most :data:`MAX_ERROR_CHARS` characters (secrets are scrubbed by the CLI)."""
     try:
         data = json.loads(body)
     except (ValueError, TypeError):
-        return (body or "").strip().splitlines()[0][:200] if (body or "").strip() else "no message"
+        data = None
     if isinstance(data, dict) and data.get("message"):
-        return str(data["message"])
-    return str(body)[:200]
+        text = " ".join(str(data["message"]).split())
+    else:
+        text = next((ln.strip() for ln in str(body or "").splitlines() if ln.strip()), "")
+    if not text:
+        return "no message"
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 3] + "..."
 
 
 def is_duplicate_client_order_id(status: int | None, message: str) -> bool:
