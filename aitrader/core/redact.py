@@ -25,6 +25,7 @@ SECRET_VARIABLES = (
     "APCA_API_KEY_ID",
     "APCA_API_SECRET_KEY",
     "AITRADER_NOTIFY_URLS",  # notification URLs carry tokens (comma-separated)
+    "AITRADER_LLM_API_KEY",  # the optional LLM scorer's key
 )
 MIN_SECRET_LENGTH = 4
 MASK = "***"
