@@ -105,9 +105,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = str(exc).splitlines()[0][:200] if str(exc) else ""
         print(f"aitrader: internal error: {type(exc).__name__}: {msg} (rerun with --debug for details)", file=sys.stderr)
         return 1
-
-
-def not_available(what: str, issue: str) -> int:
-    """For entry points whose capability lands in a later issue."""
-    print(f"aitrader: {what} is not available yet ({issue})", file=sys.stderr)
-    return 3
