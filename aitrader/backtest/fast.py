@@ -37,7 +37,6 @@ from aitrader.config import Settings
 from aitrader.core.decisions import EnsembleDecision
 from aitrader.core.errors import AitraderError
 from aitrader.core.ids import client_order_ids
-from aitrader.trading.risk_core import risk_params, tier_table
 from aitrader.venues.paper import fills as px
 
 _EPS = px.EPS
@@ -160,39 +159,11 @@ def simulate(
     atr = (features["ta_atr_14"].to_numpy(np.float64) if features is not None and "ta_atr_14" in features
            else np.full(n, np.nan))
     buy_ok = _rule_filter(sig, conf, features, settings=settings, symbol=symbol, idx=idx)
-    bounds, order, fallback = tier_table(rcfg.tiers)
-    tiers = rcfg.tiers
-    sym = symbol.upper()
-    o, h, lo, c = (_arr(bars[col], np.float64) for col in ("open", "high", "low", "close"))
-    equity, oi, of, fi, ff, visited = k.run(
-        o, h, lo, c, _arr(day_id, np.int64), _arr(sig, np.int8), _arr(conf, np.float64), _arr(atr, np.float64),
-        _arr(buy_ok, np.bool_), fill_on == "close",
-        float(b.initial_cash),
-        np.array([b.slippage_bps / 10_000.0, b.commission_per_share, b.commission_min, b.commission_per_trade]),
-        risk_params(rcfg), bounds, order, fallback,
-        np.array([t.max_open_positions for t in tiers], dtype=np.int64),
-        np.array([t.risk_per_trade for t in tiers], dtype=np.float64),
-        np.array([not t.universe or sym in {u.upper() for u in t.universe} for t in tiers], dtype=np.int64),
-        True, rcfg.sizing == "all_in")
+    equity, oi, of, fi, ff, visited = k.replay(
+        bars["open"], bars["high"], bars["low"], bars["close"], day_id=day_id, sig=sig, conf=conf, atr=atr,
+        buy_ok=buy_ok, fill_on_close=fill_on == "close", broker=b, risk=rcfg, symbol=symbol)
     return SimResult(equity=pd.Series(equity, index=idx, name="equity"), symbol=symbol, order_ints=oi,
                      order_floats=of, fill_ints=fi, fill_floats=ff, visited=int(visited))
-
-
-def _arr(x: Any, dtype: Any) -> np.ndarray:
-    """A writable C-contiguous array of ``dtype``: the one layout the kernel is compiled for
-    (pandas hands out read-only views; each new layout would cost numba a fresh compile)."""
-    return np.require(np.asarray(x, dtype=dtype), dtype=dtype, requirements=["C", "W"])
-
-
-def warm_up() -> None:
-    """Compile (or load from the cache) the kernel with the argument types :func:`simulate` uses."""
-    from aitrader.config import load_settings
-
-    s = load_settings()
-    s.rules.enabled = False
-    idx = pd.date_range("2020-01-01", periods=4, freq="D", name="timestamp")
-    bars = pd.DataFrame({"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0}, index=idx)
-    simulate(bars, np.array([1, 0, -1, 0]), settings=s, symbol="WARM")
 
 
 def _rule_filter(sig: np.ndarray, conf: np.ndarray, features: pd.DataFrame | None, *, settings: Settings,
