@@ -28,7 +28,6 @@ agent-managed trailing stops or end-of-day liquidation) is refused with
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,9 +36,8 @@ from aitrader.config import Settings
 from aitrader.core.decisions import EnsembleDecision
 from aitrader.core.errors import AitraderError
 from aitrader.core.ids import client_order_ids
-from aitrader.venues.paper import fills as px
+from aitrader.core.roundtrips import fifo_round_trips
 
-_EPS = px.EPS
 TRADE_COLUMNS = ["entry_time", "exit_time", "entry_price", "exit_price", "size", "pnl", "return_pct", "commission"]
 
 
@@ -184,31 +182,13 @@ def _rule_filter(sig: np.ndarray, conf: np.ndarray, features: pd.DataFrame | Non
 
 
 def round_trips(fills: pd.DataFrame) -> pd.DataFrame:
-    """FIFO round trips of one symbol's fills: entry/exit time and price, size, pnl net of commissions."""
-    cols = TRADE_COLUMNS
-    lots: list[list[Any]] = []  # [signed qty, price, time, commission per unit]
-    rows = []
-    times = list(fills["time"])
-    sides = [str(x) for x in fills["side"]]
-    qtys = [float(x) for x in fills["quantity"]]
-    prices = [float(x) for x in fills["price"]]
-    comms = [float(x) for x in fills["commission"]]
-    for t, side, q, price, fcomm in zip(times, sides, qtys, prices, comms, strict=True):
-        signed = q if side == "buy" else -q
-        remaining = q
-        while remaining > _EPS and lots and np.sign(lots[0][0]) != np.sign(signed):
-            lot = lots[0]
-            take = min(remaining, abs(lot[0]))
-            direction = 1.0 if lot[0] > 0 else -1.0
-            comm = lot[3] * take + fcomm * take / q
-            pnl = (price - lot[1]) * take * direction - comm
-            cost_basis = lot[1] * take
-            rows.append((lot[2], t, lot[1], price, take * direction, pnl,
-                         pnl / cost_basis * 100.0 if cost_basis else 0.0, comm))
-            lot[0] -= take * direction
-            remaining -= take
-            if abs(lot[0]) <= _EPS:
-                lots.pop(0)
-        if remaining > _EPS:
-            lots.append([remaining * (1.0 if signed > 0 else -1.0), price, t, fcomm / q])
-    return pd.DataFrame(rows, columns=cols)
+    """FIFO round trips of one symbol's fills (:func:`aitrader.core.roundtrips.fifo_round_trips`)
+    in the backtest's columns: ``size`` signed (< 0 for a short), pnl net of commissions."""
+    rt = fifo_round_trips(fills)
+    if rt.empty:
+        return pd.DataFrame([], columns=TRADE_COLUMNS)
+    sign = np.where(rt["direction"].to_numpy() == "long", 1.0, -1.0)
+    return pd.DataFrame({"entry_time": rt["entry_time"], "exit_time": rt["exit_time"],
+                         "entry_price": rt["entry_price"], "exit_price": rt["exit_price"],
+                         "size": rt["quantity"].to_numpy(np.float64) * sign, "pnl": rt["pnl"],
+                         "return_pct": rt["return_pct"], "commission": rt["commission"]}, columns=TRADE_COLUMNS)
