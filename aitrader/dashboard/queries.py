@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from aitrader.core.errors import AitraderError, DataError
+from aitrader.core.ids import parent_id
 from aitrader.core.paths import Home
 from aitrader.data.bars import parse_timeframe
 from aitrader.data.sp500_breadth import breadth_from_store
@@ -281,7 +282,7 @@ def trades_table(reader: JournalReader, *, symbols: list[str] | None = None, sta
 
     ``start``/``end`` are inclusive dates (``end`` covers its whole day); list filters keep rows
     whose value is in the list (None or empty = no filter). A venue-made bracket leg
-    (``<parent id>-<leg>``, no decision of its own) takes its parent order's strategy; other
+    (:func:`~aitrader.core.ids.leg_id`, no decision of its own) takes its parent order's strategy; other
     fills without a decision (e.g. reconciled orders) have strategy ``"(none)"``.
     """
     fills = reader.trades()
@@ -292,7 +293,7 @@ def trades_table(reader: JournalReader, *, symbols: list[str] | None = None, sta
     df = fills.copy()
     by_order = {str(c): str(policy[d]) for c, d in zip(df["client_order_id"], df["decision_id"], strict=True)
                 if d is not None and d in policy}
-    df["strategy"] = [by_order.get(str(c)) or by_order.get(str(c).rsplit("-", 1)[0]) or "(none)"
+    df["strategy"] = [by_order.get(str(c)) or by_order.get(parent_id(str(c))) or "(none)"
                       for c in df["client_order_id"]]
     df["notional"] = df["quantity"].astype("float64") * df["price"].astype("float64") * df["multiplier"].astype(
         "float64")

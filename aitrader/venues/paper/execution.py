@@ -23,6 +23,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from aitrader.core.errors import PermanentBrokerError
+from aitrader.core.ids import leg_id
 from aitrader.core.sqlite import Synchronous
 from aitrader.core.types import (
     Account,
@@ -324,12 +325,12 @@ class PaperBroker:
         req = parent.request
         exit_side = Side.SELL if req.side is Side.BUY else Side.BUY
         if req.stop_loss is not None:
-            self._new_order(OrderRequest(client_order_id=f"{req.client_order_id}-sl", symbol=req.symbol,
+            self._new_order(OrderRequest(client_order_id=leg_id(req.client_order_id, "sl"), symbol=req.symbol,
                                          side=exit_side, quantity=req.quantity, order_type=OrderType.STOP,
                                          stop_price=req.stop_loss, time_in_force=TimeInForce.GTC),
                             status=OrderStatus.NEW, parent_id=req.client_order_id, active=False)
         if req.take_profit is not None:
-            self._new_order(OrderRequest(client_order_id=f"{req.client_order_id}-tp", symbol=req.symbol,
+            self._new_order(OrderRequest(client_order_id=leg_id(req.client_order_id, "tp"), symbol=req.symbol,
                                          side=exit_side, quantity=req.quantity, order_type=OrderType.LIMIT,
                                          limit_price=req.take_profit, time_in_force=TimeInForce.GTC),
                             status=OrderStatus.NEW, parent_id=req.client_order_id, active=False)
