@@ -35,7 +35,7 @@ import pandas as pd
 from aitrader.config import Settings
 from aitrader.core.decisions import EnsembleDecision
 from aitrader.core.errors import AitraderError
-from aitrader.core.ids import client_order_ids, leg_id
+from aitrader.core.ids import Leg, client_order_ids, leg_id
 from aitrader.core.roundtrips import fifo_round_trips
 
 TRADE_COLUMNS = ["entry_time", "exit_time", "entry_price", "exit_price", "size", "pnl", "return_pct", "commission"]
@@ -83,7 +83,7 @@ class SimResult:
 
         oi, idx = self._oi, pd.DatetimeIndex(self.equity.index)
         base = client_order_ids(self._symbol, idx[oi[:, k.BAR]], [_INTENT[int(x)] for x in oi[:, k.INTENT]])
-        legs = {k.STOP_LEG: "sl", k.TAKE_LEG: "tp"}
+        legs: dict[int, Leg] = {k.STOP_LEG: "sl", k.TAKE_LEG: "tp"}
         return [b if leg == k.PARENT_LEG else leg_id(b, legs[leg])
                 for b, leg in zip(base, oi[:, k.LEG].tolist(), strict=True)]
 
