@@ -39,6 +39,7 @@ from aitrader.core.types import (
     Side,
     TimeInForce,
 )
+from aitrader.data.bars import periods_per_year
 from aitrader.venues.paper import fills
 from aitrader.venues.paper.options import DEFAULT_VOL, intrinsic, model_price, realized_vol, synth_chain
 from aitrader.venues.paper.state import MarkRec, PaperState, PaperStore, PositionRec, WorkingOrder
@@ -46,8 +47,6 @@ from aitrader.venues.paper.state import MarkRec, PaperState, PaperStore, Positio
 log = logging.getLogger(__name__)
 _EPS = 1e-9
 _KEEP_CLOSES = 20  # the realised-vol estimate uses the last 20 closes
-PERIODS_PER_YEAR = {"1d": 252.0, "1h": 252.0 * 6.5, "30m": 252.0 * 13, "15m": 252.0 * 26, "5m": 252.0 * 78,
-                    "1m": 252.0 * 390}
 
 
 def _stamp(value: Any) -> pd.Timestamp:
@@ -106,7 +105,7 @@ class PaperBroker:
                    commission_per_trade=b.commission_per_trade,
                    option_commission_per_contract=b.option_commission_per_contract,
                    allow_short=settings.risk.allow_short,
-                   periods_per_year=PERIODS_PER_YEAR.get(settings.timeframe, 252.0),
+                   periods_per_year=periods_per_year(settings.timeframe, calendar=settings.calendar),
                    synchronous=synchronous, vix_symbol=settings.data.vix_symbol)
 
     # -- events: one atomic transaction each ---------------------------------------------
