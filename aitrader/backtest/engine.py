@@ -305,6 +305,7 @@ def run_backtest(
     """
     from aitrader.backtest.fast import UnsupportedByFastPath, check_supported, round_trips
     from aitrader.backtest.metrics import compute_metrics
+    from aitrader.core.benchmark import buy_and_hold
 
     if fill_on not in ("next_open", "close"):
         raise ConfigError(f"--fill-on must be next_open or close (got {fill_on!r})")
@@ -346,8 +347,8 @@ def run_backtest(
                                       symbol=symbol, fill_on=fill_on, workdir=workdir or Path(tmp))
         if isinstance(source, PredictorSignals) and features is not None:
             _, _, probs = batch_decisions(source, features.iloc[len(hist) - len(span):], span, symbol=symbol)
-    closes = span["close"].astype(float)
-    benchmark = (settings.broker.initial_cash * closes / float(closes.iloc[0])).rename("benchmark")
+    benchmark = buy_and_hold({symbol: span["close"]}, pd.DatetimeIndex(span.index),
+                             initial=settings.broker.initial_cash)
     b = settings.broker
     run_params = {
         "symbol": symbol, "strategy": getattr(source, "name", strategy), "strategy_params": params,
@@ -358,10 +359,10 @@ def run_backtest(
         "stop_loss_pct": settings.risk.stop_loss_pct, "take_profit_pct": settings.risk.take_profit_pct,
         "rules_enabled": settings.rules.enabled,
     }
-    from aitrader.data.bars import parse_timeframe
+    from aitrader.data.bars import periods_per_year
 
-    tf = parse_timeframe(settings.timeframe_for(symbol))
-    ppy = 252 if tf >= pd.Timedelta(days=1) else int(round(252 * pd.Timedelta(hours=6.5) / tf))
+    ppy = periods_per_year(settings.timeframe_for(symbol),
+                           calendar=settings.data.calendars.get(symbol, settings.calendar))
     position = position_series(fills, pd.DatetimeIndex(span.index))
     metrics = compute_metrics(equity, trades, benchmark=benchmark, periods_per_year=ppy, position=position)
     metrics["open_position"] = float(position.iloc[-1])

@@ -28,7 +28,6 @@ agent-managed trailing stops or end-of-day liquidation) is refused with
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,11 +35,9 @@ import pandas as pd
 from aitrader.config import Settings
 from aitrader.core.decisions import EnsembleDecision
 from aitrader.core.errors import AitraderError
-from aitrader.core.ids import client_order_ids
-from aitrader.trading.risk_core import risk_params, tier_table
-from aitrader.venues.paper import fills as px
+from aitrader.core.ids import Leg, client_order_ids, leg_id
+from aitrader.core.roundtrips import fifo_round_trips
 
-_EPS = px.EPS
 TRADE_COLUMNS = ["entry_time", "exit_time", "entry_price", "exit_price", "size", "pnl", "return_pct", "commission"]
 
 
@@ -86,7 +83,9 @@ class SimResult:
 
         oi, idx = self._oi, pd.DatetimeIndex(self.equity.index)
         base = client_order_ids(self._symbol, idx[oi[:, k.BAR]], [_INTENT[int(x)] for x in oi[:, k.INTENT]])
-        return [b + _SUFFIX[int(leg)] for b, leg in zip(base, oi[:, k.LEG], strict=True)]
+        legs: dict[int, Leg] = {k.STOP_LEG: "sl", k.TAKE_LEG: "tp"}
+        return [b if leg == k.PARENT_LEG else leg_id(b, legs[leg])
+                for b, leg in zip(base, oi[:, k.LEG].tolist(), strict=True)]
 
     @cached_property
     def fills(self) -> pd.DataFrame:
@@ -118,7 +117,6 @@ class SimResult:
 
 
 _INTENT = {0: "entry", 1: "exit"}
-_SUFFIX = {0: "", 1: "-sl", 2: "-tp"}
 
 
 def simulate(
@@ -160,38 +158,11 @@ def simulate(
     atr = (features["ta_atr_14"].to_numpy(np.float64) if features is not None and "ta_atr_14" in features
            else np.full(n, np.nan))
     buy_ok = _rule_filter(sig, conf, features, settings=settings, symbol=symbol, idx=idx)
-    bounds, order, fallback = tier_table(rcfg.tiers)
-    tiers = rcfg.tiers
-    sym = symbol.upper()
-    o, h, lo, c = (_arr(bars[col], np.float64) for col in ("open", "high", "low", "close"))
-    equity, oi, of, fi, ff, visited = k.run(
-        o, h, lo, c, _arr(day_id, np.int64), _arr(sig, np.int8), _arr(conf, np.float64), _arr(atr, np.float64),
-        _arr(buy_ok, np.bool_), fill_on == "close",
-        float(b.initial_cash),
-        np.array([b.slippage_bps / 10_000.0, b.commission_per_share, b.commission_min, b.commission_per_trade]),
-        risk_params(rcfg), bounds, order, fallback,
-        np.array([t.max_open_positions for t in tiers], dtype=np.int64),
-        np.array([t.risk_per_trade for t in tiers], dtype=np.float64),
-        np.array([not t.universe or sym in {u.upper() for u in t.universe} for t in tiers], dtype=np.int64),
-        True, rcfg.sizing == "all_in")
+    equity, oi, of, fi, ff, visited = k.replay(
+        bars["open"], bars["high"], bars["low"], bars["close"], day_id=day_id, sig=sig, conf=conf, atr=atr,
+        buy_ok=buy_ok, fill_on_close=fill_on == "close", broker=b, risk=rcfg, symbol=symbol)
     return SimResult(equity=pd.Series(equity, index=idx, name="equity"), symbol=symbol, order_ints=oi,
                      order_floats=of, fill_ints=fi, fill_floats=ff, visited=int(visited))
-
-
-def _arr(x: Any, dtype: Any) -> np.ndarray:
-    """A writable C-contiguous array of ``dtype``: the one layout the kernel is compiled for
-    (pandas hands out read-only views; each new layout would cost numba a fresh compile)."""
-    return np.require(np.asarray(x, dtype=dtype), dtype=dtype, requirements=["C", "W"])
-
-
-def warm_up() -> None:
-    """Compile (or load from the cache) the kernel with the argument types :func:`simulate` uses."""
-    from aitrader.config import load_settings
-
-    s = load_settings().derive(rules={"enabled": False})
-    idx = pd.date_range("2020-01-01", periods=4, freq="D", name="timestamp")
-    bars = pd.DataFrame({"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0}, index=idx)
-    simulate(bars, np.array([1, 0, -1, 0]), settings=s, symbol="WARM")
 
 
 def _rule_filter(sig: np.ndarray, conf: np.ndarray, features: pd.DataFrame | None, *, settings: Settings,
@@ -212,31 +183,13 @@ def _rule_filter(sig: np.ndarray, conf: np.ndarray, features: pd.DataFrame | Non
 
 
 def round_trips(fills: pd.DataFrame) -> pd.DataFrame:
-    """FIFO round trips of one symbol's fills: entry/exit time and price, size, pnl net of commissions."""
-    cols = TRADE_COLUMNS
-    lots: list[list[Any]] = []  # [signed qty, price, time, commission per unit]
-    rows = []
-    times = list(fills["time"])
-    sides = [str(x) for x in fills["side"]]
-    qtys = [float(x) for x in fills["quantity"]]
-    prices = [float(x) for x in fills["price"]]
-    comms = [float(x) for x in fills["commission"]]
-    for t, side, q, price, fcomm in zip(times, sides, qtys, prices, comms, strict=True):
-        signed = q if side == "buy" else -q
-        remaining = q
-        while remaining > _EPS and lots and np.sign(lots[0][0]) != np.sign(signed):
-            lot = lots[0]
-            take = min(remaining, abs(lot[0]))
-            direction = 1.0 if lot[0] > 0 else -1.0
-            comm = lot[3] * take + fcomm * take / q
-            pnl = (price - lot[1]) * take * direction - comm
-            cost_basis = lot[1] * take
-            rows.append((lot[2], t, lot[1], price, take * direction, pnl,
-                         pnl / cost_basis * 100.0 if cost_basis else 0.0, comm))
-            lot[0] -= take * direction
-            remaining -= take
-            if abs(lot[0]) <= _EPS:
-                lots.pop(0)
-        if remaining > _EPS:
-            lots.append([remaining * (1.0 if signed > 0 else -1.0), price, t, fcomm / q])
-    return pd.DataFrame(rows, columns=cols)
+    """FIFO round trips of one symbol's fills (:func:`aitrader.core.roundtrips.fifo_round_trips`)
+    in the backtest's columns: ``size`` signed (< 0 for a short), pnl net of commissions."""
+    rt = fifo_round_trips(fills)
+    if rt.empty:
+        return pd.DataFrame([], columns=TRADE_COLUMNS)
+    sign = np.where(rt["direction"].to_numpy() == "long", 1.0, -1.0)
+    return pd.DataFrame({"entry_time": rt["entry_time"], "exit_time": rt["exit_time"],
+                         "entry_price": rt["entry_price"], "exit_price": rt["exit_price"],
+                         "size": rt["quantity"].to_numpy(np.float64) * sign, "pnl": rt["pnl"],
+                         "return_pct": rt["return_pct"], "commission": rt["commission"]}, columns=TRADE_COLUMNS)

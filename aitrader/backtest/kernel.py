@@ -8,6 +8,11 @@ from :func:`aitrader.trading.risk_core.entry_decision`, all :func:`~aitrader.cor
 compiled here from the same source the live path runs. What is left is bookkeeping: the
 order book (market entries, bracket legs, exits), the venue step and the equity curve.
 
+This module imports nothing of the backtest package (the fast path imports it, never the
+other way): :func:`replay` packs the settings into :func:`run`'s arguments, the one layout
+it is compiled for, and :func:`warm_up` (``python -m aitrader.backtest.kernel``) compiles
+exactly that.
+
 Compiled code is cached on disk under a directory named by the hash of every source file
 it is built from (numba itself only notices changes to this file), so an edit to a rule can
 never run stale machine code. The first call in a fresh install compiles (a few seconds;
@@ -20,7 +25,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
@@ -28,6 +33,9 @@ import numpy as np
 from aitrader.core import jit
 from aitrader.trading import risk_core, sizing
 from aitrader.venues.paper import fills as px
+
+if TYPE_CHECKING:
+    from aitrader.config.settings import BrokerConfig, RiskConfig
 
 
 def _cache_dir() -> Path:
@@ -331,10 +339,44 @@ def run(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, day_id: np.
     return equity, oi[:cnt[1]], of[:cnt[1]], fi[:cnt[2]], ff[:cnt[2]], visited
 
 
+def _arr(x: Any, dtype: Any) -> np.ndarray:
+    """A writable C-contiguous array of ``dtype``: the one layout :func:`run` is compiled for
+    (pandas hands out read-only views; each new layout would cost numba a fresh compile)."""
+    return np.require(np.asarray(x, dtype=dtype), dtype=dtype, requirements=["C", "W"])
+
+
+def replay(o: Any, h: Any, lo: Any, c: Any, *, day_id: Any, sig: Any, conf: Any, atr: Any, buy_ok: Any,
+           fill_on_close: bool, broker: BrokerConfig, risk: RiskConfig,
+           symbol: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """:func:`run` with the broker's costs and the risk settings packed into its arrays."""
+    bounds, order, fallback = risk_core.tier_table(risk.tiers)
+    tiers, sym = risk.tiers, symbol.upper()
+    return run(  # type: ignore[no-any-return]
+        _arr(o, np.float64), _arr(h, np.float64), _arr(lo, np.float64), _arr(c, np.float64),
+        _arr(day_id, np.int64), _arr(sig, np.int8), _arr(conf, np.float64), _arr(atr, np.float64),
+        _arr(buy_ok, np.bool_), bool(fill_on_close), float(broker.initial_cash),
+        np.array([broker.slippage_bps / 10_000.0, broker.commission_per_share, broker.commission_min,
+                  broker.commission_per_trade]),
+        risk_core.risk_params(risk), bounds, order, fallback,
+        np.array([t.max_open_positions for t in tiers], dtype=np.int64),
+        np.array([t.risk_per_trade for t in tiers], dtype=np.float64),
+        np.array([not t.universe or sym in {u.upper() for u in t.universe} for t in tiers], dtype=np.int64),
+        True, risk.sizing == "all_in")
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) :func:`run` through :func:`replay`, as every backtest calls it."""
+    from aitrader.config import load_settings
+
+    s = load_settings()
+    one = np.ones(4)
+    replay(one, one, one, one, day_id=np.arange(4), sig=np.array([1, 0, -1, 0]), conf=np.array([1.0, 0, 1, 0]),
+           atr=np.full(4, np.nan), buy_ok=np.ones(4), fill_on_close=False, broker=s.broker, risk=s.risk,
+           symbol="WARM")
+
+
 if __name__ == "__main__":  # `make install`: compile once so no later process pays for it
     import time
-
-    from aitrader.backtest.fast import warm_up
 
     t0 = time.perf_counter()
     warm_up()

@@ -154,13 +154,10 @@ def start_operations(ctx: Any, *, metrics_port: int | None) -> Any:
 
 
 def buy_and_hold(bars: dict[str, pd.DataFrame], first: pd.Timestamp, until: pd.Timestamp | None) -> float | None:
-    """Equal-weight buy-and-hold return over the replayed span (entry at the first close)."""
-    rets = []
-    for df in bars.values():
-        span = df.loc[(df.index >= first) & ((df.index <= until) if until is not None else True)]
-        if len(span) > 1:
-            rets.append(span["close"].iloc[-1] / span["close"].iloc[0] - 1.0)
-    return float(np.mean(rets)) if rets else None
+    """Buy-and-hold return over the replayed span (:mod:`aitrader.core.benchmark`'s convention)."""
+    from aitrader.core.benchmark import total_return
+
+    return total_return({s: df["close"] for s, df in bars.items()}, start=first, end=until)
 
 
 def print_summary(summary: Any, home: Any, *, bench: float | None, as_json: bool = False) -> None:

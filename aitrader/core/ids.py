@@ -1,10 +1,18 @@
 """Deterministic client order ids: the same (symbol, bar time, intent) gives the same id,
-so a restarted agent re-submitting a decision is recognised by the venue and never doubled."""
+so a restarted agent re-submitting a decision is recognised by the venue and never doubled.
+
+This module is the only author of ids: a parent (:func:`client_order_id`), its bracket legs
+(:func:`leg_id`) and the re-priced attempts of an option order (:func:`reprice_id`);
+:func:`parent_id` reads a derived id back. The forms are frozen (tests pin them): a journal
+written by an older version must still match its venue's orders after an upgrade.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -40,3 +48,31 @@ def client_order_ids(symbol: str, bar_times: pd.DatetimeIndex, intents: Sequence
     sha = hashlib.sha256
     return [f"{prefix}-{symbol}-{st}-{it}-{sha(f'{symbol}|{i}|{it}'.encode()).hexdigest()[:8]}"[:64]
             for st, i, it in zip(stamps.tolist(), iso, intents, strict=True)]
+
+
+Leg = Literal["sl", "tp"]
+LEGS: tuple[Leg, ...] = ("sl", "tp")  # stop-loss, take-profit
+# How each venue has always joined a parent id and its leg: IBKR's orderRef uses ':', the
+# paper venue (and the batch backtest, which reproduces it) '-'; Alpaca names its own legs.
+_LEG_SEPARATOR: dict[str, str] = {"ibkr": ":"}
+_DERIVED = re.compile(r"(?:[-:](?:sl|tp)|-r[1-9][0-9]*)$")
+
+
+def leg_id(parent: str, leg: Leg, *, venue: str = "paper") -> str:
+    """The id of bracket leg ``leg`` of ``parent`` at ``venue``: ``<parent>-sl`` (``<parent>:sl`` at IBKR)."""
+    if leg not in LEGS:
+        raise ValueError(f"bracket leg must be one of {', '.join(LEGS)} (got {leg!r})")
+    return f"{parent}{_LEG_SEPARATOR.get(venue, '-')}{leg}"
+
+
+def reprice_id(parent: str, attempt: int) -> str:
+    """The id of attempt ``attempt`` of a limit order worked by re-pricing: the parent's own id
+    first (attempt 0), then ``<parent>-r1``, ``-r2``..., so a restart never doubles one."""
+    if attempt < 0:
+        raise ValueError(f"attempt must be >= 0 (got {attempt})")
+    return parent if attempt == 0 else f"{parent}-r{attempt}"
+
+
+def parent_id(client_order_id: str) -> str:
+    """The id a leg or re-price id was derived from (any venue's form); other ids unchanged."""
+    return _DERIVED.sub("", client_order_id)

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aitrader.core.benchmark import buy_and_hold as benchmark_value
 from aitrader.core.errors import AitraderError, DataError
+from aitrader.core.ids import parent_id
 from aitrader.core.paths import Home
 from aitrader.data.bars import parse_timeframe
 from aitrader.data.sp500_breadth import breadth_from_store
@@ -138,33 +140,11 @@ def _close_series(store: BarStore, symbol: str) -> pd.Series | None:
 
 
 def buy_and_hold(store: BarStore, symbols: list[str], index: pd.DatetimeIndex, initial: float) -> pd.Series:
-    """Equal-weight buy-and-hold of ``symbols`` from stored bars, on ``index``, starting at ``initial``.
-
-    Each symbol is bought at its last close at/before ``index[0]`` (its first close if it starts
-    later) and valued at its last close at/before each time (no look-ahead). Symbols without
-    stored bars are left out; all NaN if none has any.
-    """
-    if len(index) == 0:
-        return pd.Series(dtype="float64", index=index, name="benchmark")
-    rel = []
-    for symbol in symbols:
-        close = _close_series(store, symbol)
-        if close is None:
-            continue
-        close = close[~close.index.duplicated(keep="last")].sort_index()
-        window = close[close.index <= index[-1]]
-        if window.empty:
-            continue
-        before = window[window.index <= index[0]]
-        base = float(before.iloc[-1]) if not before.empty else float(window.iloc[0])
-        valued = window.reindex(window.index.union(index)).ffill().reindex(index)
-        rel.append(valued / base)
-    if not rel:
-        return pd.Series(np.nan, index=index, name="benchmark", dtype="float64")
-    frame = pd.concat(rel, axis=1)
-    # Before a late-starting symbol's first bar it is still cash at its entry value.
-    frame = frame.fillna(1.0)
-    return (frame.mean(axis=1) * float(initial)).rename("benchmark")
+    """Buy-and-hold of ``symbols`` from stored bars, on ``index``, starting at ``initial``
+    (:func:`aitrader.core.benchmark.buy_and_hold`: equal weight, bought at the last close at or
+    before ``index[0]``). Symbols without stored bars are left out; all NaN if none has any."""
+    closes = {s: c for s in symbols if (c := _close_series(store, s)) is not None}
+    return benchmark_value(closes, index, initial=initial)
 
 
 def equity_vs_benchmark(reader: JournalReader, store: BarStore) -> pd.DataFrame:
@@ -281,7 +261,7 @@ def trades_table(reader: JournalReader, *, symbols: list[str] | None = None, sta
 
     ``start``/``end`` are inclusive dates (``end`` covers its whole day); list filters keep rows
     whose value is in the list (None or empty = no filter). A venue-made bracket leg
-    (``<parent id>-<leg>``, no decision of its own) takes its parent order's strategy; other
+    (:func:`~aitrader.core.ids.leg_id`, no decision of its own) takes its parent order's strategy; other
     fills without a decision (e.g. reconciled orders) have strategy ``"(none)"``.
     """
     fills = reader.trades()
@@ -292,7 +272,7 @@ def trades_table(reader: JournalReader, *, symbols: list[str] | None = None, sta
     df = fills.copy()
     by_order = {str(c): str(policy[d]) for c, d in zip(df["client_order_id"], df["decision_id"], strict=True)
                 if d is not None and d in policy}
-    df["strategy"] = [by_order.get(str(c)) or by_order.get(str(c).rsplit("-", 1)[0]) or "(none)"
+    df["strategy"] = [by_order.get(str(c)) or by_order.get(parent_id(str(c))) or "(none)"
                       for c in df["client_order_id"]]
     df["notional"] = df["quantity"].astype("float64") * df["price"].astype("float64") * df["multiplier"].astype(
         "float64")

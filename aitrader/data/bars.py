@@ -27,6 +27,29 @@ def parse_timeframe(tf: str) -> pd.Timedelta:
     return pd.Timedelta(TIMEFRAMES[tf])
 
 
+# (sessions per year, minutes per session) by calendar: an exchange (any pandas-market-calendars
+# name, or None) counts the US equity year, 252 sessions of 6.5 h; the FX week "24/5" 52 x 5
+# days of 24 h; "24/7" every day of the year. One table for every annualisation (backtest
+# metrics, the paper venue's realised volatility).
+_YEAR_BY_CALENDAR: dict[str, tuple[int, int]] = {"24/5": (260, 24 * 60), "24/7": (365, 24 * 60)}
+_EXCHANGE_YEAR = (252, 390)
+
+
+def periods_per_year(timeframe: str, *, calendar: str | None = None) -> int:
+    """Bars of ``timeframe`` in a trading year on ``calendar`` (what annualises per-bar statistics).
+
+    Daily bars count sessions (252 on an exchange, 260 on "24/5", 365 on "24/7"); intraday
+    bars count session minutes over bar minutes, e.g. 1h: 1638 on an exchange (6.5 h a day),
+    6240 on "24/5". An exchange's own hours are not looked up: every exchange calendar counts
+    as US equity hours (the historical convention of this project's figures).
+    """
+    step = parse_timeframe(timeframe)
+    sessions, minutes = _YEAR_BY_CALENDAR.get(calendar or "", _EXCHANGE_YEAR)
+    if step >= pd.Timedelta(days=1):
+        return sessions
+    return int(round(sessions * minutes / (step / pd.Timedelta(minutes=1))))
+
+
 def check_symbol(symbol: str) -> str:
     """Normalise a symbol to upper case; reject anything that is not a plausible ticker."""
     s = symbol.strip().upper()

@@ -1,10 +1,10 @@
 """Technical indicators computed with TA-Lib: pure, causal functions of the bars.
 
-Every public function takes the bars DataFrame (canonical format, see
-:mod:`aitrader.data.bars`) and returns a DataFrame with the same index and new columns
-prefixed ``ta_``. The ``_*_arrays`` twins return ``{column: float64 array}`` and are what
+Each ``_*_arrays`` function takes the bars' :class:`OHLCV` arrays and returns
+``{column: float64 array}`` with columns prefixed ``ta_``; that is what
 :func:`aitrader.features.feature_engineering.build_features` uses, so the full feature set
-is assembled without intermediate DataFrames.
+is assembled without intermediate DataFrames. :func:`all_indicators` is the same set as one
+DataFrame on the bars' index.
 
 Causality: a value at row t uses rows <= t only. TA-Lib's exponential indicators (EMA,
 MACD, RSI, ATR, ADX) are seeded from the first bars of the series they are given, so a
@@ -33,19 +33,6 @@ Arrays = dict[str, np.ndarray]
 
 MA_LENGTHS: tuple[int, ...] = (5, 10, 20, 50, 200)
 RETURN_HORIZONS: tuple[int, ...] = (1, 5, 10, 20)
-
-# Periods per year by timeframe, for the optional annualisation of realised volatility.
-# Intraday figures assume a US equity session (6.5 h); 24/7 markets differ, which is why
-# annualisation is opt-in.
-PERIODS_PER_YEAR: dict[str, float] = {
-    "1m": 252 * 390,
-    "5m": 252 * 78,
-    "15m": 252 * 26,
-    "30m": 252 * 13,
-    "1h": 252 * 6.5,
-    "1d": 252,
-}
-
 
 @dataclass(frozen=True)
 class OHLCV:
@@ -191,13 +178,11 @@ def _log_return_arrays(a: OHLCV, horizons: Sequence[int] = RETURN_HORIZONS) -> A
     return {f"ta_ret_{k}": logc - _lag(logc, k) for k in horizons}
 
 
-def _rvol_arrays(a: OHLCV, window: int = 20, periods_per_year: float | None = None) -> Arrays:
+def _rvol_arrays(a: OHLCV, window: int = 20) -> Arrays:
+    """Per-bar realised volatility (not annualised: the models see it per bar)."""
     logc = np.log(a.close)
     ret1 = logc - _lag(logc, 1)
-    rv = _rolling(ret1, window).std(ddof=1).to_numpy()
-    if periods_per_year is not None:
-        rv = rv * np.sqrt(periods_per_year)
-    return {f"ta_rvol_{window}": rv}
+    return {f"ta_rvol_{window}": _rolling(ret1, window).std(ddof=1).to_numpy()}
 
 
 def _volume_z_arrays(a: OHLCV, window: int = 20) -> Arrays:
@@ -245,83 +230,6 @@ def _frame(bars: pd.DataFrame, arrays: Arrays) -> pd.DataFrame:
 
 
 # --- public DataFrame API -------------------------------------------------------------
-
-
-def rsi(bars: pd.DataFrame, *, window: int = 14) -> pd.DataFrame:
-    """Wilder's RSI: ``ta_rsi_{window}`` in [0, 100]."""
-    return _frame(bars, _rsi_arrays(OHLCV.from_bars(bars), window))
-
-
-def macd(bars: pd.DataFrame, *, fast: int = 12, slow: int = 26, signal: int = 9) -> pd.DataFrame:
-    """MACD line, signal and histogram (price units) plus the same divided by close (``*_pct``)."""
-    return _frame(bars, _macd_arrays(OHLCV.from_bars(bars), fast, slow, signal))
-
-
-def bollinger(bars: pd.DataFrame, *, window: int = 20, nbdev: float = 2.0) -> pd.DataFrame:
-    """Bollinger bands (population std): upper/middle/lower, %B and bandwidth ``(upper-lower)/middle``."""
-    return _frame(bars, _bollinger_arrays(OHLCV.from_bars(bars), window, nbdev))
-
-
-def atr(bars: pd.DataFrame, *, window: int = 14) -> pd.DataFrame:
-    """Wilder's average true range ``ta_atr_{window}`` and ``ta_atr_pct_{window}`` = ATR / close."""
-    return _frame(bars, _atr_arrays(OHLCV.from_bars(bars), window))
-
-
-def moving_averages(bars: pd.DataFrame, *, lengths: Sequence[int] = MA_LENGTHS) -> pd.DataFrame:
-    """SMA and EMA of close for each length, plus ``ta_close_sma_n`` / ``ta_close_ema_n`` = close/MA - 1."""
-    return _frame(bars, _ma_arrays(OHLCV.from_bars(bars), lengths))
-
-
-def stochastic(bars: pd.DataFrame, *, k: int = 14, k_smooth: int = 3, d: int = 3) -> pd.DataFrame:
-    """Slow stochastic (14, 3, 3 by default): ``ta_stoch_k``, ``ta_stoch_d`` in [0, 100]."""
-    return _frame(bars, _stoch_arrays(OHLCV.from_bars(bars), k, k_smooth, d))
-
-
-def obv(bars: pd.DataFrame, *, flow_window: int = 20) -> pd.DataFrame:
-    """On-balance volume ``ta_obv`` and its bounded flow over ``flow_window`` bars."""
-    return _frame(bars, _obv_arrays(OHLCV.from_bars(bars), flow_window))
-
-
-def adx(bars: pd.DataFrame, *, window: int = 14) -> pd.DataFrame:
-    """Wilder's average directional index ``ta_adx_{window}`` in [0, 100]."""
-    return _frame(bars, _adx_arrays(OHLCV.from_bars(bars), window))
-
-
-def rolling_vwap(bars: pd.DataFrame, *, window: int = 20) -> pd.DataFrame:
-    """Rolling VWAP ``sum(typical*volume)/sum(volume)`` over ``window`` bars, and close/VWAP - 1.
-
-    Typical price is ``(high + low + close) / 3``; a window with zero volume gives NaN.
-    """
-    return _frame(bars, _vwap_arrays(OHLCV.from_bars(bars), window))
-
-
-def log_returns(bars: pd.DataFrame, *, horizons: Sequence[int] = RETURN_HORIZONS) -> pd.DataFrame:
-    """Backward-looking log returns ``ta_ret_k = log(close_t / close_{t-k})``."""
-    return _frame(bars, _log_return_arrays(OHLCV.from_bars(bars), horizons))
-
-
-def realized_volatility(
-    bars: pd.DataFrame,
-    *,
-    window: int = 20,
-    timeframe: str | None = None,
-    periods_per_year: float | None = None,
-) -> pd.DataFrame:
-    """Sample std of 1-bar log returns over ``window`` bars: ``ta_rvol_{window}``.
-
-    Per bar by default (what :func:`build_features` uses); annualised when ``timeframe``
-    (via :data:`PERIODS_PER_YEAR`) or ``periods_per_year`` is given.
-    """
-    if periods_per_year is None and timeframe is not None:
-        if timeframe not in PERIODS_PER_YEAR:
-            raise DataError(f"bad timeframe {timeframe!r}: allowed {', '.join(PERIODS_PER_YEAR)}")
-        periods_per_year = PERIODS_PER_YEAR[timeframe]
-    return _frame(bars, _rvol_arrays(OHLCV.from_bars(bars), window, periods_per_year))
-
-
-def volume_zscore(bars: pd.DataFrame, *, window: int = 20) -> pd.DataFrame:
-    """``(volume - mean) / std`` over the last ``window`` bars (including t); NaN for flat windows."""
-    return _frame(bars, _volume_z_arrays(OHLCV.from_bars(bars), window))
 
 
 def all_indicators(bars: pd.DataFrame) -> pd.DataFrame:

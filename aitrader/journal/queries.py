@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from aitrader.core.errors import JournalError
+from aitrader.core.roundtrips import fifo_round_trips
 from aitrader.core.sqlite import connect_readonly
 from aitrader.journal.db import to_iso, utc_now
 
@@ -36,7 +37,6 @@ DECISION_COLUMNS = ["id", "ts", "bar_time", "symbol", "signal", "confidence", "p
                     "model_versions", "final_action", "rule_reasons", "bar_close"]
 RISK_COLUMNS = ["ts", "symbol", "rule", "detail", "severity"]
 HIT_RATE_COLUMNS = ["model", "votes", "hits", "hit_rate"]
-_EPS = 1e-9
 
 
 class JournalReader:
@@ -179,52 +179,28 @@ class JournalReader:
         return df
 
     def closed_trades(self) -> pd.DataFrame:
-        """Round trips built from fills, FIFO per instrument (longs and shorts, partial exits).
+        """Round trips built from fills, FIFO per instrument (longs and shorts, partial exits):
+        :func:`aitrader.core.roundtrips.fifo_round_trips`, the rule the backtest uses too.
 
         Each row is one matched (entry lot, exit fill) slice: ``pnl`` is net of the pro-rated
         entry and exit commissions, ``return_pct`` is pnl over the entry cost in percent,
-        ``decision_id`` is the entry's decision.
+        ``decision_id`` is the entry's decision, ``symbol`` the exit fill's.
         """
         fills = self.trades()
-        if fills.empty:
+        rt = fifo_round_trips(fills.rename(columns={"ts": "time"}), key="instrument") if not fills.empty else None
+        if rt is None or rt.empty:
             return pd.DataFrame({c: pd.Series(dtype="object") for c in CLOSED_TRADE_COLUMNS})
-        lots: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
-        rows: list[dict[str, Any]] = []
-        for f in fills.to_dict("records"):
-            signed = float(f["quantity"]) if f["side"] == "buy" else -float(f["quantity"])
-            remaining = abs(signed)
-            fill_qty = abs(signed)
-            queue = lots[f["instrument"]]
-            while remaining > _EPS and queue and np.sign(queue[0]["qty"]) != np.sign(signed):
-                lot = queue[0]
-                qty = min(remaining, abs(lot["qty"]))
-                direction = 1.0 if lot["qty"] > 0 else -1.0
-                mult = float(f["multiplier"])
-                commission = lot["comm_per_unit"] * qty + float(f["commission"]) * qty / fill_qty
-                gross = (float(f["price"]) - lot["price"]) * qty * mult * direction
-                pnl = gross - commission
-                cost = lot["price"] * qty * mult
-                rows.append({
-                    "symbol": f["symbol"], "instrument": f["instrument"], "direction": "long" if direction > 0 else "short",
-                    "entry_time": lot["ts"], "exit_time": f["ts"], "entry_price": lot["price"],
-                    "exit_price": float(f["price"]), "quantity": qty, "pnl": pnl,
-                    "return_pct": pnl / cost * 100.0 if cost else 0.0, "commission": commission,
-                    "decision_id": lot["decision_id"], "entry_order_id": lot["order_id"],
-                    "exit_order_id": f["client_order_id"],
-                })
-                lot["qty"] -= qty * direction
-                remaining -= qty
-                if abs(lot["qty"]) <= _EPS:
-                    queue.popleft()
-            if remaining > _EPS:
-                queue.append({
-                    "qty": remaining * (1.0 if signed > 0 else -1.0), "price": float(f["price"]), "ts": f["ts"],
-                    "comm_per_unit": float(f["commission"]) / fill_qty, "decision_id": f["decision_id"],
-                    "order_id": f["client_order_id"],
-                })
-        if not rows:
-            return pd.DataFrame({c: pd.Series(dtype="object") for c in CLOSED_TRADE_COLUMNS})
-        return pd.DataFrame(rows, columns=CLOSED_TRADE_COLUMNS)
+        entry, exit_ = fills.iloc[rt["entry_row"].to_numpy()], fills.iloc[rt["exit_row"].to_numpy()]
+        cols = {
+            "symbol": exit_["symbol"], "instrument": rt["key"], "direction": rt["direction"],
+            "entry_time": rt["entry_time"], "exit_time": rt["exit_time"], "entry_price": rt["entry_price"],
+            "exit_price": rt["exit_price"], "quantity": rt["quantity"], "pnl": rt["pnl"],
+            "return_pct": rt["return_pct"], "commission": rt["commission"], "decision_id": entry["decision_id"],
+            "entry_order_id": entry["client_order_id"], "exit_order_id": exit_["client_order_id"],
+        }
+        # Row tuples, so pandas infers each column's dtype from its values (ids: int, or object with None).
+        return pd.DataFrame(list(zip(*(cols[c].tolist() for c in CLOSED_TRADE_COLUMNS), strict=True)),
+                            columns=CLOSED_TRADE_COLUMNS)
 
     # -- decisions and models -----------------------------------------------------------
 

@@ -47,6 +47,7 @@ class PPOModel(BaseModel):
 
     def _fit_arrays(self, X: np.ndarray, y: np.ndarray, w: np.ndarray, returns: np.ndarray | None) -> None:
         from stable_baselines3 import PPO
+        from stable_baselines3.common.logger import Logger
 
         if returns is None:
             raise ModelError("ppo: fit needs returns= (next-bar returns aligned with X)")
@@ -57,6 +58,9 @@ class PPOModel(BaseModel):
                    n_epochs=int(p["n_epochs"]), learning_rate=float(p["learning_rate"]), gamma=float(p["gamma"]),
                    ent_coef=float(p["ent_coef"]), policy_kwargs=self._policy_kwargs(), seed=self.seed,
                    device="cpu", verbose=0)
+        # SB3's default logger makes an empty ``$TMPDIR/SB3-<time>`` directory on every fit;
+        # a logger with no outputs writes nowhere (the fit reports nothing we keep anyway).
+        algo.set_logger(Logger(folder=None, output_formats=[]))
         algo.learn(total_timesteps=int(p["total_timesteps"]), progress_bar=False)
         self._policy = algo.policy
         self._policy.set_training_mode(False)

@@ -15,14 +15,11 @@ Every training index is therefore strictly before ``test_start - purge``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
 from aitrader.core.errors import DataError
-
-if TYPE_CHECKING:
-    from aitrader.config.settings import WalkForwardConfig
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -75,9 +72,3 @@ def walk_forward_splits(
         splits.append((train, np.arange(t0, t1, dtype=np.int64)))
         excluded[t1:min(n, t1 + embargo)] = True
     return splits
-
-
-def splits_from_config(n: int, cfg: WalkForwardConfig, *, purge: int) -> list[Split]:
-    """:func:`walk_forward_splits` with a ``models.walk_forward`` settings section."""
-    return walk_forward_splits(n, scheme=cfg.scheme, n_splits=cfg.n_splits, train_window=cfg.train_window,
-                               test_window=cfg.test_window, purge=purge, embargo=cfg.embargo)

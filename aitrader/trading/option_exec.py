@@ -17,6 +17,7 @@ import pandas as pd
 
 from aitrader.config.settings import OptionsConfig
 from aitrader.core.errors import BrokerError
+from aitrader.core.ids import reprice_id
 from aitrader.core.intents import RiskEvent
 from aitrader.core.protocols import Broker
 from aitrader.core.types import (
@@ -93,7 +94,7 @@ class OptionWorker:
                 continue
             side = Side(w["side"])
             price = limit_prices(quote, side=side, max_reprices=self.cfg.max_reprices)[k]
-            cid = f"{base}-r{k}"
+            cid = reprice_id(base, k)
             req = self._request(quote, side=side, qty=remaining, cid=cid, price=price)
             submit_once(self.journal, self.broker, req, decision_id=w["decision_id"])
             w.update(attempt=k, cid=cid, since=ts.isoformat(), qty=remaining, repricing=False)

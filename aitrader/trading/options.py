@@ -3,36 +3,25 @@
 A confident signal may be expressed with an option instead of stock: calls when bullish,
 puts when bearish. :func:`select_contract` filters the chain (right, days to expiry,
 liquidity) and picks the contract whose |delta| is closest to ``target_delta``; every
-skipped contract is counted in the reasons. :func:`execute_option_order` works a limit order
-from mid toward the far side of the spread. :func:`plan_option_trade` decides between the
-option, the stock fallback and a skip, with the reason the journal records.
+skipped contract is counted in the reasons. :func:`limit_prices` is the ladder of limit
+prices from mid toward the far side of the spread that
+:class:`~aitrader.trading.option_exec.OptionWorker` works across ticks.
+:func:`plan_option_trade` decides between the option, the stock fallback and a skip, with
+the reason the journal records.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import math
-import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 from aitrader.config.settings import OptionsConfig
 from aitrader.core.decisions import Signal
-from aitrader.core.errors import BrokerError, PermanentBrokerError
 from aitrader.core.pricing import bs_delta
-from aitrader.core.types import (
-    AssetClass,
-    OptionQuote,
-    Order,
-    OrderRequest,
-    OrderStatus,
-    OrderType,
-    Side,
-    TimeInForce,
-)
+from aitrader.core.types import OptionQuote, Side
 
 DAYS_PER_YEAR = 365.0
 
@@ -112,36 +101,7 @@ def select_contract(
     return best, reasons
 
 
-# ---- execution ---------------------------------------------------------------------------
-
-
-class OptionBroker(Protocol):
-    """The broker calls option execution uses (a subset of ``brokers.base.Broker``)."""
-
-    def submit(self, request: OrderRequest) -> Order: ...
-
-    def get_order(self, client_order_id: str) -> Order | None: ...
-
-    def cancel(self, client_order_id: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class OptionAttempt:
-    client_order_id: str
-    limit_price: float
-    quantity: float
-    filled_quantity: float
-    status: str  # final OrderStatus value of this attempt, or "error"
-
-
-@dataclass(frozen=True)
-class OptionExecution:
-    status: Literal["filled", "partially_filled", "unfilled"]
-    filled_quantity: float
-    avg_price: float | None
-    reason: str
-    attempts: list[OptionAttempt] = field(default_factory=list)
-    working_order_id: str | None = None  # set if an order could not be confirmed canceled
+# ---- limit prices (the ladder OptionWorker works) ----------------------------------------
 
 
 def limit_prices(quote: OptionQuote, *, side: Side, max_reprices: int) -> list[float]:
@@ -157,102 +117,6 @@ def limit_prices(quote: OptionQuote, *, side: Side, max_reprices: int) -> list[f
         r = math.ceil(p * 100 - 1e-9) / 100 if side is Side.BUY else math.floor(p * 100 + 1e-9) / 100
         rounded.append(min(r, quote.ask) if side is Side.BUY else max(r, quote.bid))
     return rounded
-
-
-def execute_option_order(
-    broker: OptionBroker,
-    quote: OptionQuote,
-    *,
-    side: Side,
-    quantity: int,
-    client_order_id: str,
-    cfg: OptionsConfig,
-    sleep: Callable[[float], None] = time.sleep,
-    poll: float = 1.0,
-) -> OptionExecution:
-    """Work a limit order: mid, then up to ``cfg.max_reprices`` re-prices toward the far side.
-
-    Each attempt waits up to ``cfg.order_timeout_seconds`` (polling every ``poll`` seconds
-    through ``sleep``), then is canceled before the next is sent, with ids
-    ``client_order_id``, ``client_order_id-r1``, ``-r2``... so a restart never doubles an
-    attempt. Partial fills carry over: the next attempt only asks for the rest. A broker error
-    stops the sequence and is the reason; the order is then canceled on a best-effort basis
-    and, if it cannot be confirmed closed, its id is returned in ``working_order_id`` and
-    nothing more is sent (never two live orders for one intent).
-    """
-    if quantity < 1:
-        return OptionExecution("unfilled", 0.0, None, f"quantity {quantity} < 1 contract")
-    prices = limit_prices(quote, side=side, max_reprices=cfg.max_reprices)
-    book = _Book(quantity)
-    for k, px in enumerate(prices):
-        cid = client_order_id if k == 0 else f"{client_order_id}-r{k}"
-        remaining = quantity - book.filled
-        req = OrderRequest(client_order_id=cid, symbol=quote.contract.underlying, side=side, quantity=remaining,
-                           order_type=OrderType.LIMIT, limit_price=px, time_in_force=TimeInForce.DAY,
-                           asset_class=AssetClass.OPTION, option=quote.contract)
-        order: Order | None = None
-        try:
-            order = broker.submit(req)
-            waited = 0.0
-            while order.status.is_open and waited < cfg.order_timeout_seconds:
-                step = min(poll, cfg.order_timeout_seconds - waited)
-                sleep(step)
-                waited += step
-                order = broker.get_order(cid) or order
-            if order.status.is_open:
-                broker.cancel(cid)
-                # A fill can race the cancel: read the final state before re-pricing.
-                order = broker.get_order(cid) or order
-        except BrokerError as exc:
-            if order is None and isinstance(exc, PermanentBrokerError):
-                book.attempts.append(OptionAttempt(cid, px, remaining, 0.0, "rejected"))
-                return book.result(f"broker rejected {cid}: {exc}")
-            # Unknown outcome (lost submit answer, failed poll or cancel): the order may be live.
-            order, open_ = _settle_after_error(broker, cid, order)
-            book.record(cid, px, remaining, order)
-            book.working = cid if open_ else None
-            return book.result(f"broker error on {cid}: {exc}" + ("; order may still be working" if open_ else ""))
-        book.record(cid, px, remaining, order)
-        if book.filled >= quantity:
-            return book.result(f"filled {book.filled:g} @ {book.notional / book.filled:.2f} after {k + 1} attempt(s)")
-        if order.status in (OrderStatus.REJECTED, OrderStatus.EXPIRED):
-            return book.result(f"{cid} {order.status.value}: {order.reason or 'no reason given'}")
-    return book.result(f"not filled after {len(prices)} attempt(s) ({cfg.max_reprices} re-price(s), "
-                       f"last limit {prices[-1]:.2f}, {cfg.order_timeout_seconds:g}s each)")
-
-
-@dataclass
-class _Book:
-    """Running totals over the attempts of one option execution."""
-
-    quantity: int
-    filled: float = 0.0
-    notional: float = 0.0
-    attempts: list[OptionAttempt] = field(default_factory=list)
-    working: str | None = None
-
-    def record(self, cid: str, px: float, qty: float, order: Order | None) -> None:
-        got = order.filled_quantity if order is not None else 0.0
-        self.attempts.append(OptionAttempt(cid, px, qty, got, order.status.value if order is not None else "unknown"))
-        if order is not None and got > 0:
-            price = order.avg_fill_price if order.avg_fill_price is not None else (order.limit_price or 0.0)
-            self.filled += got
-            self.notional += got * price
-
-    def result(self, reason: str) -> OptionExecution:
-        status: Literal["filled", "partially_filled", "unfilled"] = (
-            "filled" if self.filled >= self.quantity else "partially_filled" if self.filled > 0 else "unfilled")
-        avg = self.notional / self.filled if self.filled > 0 else None
-        return OptionExecution(status, self.filled, avg, reason, list(self.attempts), self.working)
-
-
-def _settle_after_error(broker: OptionBroker, cid: str, order: Order | None) -> tuple[Order | None, bool]:
-    """Best effort after a broker error: cancel, re-read; True when it may still be working."""
-    with contextlib.suppress(BrokerError):
-        broker.cancel(cid)
-    with contextlib.suppress(BrokerError):
-        order = broker.get_order(cid) or order
-    return order, order is None or order.status.is_open
 
 
 # ---- planning ----------------------------------------------------------------------------

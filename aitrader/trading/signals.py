@@ -51,6 +51,3 @@ class MLSignals:
 
     def versions(self, symbol: str) -> dict[str, str]:
         return dict(self._predictors[symbol].model_versions)
-
-    def usable_models(self, symbol: str) -> int:
-        return len(self.versions(symbol))

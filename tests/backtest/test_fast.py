@@ -70,6 +70,7 @@ def test_kernel_compiles_once_for_every_kind_of_run() -> None:
     # cached compile serves them all; a second signature would cost a multi-second compile.
     from aitrader.backtest import kernel
 
+    kernel.warm_up()  # what `make install` compiles is what every run uses
     s = _settings()
     bars = _bars([(100, 101, 99, 100)] * 6)
     bars.index = bars.index.tz_localize("America/New_York")

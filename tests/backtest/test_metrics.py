@@ -42,6 +42,18 @@ def test_metrics_match_quantstats_on_a_real_backtest(sample_home: Home) -> None:
     assert res.metrics["buy_and_hold"]["total_return"] == pytest.approx(closes.iloc[-1] / closes.iloc[0] - 1)
 
 
+def test_hourly_fx_is_annualised_on_the_fx_week(sample_home: Home) -> None:
+    # EURUSD trades on the "24/5" calendar: 1h bars annualise with 52 x 5 x 24 = 6240 periods
+    # (not an equity session's 1638).
+    s = load_settings()
+    s.timeframes = {"EURUSD": "1h"}
+    res = run_backtest(home=sample_home, settings=s, symbol="EURUSD", strategy="buy_hold", mode="fast",
+                       start=pd.Timestamp("2017-11-01"), end=pd.Timestamp("2017-11-30"))
+    r = res.benchmark.pct_change().iloc[1:]
+    assert res.metrics["buy_and_hold"]["volatility"] == pytest.approx(float(r.std(ddof=1)) * math.sqrt(6240),
+                                                                       rel=1e-9)
+
+
 def test_trade_statistics_by_hand() -> None:
     idx = pd.date_range("2020-01-01", periods=6, freq="D")
     equity = pd.Series([100.0, 110.0, 99.0, 105.0, 111.0, 90.0], index=idx)

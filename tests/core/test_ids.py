@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from aitrader.core.ids import client_order_id, client_order_ids
+from aitrader.core.ids import client_order_id, client_order_ids, leg_id, parent_id, reprice_id
 
 # Values produced by the first release; a change here would double orders across an upgrade.
 FIXED = [
@@ -45,3 +45,47 @@ def test_pandas_isoformat_is_what_is_hashed() -> None:
 def test_length_mismatch_is_refused() -> None:
     with pytest.raises(ValueError, match="2 bar times for 1 intents"):
         client_order_ids("GOOG", pd.DatetimeIndex(["2020-01-01", "2020-01-02"]), ["entry"])
+
+
+# Derived ids as every venue has always written them (a journal from an older version must
+# still match its venue's orders): paper venue and batch backtest "-", IBKR's orderRef ":".
+PARENT = "at-GOOG-20100104T0000-entry-38854028"
+LEG_IDS = [
+    ("paper", "sl", "at-GOOG-20100104T0000-entry-38854028-sl"),
+    ("paper", "tp", "at-GOOG-20100104T0000-entry-38854028-tp"),
+    ("ibkr", "sl", "at-GOOG-20100104T0000-entry-38854028:sl"),
+    ("ibkr", "tp", "at-GOOG-20100104T0000-entry-38854028:tp"),
+]
+
+
+@pytest.mark.parametrize(("venue", "leg", "expected"), LEG_IDS)
+def test_fixed_leg_ids(venue: str, leg: str, expected: str) -> None:
+    assert client_order_id("GOOG", "2010-01-04", "entry") == PARENT
+    assert leg_id(PARENT, leg, venue=venue) == expected  # type: ignore[arg-type]
+    assert parent_id(expected) == PARENT
+
+
+def test_fixed_reprice_ids() -> None:
+    base = "at-GOOG-20171101T1330-option-0a1b2c3d"
+    assert [reprice_id(base, k) for k in range(4)] == [
+        base, f"{base}-r1", "at-GOOG-20171101T1330-option-0a1b2c3d-r2", f"{base}-r3"]
+    assert [parent_id(reprice_id(base, k)) for k in range(12)] == [base] * 12
+    assert parent_id(PARENT) == PARENT  # a parent's own hash suffix is not a derivation
+    with pytest.raises(ValueError, match="attempt must be >= 0"):
+        reprice_id(base, -1)
+    with pytest.raises(ValueError, match="bracket leg must be one of sl, tp"):
+        leg_id(base, "trail")  # type: ignore[arg-type]
+
+
+def test_venues_name_their_legs_through_leg_id(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from aitrader.core.types import Bar, OrderRequest, OrderType, Side
+    from aitrader.venues.paper.execution import PaperBroker
+
+    broker = PaperBroker(db_path=Path(str(tmp_path)) / "paper.db", initial_cash=10_000, fill_on="close")
+    broker.on_bar(Bar("GOOG", pd.Timestamp("2010-01-04").to_pydatetime(), 100, 101, 99, 100, 1000))
+    broker.submit(OrderRequest(client_order_id=PARENT, symbol="GOOG", side=Side.BUY, quantity=1,
+                               order_type=OrderType.MARKET, stop_loss=90.0, take_profit=110.0))
+    ids = {o.client_order_id for o in broker.open_orders()} | {PARENT}
+    assert {f"{PARENT}-sl", f"{PARENT}-tp"} <= ids

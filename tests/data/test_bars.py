@@ -15,6 +15,7 @@ from aitrader.data.bars import (
     normalize_bars,
     parse_date,
     parse_timeframe,
+    periods_per_year,
     read_bars_file,
 )
 from aitrader.core.errors import DataError
@@ -41,6 +42,24 @@ def test_vix_dots_are_missing_values(vix: pd.DataFrame) -> None:
 @pytest.mark.parametrize("tf,minutes", [("1m", 1), ("5m", 5), ("1h", 60), ("1d", 1440)])
 def test_parse_timeframe(tf: str, minutes: int) -> None:
     assert parse_timeframe(tf) == pd.Timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize(("tf", "calendar", "expected"), [
+    ("1d", None, 252), ("1d", "NYSE", 252), ("1d", "24/5", 260), ("1d", "24/7", 365),
+    ("1h", None, 1638), ("1h", "NYSE", 1638),  # 252 sessions x 6.5 h
+    ("1h", "24/5", 6240),  # FX: 52 weeks x 5 days x 24 h
+    ("1h", "24/7", 8760),
+    ("30m", None, 3276), ("15m", "XNYS", 6552), ("5m", None, 19656),
+    ("1m", None, 98280), ("1m", "24/5", 374400),
+])
+def test_periods_per_year(tf: str, calendar: str | None, expected: int) -> None:
+    got = periods_per_year(tf, calendar=calendar)
+    assert got == expected and isinstance(got, int)
+
+
+def test_periods_per_year_refuses_a_bad_timeframe() -> None:
+    with pytest.raises(DataError, match="bad timeframe '2h'"):
+        periods_per_year("2h")
 
 
 def test_bad_timeframe_names_allowed() -> None:

@@ -11,7 +11,7 @@ from aitrader.features import MarketContext, build_features, last_window, make_w
 from aitrader.features.context import CONTEXT_COLUMNS, asof_join, context_features
 from aitrader.features.feature_engineering import FEATURE_COLUMNS, RAW_FEATURE_COLUMNS, feature_columns
 from aitrader.features.fibonacci_utils import fibonacci_features, retracement_levels
-from aitrader.features.indicators import realized_volatility, rolling_vwap
+from aitrader.features.indicators import all_indicators
 from aitrader.features.multi_timeframe import is_intraday, mtf_features
 
 
@@ -180,19 +180,25 @@ def test_mtf_daily_windows(goog) -> None:
 
 
 def test_vwap_and_rvol_fixed_values() -> None:
-    days = pd.date_range("2020-01-01", periods=3, freq="D")
-    bars = _bars(days, high=[3, 6, 9], low=[1, 2, 3], close=[2, 4, 6], volume=[1, 0, 3])
-    vwap = rolling_vwap(bars, window=2)["ta_vwap_2"].to_numpy()
-    assert np.isnan(vwap[0])
-    assert vwap[1] == pytest.approx(2.0)  # only the first bar has volume: its typical price 2
-    assert vwap[2] == pytest.approx((0 * 4 + 3 * 6) / 3)
-    zero = rolling_vwap(_bars(days, [3, 3, 3], [1, 1, 1], volume=[0, 0, 0]), window=2)["ta_vwap_2"]
-    assert zero.isna().all()  # no volume: NaN, not inf
-    rv = realized_volatility(bars, window=2)["ta_rvol_2"].to_numpy()
-    r = np.diff(np.log([2.0, 4.0, 6.0]))
-    assert rv[2] == pytest.approx(np.std(r, ddof=1))
-    ann = realized_volatility(bars, window=2, timeframe="1d")["ta_rvol_2"].to_numpy()
-    assert ann[2] == pytest.approx(np.std(r, ddof=1) * np.sqrt(252))
+    # 21 bars: close 2, 4, 2, 4, ... (log returns +-ln 2), volume 1 except a silent bar 10.
+    days = pd.date_range("2020-01-01", periods=21, freq="D")
+    close = np.array([2.0 if i % 2 == 0 else 4.0 for i in range(21)])
+    volume = np.ones(21)
+    volume[10] = 0.0
+    bars = _bars(days, high=close + 1, low=close - 1, close=close, volume=volume)
+    ind = all_indicators(bars)
+    vwap = ind["ta_vwap_20"].to_numpy()
+    assert np.isnan(vwap[18])
+    # Bars 0..19 with volume (typical price = close): nine 2s (bar 10, a 2, has none), ten 4s.
+    assert vwap[19] == pytest.approx((9 * 2 + 10 * 4) / 19)
+    assert vwap[20] == pytest.approx((9 * 2 + 10 * 4) / 19)  # bar 20 (a 2) in, bar 0 (a 2) out
+    assert ind["ta_close_vwap_20"].iloc[19] == pytest.approx(4 / (58 / 19) - 1)
+    silent = all_indicators(_bars(days, [3] * 21, [1] * 21, volume=[0] * 21))["ta_vwap_20"]
+    assert silent.isna().all()  # no volume: NaN, not inf
+    rv = ind["ta_rvol_20"].to_numpy()  # per bar, not annualised
+    assert np.isnan(rv[19])
+    # 20 returns alternating +-ln 2: mean 0, sample std ln 2 * sqrt(20/19).
+    assert rv[20] == pytest.approx(np.log(2) * np.sqrt(20 / 19))
 
 
 # --- layout ---------------------------------------------------------------------------

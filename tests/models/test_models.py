@@ -211,3 +211,16 @@ def test_fast_forest_proba_is_bit_identical_to_sklearn() -> None:
     w = rng.uniform(0.5, 2.0, size=600)  # weights make leaf fractions non-trivial
     clf = RandomForestClassifier(n_estimators=50, max_depth=5, random_state=0, n_jobs=1).fit(X, y, sample_weight=w)
     np.testing.assert_array_equal(forest_proba(clf, X), clf.predict_proba(X))
+
+
+def test_ppo_fit_leaves_no_sb3_log_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    # SB3's default logger would create $TMPDIR/SB3-<time>/ on every fit.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    assert tempfile.gettempdir() == str(tmp_path)
+    X, y, r, _ = _data()
+    make_model("ppo", feature_names=list(X.columns), total_timesteps=128, n_steps=64,
+               batch_size=32).fit(X.iloc[:200], y.iloc[:200], returns=r.iloc[:200])
+    assert list(tmp_path.glob("SB3-*")) == []

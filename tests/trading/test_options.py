@@ -1,4 +1,4 @@
-"""Option selection on hand-made chains, execution against a fake broker, planning/fallback."""
+"""Option selection on hand-made chains, the limit-price ladder, planning/fallback."""
 
 from __future__ import annotations
 
@@ -7,24 +7,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from aitrader.config.settings import OptionsConfig
-from aitrader.core.errors import PermanentBrokerError, TemporaryBrokerError
 from aitrader.core.pricing import bs_delta
 from aitrader.core.types import (
     Bar,
     OptionContract,
     OptionQuote,
     OptionRight,
-    Order,
-    OrderRequest,
-    OrderStatus,
     Side,
 )
 from aitrader.trading.options import (
     contracts_for_budget,
-    execute_option_order,
     limit_prices,
     plan_option_trade,
     select_contract,
@@ -133,70 +127,6 @@ def test_plan_option_with_budget_and_gates() -> None:
     assert contracts_for_budget(budget=1_020.0, quote=chain[0]) == 2
 
 
-# ---- execution ---------------------------------------------------------------------------
-
-
-class FakeBroker:
-    """Fills a limit order once its price reaches ``fill_at`` (buys) after ``delay_polls`` polls."""
-
-    def __init__(self, *, fill_at: float | None, delay_polls: int = 0, partial: float | None = None,
-                 reject: bool = False, cancel_error: bool = False, fill_on_cancel: bool = False,
-                 lost_submit: bool = False, poll_errors: int = 0) -> None:
-        self.fill_at, self.delay, self.partial = fill_at, delay_polls, partial
-        self.lost_submit, self.poll_errors = lost_submit, poll_errors
-        self.reject, self.cancel_error, self.fill_on_cancel = reject, cancel_error, fill_on_cancel
-        self.orders: dict[str, Order] = {}
-        self.requests: list[OrderRequest] = []
-        self.polls: dict[str, int] = {}
-        self.canceled: list[str] = []
-
-    def submit(self, request: OrderRequest) -> Order:
-        if self.reject:
-            raise PermanentBrokerError("insufficient option buying power")
-        self.requests.append(request)
-        o = Order(request.client_order_id, request.symbol, request.side, request.quantity, request.order_type,
-                  OrderStatus.ACCEPTED, limit_price=request.limit_price, option=request.option)
-        self.orders[o.client_order_id] = o
-        self.polls[o.client_order_id] = 0
-        if self.lost_submit:  # the venue took it, the answer never came back
-            raise TemporaryBrokerError("read timeout")
-        return self._maybe_fill(o)
-
-    def _reaches(self, o: Order) -> bool:
-        assert o.limit_price is not None
-        return self.fill_at is not None and (o.limit_price >= self.fill_at if o.side is Side.BUY
-                                             else o.limit_price <= self.fill_at)
-
-    def _maybe_fill(self, o: Order) -> Order:
-        if o.status.is_open and self._reaches(o) and self.polls[o.client_order_id] >= self.delay:
-            if self.partial is not None:  # each order only ever gets ``partial`` filled
-                if o.filled_quantity == 0:
-                    o = o.with_status(OrderStatus.PARTIALLY_FILLED, filled_quantity=self.partial,
-                                      avg_fill_price=o.limit_price)
-            else:
-                o = o.with_status(OrderStatus.FILLED, filled_quantity=o.quantity, avg_fill_price=o.limit_price)
-            self.orders[o.client_order_id] = o
-        return o
-
-    def get_order(self, client_order_id: str) -> Order | None:
-        if self.poll_errors:
-            self.poll_errors -= 1
-            raise TemporaryBrokerError("connection reset")
-        self.polls[client_order_id] += 1
-        return self._maybe_fill(self.orders[client_order_id])
-
-    def cancel(self, client_order_id: str) -> None:
-        if self.cancel_error:
-            raise TemporaryBrokerError("gateway timeout")
-        self.canceled.append(client_order_id)
-        o = self.orders[client_order_id]
-        if self.fill_on_cancel:  # the fill raced the cancel
-            self.orders[client_order_id] = o.with_status(OrderStatus.FILLED, filled_quantity=o.quantity,
-                                                         avg_fill_price=o.limit_price)
-        elif o.status.is_open:
-            self.orders[client_order_id] = o.with_status(OrderStatus.CANCELED)
-
-
 QUOTE = q(100, bid=4.0, ask=4.4, delta=0.5)
 
 
@@ -209,73 +139,10 @@ def test_limit_price_ladder() -> None:
     assert limit_prices(odd, side=Side.SELL, max_reprices=1) == [1.04, 1.01]
 
 
-def test_fills_at_mid_without_reprice() -> None:
-    b = FakeBroker(fill_at=4.2, delay_polls=1)
-    sleeps: list[float] = []
-    ex = execute_option_order(b, QUOTE, side=Side.BUY, quantity=2, client_order_id="at-x", cfg=CFG,
-                              sleep=sleeps.append, poll=1.0)
-    assert ex.status == "filled" and ex.filled_quantity == 2 and ex.avg_price == 4.2
-    assert [r.client_order_id for r in b.requests] == ["at-x"]
-    assert sleeps == [1.0] and b.canceled == []
-    assert ex.reason == "filled 2 @ 4.20 after 1 attempt(s)"
-
-
-def test_reprices_toward_ask_with_deterministic_ids() -> None:
-    b = FakeBroker(fill_at=4.4)
-    sleeps: list[float] = []
-    ex = execute_option_order(b, QUOTE, side=Side.BUY, quantity=1, client_order_id="at-x", cfg=CFG,
-                              sleep=sleeps.append, poll=1.0)
-    assert ex.status == "filled" and ex.avg_price == 4.4
-    assert [(r.client_order_id, r.limit_price) for r in b.requests] == [
-        ("at-x", 4.2), ("at-x-r1", 4.3), ("at-x-r2", 4.4)]
-    assert b.canceled == ["at-x", "at-x-r1"]
-    assert sum(sleeps) == 6.0  # two attempts timed out after 3 s each
-
-
-def test_sell_reprices_toward_bid_and_unfilled_reason() -> None:
-    b = FakeBroker(fill_at=None)
-    ex = execute_option_order(b, QUOTE, side=Side.SELL, quantity=1, client_order_id="at-s", cfg=CFG,
-                              sleep=lambda s: None, poll=1.5)
-    assert ex.status == "unfilled" and ex.filled_quantity == 0 and ex.avg_price is None
-    assert [r.limit_price for r in b.requests] == [4.2, 4.1, 4.0]
-    assert b.canceled == ["at-s", "at-s-r1", "at-s-r2"]
-    assert ex.reason == "not filled after 3 attempt(s) (2 re-price(s), last limit 4.00, 3s each)"
-
-
-def test_partial_fill_carries_over() -> None:
-    b = FakeBroker(fill_at=4.3, partial=1)
-    ex = execute_option_order(b, QUOTE, side=Side.BUY, quantity=3, client_order_id="at-p", cfg=CFG,
-                              sleep=lambda s: None)
-    # r1 at 4.30 partially fills 1, is canceled; r2 asks for the remaining 2 and partially fills 1 more.
-    assert [r.quantity for r in b.requests] == [3, 3, 2]
-    assert ex.status == "partially_filled" and ex.filled_quantity == 2
-    assert ex.avg_price == pytest.approx((4.3 + 4.4) / 2)
-
-
-def test_fill_racing_cancel_is_counted() -> None:
-    b = FakeBroker(fill_at=None, fill_on_cancel=True)
-    ex = execute_option_order(b, QUOTE, side=Side.BUY, quantity=1, client_order_id="at-r", cfg=CFG,
-                              sleep=lambda s: None)
-    assert ex.status == "filled" and len(b.requests) == 1  # no second order after the raced fill
-
-
-def test_broker_errors_stop_safely() -> None:
-    ex = execute_option_order(FakeBroker(fill_at=None, reject=True), QUOTE, side=Side.BUY, quantity=1,
-                              client_order_id="at-e", cfg=CFG, sleep=lambda s: None)
-    assert ex.status == "unfilled" and ex.reason == "broker rejected at-e: insufficient option buying power"
-    assert ex.working_order_id is None
-    b = FakeBroker(fill_at=None, cancel_error=True)
-    ex = execute_option_order(b, QUOTE, side=Side.BUY, quantity=1, client_order_id="at-c", cfg=CFG,
-                              sleep=lambda s: None)
-    assert ex.status == "unfilled" and ex.working_order_id == "at-c" and len(b.requests) == 1
-    assert "may still be working" in ex.reason
-    assert execute_option_order(b, QUOTE, side=Side.BUY, quantity=0, client_order_id="z", cfg=CFG).status == "unfilled"
-
-
 # ---- against the real paper broker -------------------------------------------------------
 
 
-def test_plan_and_execute_on_paper_broker(tmp_path: Path, goog: pd.DataFrame) -> None:
+def test_plan_on_paper_broker_chain(tmp_path: Path, goog: pd.DataFrame) -> None:
 
     broker = PaperBroker(db_path=tmp_path / "paper.db", initial_cash=100_000, fill_on="close")
     window = goog.iloc[-30:]
@@ -295,29 +162,3 @@ def test_plan_and_execute_on_paper_broker(tmp_path: Path, goog: pd.DataFrame) ->
     eligible = [x for x in chain if x.contract.right is OptionRight.CALL
                 and 14 <= (x.contract.expiry - last_ts.date()).days <= 60 and x.spread_pct <= 0.2]
     assert abs(abs(plan.quote.delta or 0) - 0.4) == min(abs(abs(x.delta or 0) - 0.4) for x in eligible)
-    ex = execute_option_order(broker, plan.quote, side=Side.BUY, quantity=plan.contracts,
-                              client_order_id="at-GOOG-opt", cfg=cfg, sleep=lambda s: None)
-    assert ex.status == "filled", ex.reason
-    held = {p.symbol: p.quantity for p in broker.positions()}
-    assert held == {c.symbol: plan.contracts}
-    assert ex.avg_price is not None and plan.quote.bid <= ex.avg_price <= plan.quote.ask
-
-
-def test_unknown_outcome_errors_cancel_and_report() -> None:
-    # Lost submit answer: the order is live at the venue; it is canceled and confirmed closed.
-    b = FakeBroker(fill_at=None, lost_submit=True)
-    ex = execute_option_order(b, QUOTE, side=Side.BUY, quantity=1, client_order_id="at-l", cfg=CFG,
-                              sleep=lambda s: None)
-    assert ex.status == "unfilled" and b.canceled == ["at-l"] and ex.working_order_id is None
-    assert ex.reason == "broker error on at-l: read timeout"
-    # A poll fails: cancel, re-read, stop (no re-price while the state was unknown).
-    b = FakeBroker(fill_at=None, poll_errors=1)
-    ex = execute_option_order(b, QUOTE, side=Side.BUY, quantity=1, client_order_id="at-g", cfg=CFG,
-                              sleep=lambda s: None)
-    assert len(b.requests) == 1 and b.canceled == ["at-g"] and ex.working_order_id is None
-    assert ex.attempts[-1].status == "canceled"
-    # Poll and the re-read both fail and the cancel fails: the order may still be working.
-    b = FakeBroker(fill_at=None, poll_errors=5, cancel_error=True)
-    ex = execute_option_order(b, QUOTE, side=Side.BUY, quantity=1, client_order_id="at-w", cfg=CFG,
-                              sleep=lambda s: None)
-    assert ex.working_order_id == "at-w" and ex.reason.endswith("order may still be working")

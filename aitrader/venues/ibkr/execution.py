@@ -19,7 +19,7 @@ looks for an order or execution with that orderRef (open, completed or filled, a
 re-synced from TWS) and returns it instead of placing a second order. Brackets are
 placed as a parent (``transmit=False``) plus take-profit (LMT) / stop-loss (STP)
 children carrying ``parentId``; the last child transmits the group. Child orderRefs are
-``<client_order_id>:tp`` / ``:sl``.
+``<client_order_id>:tp`` / ``:sl`` (:func:`aitrader.core.ids.leg_id` with ``venue="ibkr"``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from aitrader.core.errors import BrokerError, PermanentBrokerError, TemporaryBrokerError
+from aitrader.core.ids import leg_id
 from aitrader.core.protocols import BrokerCapabilities
 from aitrader.core.types import (
     Account,
@@ -367,10 +368,10 @@ class IBKRBroker:
             parent.orderId = self._call(self._ib.client.getReqId)
             if r.take_profit is not None:
                 orders.append(self._ib_order(side=exit_side, qty=r.quantity, otype=OrderType.LIMIT,
-                                             limit=r.take_profit, stop=None, tif="GTC", ref=f"{r.client_order_id}:tp"))
+                                             limit=r.take_profit, stop=None, tif="GTC", ref=leg_id(r.client_order_id, "tp", venue="ibkr")))
             if r.stop_loss is not None:
                 orders.append(self._ib_order(side=exit_side, qty=r.quantity, otype=OrderType.STOP, limit=None,
-                                             stop=r.stop_loss, tif="GTC", ref=f"{r.client_order_id}:sl"))
+                                             stop=r.stop_loss, tif="GTC", ref=leg_id(r.client_order_id, "sl", venue="ibkr")))
             for i, o in enumerate(orders):
                 o.transmit = i == len(orders) - 1  # the last leg transmits the whole group
                 if i > 0:

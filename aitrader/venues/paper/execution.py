@@ -23,6 +23,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from aitrader.core.errors import PermanentBrokerError
+from aitrader.core.ids import leg_id
 from aitrader.core.sqlite import Synchronous
 from aitrader.core.types import (
     Account,
@@ -38,6 +39,7 @@ from aitrader.core.types import (
     Side,
     TimeInForce,
 )
+from aitrader.data.bars import periods_per_year
 from aitrader.venues.paper import fills
 from aitrader.venues.paper.options import DEFAULT_VOL, intrinsic, model_price, realized_vol, synth_chain
 from aitrader.venues.paper.state import MarkRec, PaperState, PaperStore, PositionRec, WorkingOrder
@@ -45,8 +47,6 @@ from aitrader.venues.paper.state import MarkRec, PaperState, PaperStore, Positio
 log = logging.getLogger(__name__)
 _EPS = 1e-9
 _KEEP_CLOSES = 20  # the realised-vol estimate uses the last 20 closes
-PERIODS_PER_YEAR = {"1d": 252.0, "1h": 252.0 * 6.5, "30m": 252.0 * 13, "15m": 252.0 * 26, "5m": 252.0 * 78,
-                    "1m": 252.0 * 390}
 
 
 def _stamp(value: Any) -> pd.Timestamp:
@@ -105,7 +105,7 @@ class PaperBroker:
                    commission_per_trade=b.commission_per_trade,
                    option_commission_per_contract=b.option_commission_per_contract,
                    allow_short=settings.risk.allow_short,
-                   periods_per_year=PERIODS_PER_YEAR.get(settings.timeframe, 252.0),
+                   periods_per_year=periods_per_year(settings.timeframe, calendar=settings.calendar),
                    synchronous=synchronous, vix_symbol=settings.data.vix_symbol)
 
     # -- events: one atomic transaction each ---------------------------------------------
@@ -324,12 +324,12 @@ class PaperBroker:
         req = parent.request
         exit_side = Side.SELL if req.side is Side.BUY else Side.BUY
         if req.stop_loss is not None:
-            self._new_order(OrderRequest(client_order_id=f"{req.client_order_id}-sl", symbol=req.symbol,
+            self._new_order(OrderRequest(client_order_id=leg_id(req.client_order_id, "sl"), symbol=req.symbol,
                                          side=exit_side, quantity=req.quantity, order_type=OrderType.STOP,
                                          stop_price=req.stop_loss, time_in_force=TimeInForce.GTC),
                             status=OrderStatus.NEW, parent_id=req.client_order_id, active=False)
         if req.take_profit is not None:
-            self._new_order(OrderRequest(client_order_id=f"{req.client_order_id}-tp", symbol=req.symbol,
+            self._new_order(OrderRequest(client_order_id=leg_id(req.client_order_id, "tp"), symbol=req.symbol,
                                          side=exit_side, quantity=req.quantity, order_type=OrderType.LIMIT,
                                          limit_price=req.take_profit, time_in_force=TimeInForce.GTC),
                             status=OrderStatus.NEW, parent_id=req.client_order_id, active=False)
