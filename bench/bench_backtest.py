@@ -215,8 +215,7 @@ from aitrader.config import load_settings
 from aitrader.data.synthetic import synthetic_bars
 from aitrader.trading.strategies import SmaCross
 bars = synthetic_bars(5000, seed=1)
-s = load_settings()
-s.rules.enabled = False
+s = load_settings().derive(rules={"enabled": False})
 t1 = time.perf_counter()
 simulate(bars, SmaCross(10, 20).signals(bars), settings=s, symbol="X")
 print(time.perf_counter() - t1, t1 - t0)
