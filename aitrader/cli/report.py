@@ -43,7 +43,10 @@ def cmd_daily(args: argparse.Namespace, ctx: Any) -> int:
     reader = JournalReader(ctx.home.journal)
     if not reader.exists:
         raise DataError(f"no journal at {ctx.home.journal}: run the agent first")
-    tables = load_tables(reader, slippage_bps=ctx.settings.broker.slippage_bps)
+    from aitrader.data.bars import periods_per_year
+
+    tables = load_tables(reader, slippage_bps=ctx.settings.broker.slippage_bps,
+                         days_per_year=periods_per_year("1d", calendar=ctx.settings.calendar))
     if args.date:
         try:
             date = pd.Timestamp(args.date)

@@ -29,6 +29,7 @@ class JournalTables:
     decisions: pd.DataFrame  # bar_time, symbol, votes (list of dicts), bar_close
     risk_events: pd.DataFrame  # ts, rule, severity
     slippage_bps: float = 0.0
+    days_per_year: int = 252  # trading days on the agent's calendar (data.bars.periods_per_year("1d"))
 
 
 def _window(date: pd.Timestamp, days: int) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -74,7 +75,7 @@ def equity_stats(curve: pd.Series, start_equity: float) -> dict[str, float | Non
             "max_drawdown_pct": _num(dd * 100)}
 
 
-def ratio_stats(curve: pd.Series, *, periods_per_year: int = 252) -> dict[str, float | None]:
+def ratio_stats(curve: pd.Series, *, periods_per_year: int) -> dict[str, float | None]:
     """Sharpe and Sortino of daily returns to date (the curve is sampled at each day's last value)."""
     daily = curve.groupby(pd.DatetimeIndex(curve.index).normalize()).last()
     rets = daily.pct_change().dropna()
@@ -160,7 +161,7 @@ def period_metrics(t: JournalTables, *, date: pd.Timestamp, days: int) -> dict[s
     out: dict[str, Any] = {"start": str(start.date()), "end": str((end - pd.Timedelta(days=1)).date())}
     out.update(equity_stats(in_span, start_eq))
     out.update(trade_stats(pnl, holding))
-    out.update(ratio_stats(eq[eq.index < end]))
+    out.update(ratio_stats(eq[eq.index < end], periods_per_year=t.days_per_year))
     out.update(flow_stats(fills, float(in_span.mean()) if len(in_span) else float("nan"), t.slippage_bps))
     out["exposure"] = exposure(pd.DatetimeIndex(in_span.index), _between(t.fills, "ts", pd.Timestamp.min, end))
     out["orders"] = int(len(orders))
@@ -177,7 +178,7 @@ def daily_report(t: JournalTables, *, date: pd.Timestamp) -> dict[str, dict[str,
     return {name: period_metrics(t, date=date, days=days) for name, days in PERIODS.items()}
 
 
-def load_tables(reader: Any, *, slippage_bps: float = 0.0) -> JournalTables:
+def load_tables(reader: Any, *, slippage_bps: float = 0.0, days_per_year: int = 252) -> JournalTables:
     """The report's inputs from a :class:`~aitrader.journal.queries.JournalReader`."""
     orders = reader.query("SELECT client_order_id, status, updated_at FROM orders", table="orders")
     if orders.empty:
@@ -186,7 +187,8 @@ def load_tables(reader: Any, *, slippage_bps: float = 0.0) -> JournalTables:
     if risks.empty:
         risks = pd.DataFrame({"ts": [], "rule": [], "severity": []})
     return JournalTables(equity=reader.equity_curve(), fills=reader.trades(), closed=reader.closed_trades(),
-                         orders=orders, decisions=reader.decisions(), risk_events=risks, slippage_bps=slippage_bps)
+                         orders=orders, decisions=reader.decisions(), risk_events=risks, slippage_bps=slippage_bps,
+                         days_per_year=days_per_year)
 
 
 def summary_text(report: dict[str, dict[str, Any]]) -> str:
