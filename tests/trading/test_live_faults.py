@@ -294,14 +294,17 @@ def test_restart_decides_the_bars_seen_but_not_decided(make_rig: Callable[[int],
     check_exactly_once(rig2, goog, first=first)
 
 
+SOAK_SECONDS = float(os.environ.get("AITRADER_SOAK_SECONDS") or 0)
+
+
+@pytest.mark.timeout(600 + 2 * SOAK_SECONDS)
 def test_soak_paper_run_with_random_faults(make_rig: Callable[[int], Rig], goog: pd.DataFrame, venue: str) -> None:
     """A long paper session with random faults ends with one decision per polled bar.
 
     Short by default; ``AITRADER_SOAK_SECONDS=1500`` runs it for that long (up to the end of
     the GOOG sample, ~2,000 polls), see docs/TESTING.md.
     """
-    seconds = float(os.environ.get("AITRADER_SOAK_SECONDS") or 0)
-    deadline = time.monotonic() + seconds if seconds > 0 else None
+    deadline = time.monotonic() + SOAK_SECONDS if SOAK_SECONDS > 0 else None
     rng = random.Random(19)
     rig = make_rig(300)
     first = goog.index[301]
