@@ -296,8 +296,10 @@ class Agent:
             self._pause = None
             self.machine.to(AgentState.RUNNING, "fresh data")
         # Every undecided bar, oldest first (those of a failed tick too, once the broker answers).
-        self.drain(market_open=market_open, tradable=open_symbols)
-        if not events:
+        if not self.drain(market_open=market_open, tradable=open_symbols):
+            self.journal.heartbeat(self.machine.state.value,
+                                   f"{len(self.pending)} bars waiting: {self.machine.reason}")
+        elif not events:
             self.journal.heartbeat(self.machine.state.value, "no new bar" if market_open else "market closed")
 
     def seed_live(self, feed: LiveFeed) -> None:
