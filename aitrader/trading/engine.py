@@ -65,6 +65,7 @@ class TickResult:
     events: list[RiskEvent] = field(default_factory=list)
     equity: float = float("nan")
     latency_s: float = 0.0
+    broker_unavailable: bool = False  # set only on the result the agent reports for a failed tick
 
 
 class DecisionEngine:
