@@ -153,13 +153,15 @@ def tws_rig(tmp_path: Path, tws: Any) -> Rig:
     from aitrader.venues.ibkr import IBKRBroker
     from aitrader.venues.ibkr.data import IBKRProvider
 
+    deadline = time.monotonic() + 10  # a restart: wait until the fake saw the old agent's sockets close
+    while any(c.client_id in (7, 8) for c in list(tws.conns)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     broker = IBKRBroker(host="127.0.0.1", port=tws.port, client_id=7, timeout=1.0, reconnect_backoff=(0.2, 0.4),
                         fill_wait=0.5)
     provider = IBKRProvider(host="127.0.0.1", port=tws.port, client_id=8, pacing_seconds=0, timeout=2.0)
     db = tmp_path / "journal.sqlite"
     feed = _feed(provider)
-    broker.connect()
-    agent = _agent(db, broker, feed)
+    agent = _agent(db, broker, feed)  # agent.start() connects the broker
 
     def chaos_request(rng: random.Random) -> None:
         msg = rng.choice([7, 61, 20, 6, 5])
