@@ -199,6 +199,7 @@ class Agent:
             if self.machine.state in (AgentState.RUNNING, AgentState.PAUSED):
                 self._pause = "broker"
                 self.machine.to(AgentState.PAUSED, f"broker unavailable: {exc}")
+            self._observe(TickResult(timestamp=pd.Timestamp(event.timestamp), broker_unavailable=True))
             return None
         self.summary.ticks += 1
         self.summary.bars += len(event.bars)
@@ -209,12 +210,15 @@ class Agent:
             self._pause = None
             self.machine.to(AgentState.RUNNING, "broker reachable again")
         self.journal.heartbeat(self.machine.state.value, f"bar {event.timestamp}")
+        self._observe(result)
+        return result
+
+    def _observe(self, result: TickResult) -> None:
         for observe in self.observers:
             try:
                 observe(result)
             except Exception:  # an observer never stops trading
                 log.exception("tick observer failed")
-        return result
 
     def _skip_reason(self, newer: int) -> str | None:
         """Why the oldest pending bar is not traded on (None: it is decided)."""
