@@ -83,10 +83,8 @@ class Rig:
 
 
 def _agent(db: Path, broker: Any, feed: LiveFeed) -> Agent:
-    settings = load_settings()
-    settings.rules.enabled = False
-    settings.risk.stop_loss_pct = 0.5  # bracket legs far away: they rest at the venue
-    settings.risk.take_profit_pct = 1.0
+    # bracket legs far away: they rest at the venue
+    settings = load_settings().derive(rules={"enabled": False}, risk={"stop_loss_pct": 0.5, "take_profit_pct": 1.0})
     journal = Journal.open(db, synchronous="NORMAL")
     engine = DecisionEngine(settings=settings, broker=broker, journal=journal, signals=SmaCross(10, 20),
                             risk=RiskManager(settings.risk, symbols=["GOOG"]))
