@@ -8,7 +8,7 @@ one the strategy gives on the complete series (so the features never saw a hole 
 history), and no client order id reached the venue twice.
 
 The soak test runs a long paper session with random faults of every kind; its length is
-``AITRADER_SOAK_SECONDS`` (default: a short run of ``SOAK_POLLS`` polls), see docs/TESTING.md.
+``SOAK_SECONDS`` (default: a short run of ``SOAK_POLLS`` polls), see docs/TESTING.md.
 """
 
 from __future__ import annotations
@@ -294,14 +294,14 @@ def test_restart_decides_the_bars_seen_but_not_decided(make_rig: Callable[[int],
     check_exactly_once(rig2, goog, first=first)
 
 
-SOAK_SECONDS = float(os.environ.get("AITRADER_SOAK_SECONDS") or 0)
+SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS") or 0)
 
 
 @pytest.mark.timeout(600 + 2 * SOAK_SECONDS)
 def test_soak_paper_run_with_random_faults(make_rig: Callable[[int], Rig], goog: pd.DataFrame, venue: str) -> None:
     """A long paper session with random faults ends with one decision per polled bar.
 
-    Short by default; ``AITRADER_SOAK_SECONDS=1500`` runs it for that long (up to the end of
+    Short by default; ``SOAK_SECONDS=1500`` runs it for that long (up to the end of
     the GOOG sample, ~2,000 polls), see docs/TESTING.md.
     """
     deadline = time.monotonic() + SOAK_SECONDS if SOAK_SECONDS > 0 else None
