@@ -159,7 +159,10 @@ class DecisionEngine:
         stops_state = dict(self.journal.get_state(STOPS_KEY) or {})
         for symbol in sorted(event.bars):
             window = history.upto(symbol, ts)
-            if not trade or (tradable is not None and symbol not in tradable):
+            # A run of this bar that failed part-way already journaled its decision (maybe an
+            # order too): finish it, whatever the gates say now, so no journaled intent is left half done.
+            started = symbol in self._decided
+            if not started and (not trade or (tradable is not None and symbol not in tradable)):
                 if skip_reason is not None:
                     self._record_skip(symbol, ts, skip_reason if not trade else "market closed")
                 continue
