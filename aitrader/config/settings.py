@@ -266,6 +266,10 @@ class AgentConfig(_Section):
     # Bars of history per tick: enough for every indicator to forget its starting point
     # (features.warmup_bars() ~ 1,600), so live features match what training saw.
     history_bars: int = Field(1600, ge=50)
+    # Catch-up after a failed tick, a pause or a restart: every undecided bar is decided in
+    # order, except one with more than this many newer bars already delivered, which is
+    # journaled as skipped (stale) instead of traded on.
+    max_catchup_bars: int = Field(5, ge=0)
     heartbeat_stale_seconds: float = Field(300.0, gt=0)
     # SQLite durability for live/paper-on-venue runs. WAL + NORMAL already survives a
     # process crash (SIGKILL); FULL also survives power loss, at one fsync per commit.

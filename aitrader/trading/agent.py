@@ -5,13 +5,21 @@ States: ``starting -> reconciling -> running <-> paused -> halted -> stopping ->
 * starting: open the journal, connect the broker.
 * reconciling: journal vs broker (positions, open orders, missed fills) before any order.
 * running: every new bar goes through :class:`~aitrader.trading.engine.DecisionEngine`.
-* paused: stale data, market closed or broker unavailable; bars still update history and
-  the journal, no new decisions; resumes by itself.
+* paused: stale data or broker unavailable; resumes by itself. On stale data the bars that
+  do arrive are journaled as skipped; while the broker fails, the undecided bars wait
+  in ``pending`` and are decided, in order, once it answers again.
 * halted: a risk-check or journal failure (fail closed): no trading until restarted.
 * stopping: SIGTERM/SIGINT or the end of a replay: the current tick finishes, state is
   persisted, exit 0.
 
 A heartbeat row is written on every tick and state change.
+
+Every bar a feed delivers is processed exactly once: it stays in :attr:`Agent.pending`
+until its tick finished (a failed tick is run again later, idempotently), and it gets a
+decision row, or a "skipped (why)" row when it is not traded on (market closed, stale
+data, or more than ``agent.max_catchup_bars`` newer bars already waiting). A restart
+resumes after the journal's cursor: bars seen but not finished before are decided after
+reconcile, never twice.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import pandas as pd
 
 from aitrader.core.errors import AitraderError, JournalError, RiskError, TemporaryBrokerError
 from aitrader.trading.engine import CURSOR_KEY, DecisionEngine, TickResult
-from aitrader.trading.feeds import BarEvent, History, LiveFeed, ReplayFeed
+from aitrader.trading.feeds import BarEvent, History, LiveFeed, ReplayFeed, events_from_frames
 from aitrader.trading.reconcile import ReconcileReport, reconcile
 
 log = logging.getLogger(__name__)
@@ -120,6 +128,10 @@ class Agent:
         self.observers: list[Callable[[TickResult], None]] = []
         # Called from the live loop's wait (every ~0.2 s) between ticks: the systemd watchdog.
         self.idle_hooks: list[Callable[[], None]] = []
+        self.pending: list[BarEvent] = []  # delivered, not yet fully processed; oldest first
+        self.max_catchup_bars = engine.settings.agent.max_catchup_bars
+        self.retry_waits: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # replay: wait before a re-run
+        self._pause: str | None = None  # why PAUSED: "stale" (data) or "broker"
 
     # ------------------------------------------------------------ lifecycle
     def _on_state_change(self, old: AgentState, new: AgentState, reason: str) -> None:
@@ -168,36 +180,69 @@ class Agent:
             return self.calendar.get(symbol)
         return self.calendar
 
-    def handle(self, event: BarEvent, *, trade: bool = True, tradable: set[str] | None = None) -> TickResult | None:
-        """Process one bar event under the current state; failures change the state."""
+    def handle(self, event: BarEvent, *, trade: bool = True, tradable: set[str] | None = None,
+               skip_reason: str | None = None) -> TickResult | None:
+        """Process one bar event under the current state; failures change the state.
+
+        Returns None when the event was not processed (halted, or the broker failed: the
+        caller keeps it and runs it again).
+        """
         state = self.machine.state
         if state in (AgentState.HALTED, AgentState.STOPPING, AgentState.STOPPED):
             return None
         try:
-            result = self.engine.process(event, self.history, trade=trade and self.machine.trading, tradable=tradable)
+            result = self.engine.process(event, self.history, trade=trade, tradable=tradable, skip_reason=skip_reason)
         except (JournalError, RiskError) as exc:
             self.halt(f"{type(exc).__name__}: {exc}")
             return None
         except TemporaryBrokerError as exc:
-            if self.machine.state is AgentState.RUNNING:
+            if self.machine.state in (AgentState.RUNNING, AgentState.PAUSED):
+                self._pause = "broker"
                 self.machine.to(AgentState.PAUSED, f"broker unavailable: {exc}")
+            self._observe(TickResult(timestamp=pd.Timestamp(event.timestamp), broker_unavailable=True))
             return None
         self.summary.ticks += 1
         self.summary.bars += len(event.bars)
         self.summary.orders += len(result.orders)
         self.summary.fills += len(result.fills)
         self.summary.latencies.append(result.latency_s)
-        if result.broker_unavailable and self.machine.state is AgentState.RUNNING:
-            self.machine.to(AgentState.PAUSED, "broker unavailable; retrying next tick")
-        elif not result.broker_unavailable and self.machine.state is AgentState.PAUSED and trade:
+        if self.machine.state is AgentState.PAUSED and self._pause == "broker":
+            self._pause = None
             self.machine.to(AgentState.RUNNING, "broker reachable again")
         self.journal.heartbeat(self.machine.state.value, f"bar {event.timestamp}")
+        self._observe(result)
+        return result
+
+    def _observe(self, result: TickResult) -> None:
         for observe in self.observers:
             try:
                 observe(result)
             except Exception:  # an observer never stops trading
                 log.exception("tick observer failed")
-        return result
+
+    def _skip_reason(self, newer: int) -> str | None:
+        """Why the oldest pending bar is not traded on (None: it is decided)."""
+        if self.machine.state is AgentState.PAUSED and self._pause == "stale":
+            return self.machine.reason
+        if newer > self.max_catchup_bars:
+            return (f"stale: {newer} newer bars already delivered "
+                    f"(agent.max_catchup_bars={self.max_catchup_bars})")
+        return None
+
+    def drain(self, *, market_open: bool = True, tradable: set[str] | None = None) -> bool:
+        """Process the pending bars in order; stop at the first that fails (it stays pending).
+
+        Returns True when nothing is left pending.
+        """
+        while self.pending:
+            newer = len(self.pending) - 1
+            skip = self._skip_reason(newer)
+            result = self.handle(self.pending[0], trade=market_open and skip is None, tradable=tradable,
+                                 skip_reason=skip or "market closed")
+            if result is None:
+                return False
+            self.pending.pop(0)
+        return True
 
     # ------------------------------------------------------------ replay
     def run_replay(self, feed: ReplayFeed) -> RunSummary:
@@ -216,11 +261,24 @@ class Agent:
         for event in feed.events(after=after):
             if self._stop.is_set():
                 break
-            self.handle(event)
+            self.pending.append(event)
+            self._drain_retrying()
             if self.machine.state is AgentState.HALTED:
                 break
         self.stop("stop requested" if self._stop.is_set() else "replay finished")
         return self.summary
+
+    def _drain_retrying(self) -> None:
+        """Replay: the simulated clock waits for the broker; the same bar runs again after a pause."""
+        attempt = 0
+        while not self.drain():
+            if self.machine.state is AgentState.HALTED or self._stop.is_set():
+                return
+            wait = self.retry_waits[min(attempt, len(self.retry_waits) - 1)]
+            attempt += 1
+            log.warning("bar %s not processed (%s); again in %gs", self.pending[0].timestamp, self.machine.reason, wait)
+            if self._stop.wait(wait):
+                return
 
     # ------------------------------------------------------------ live
     def poll_once(self, feed: LiveFeed, now: pd.Timestamp | None = None) -> None:
@@ -230,27 +288,46 @@ class Agent:
             return
         now = now or pd.Timestamp.now(tz="America/New_York").tz_localize(None)
         events = feed.poll(now)
+        self.pending.extend(events)
+        # Only the symbols whose exchange is open now are traded (each has its own calendar).
         open_symbols = {s for s in self.symbols if self._calendar(s) is None or self._calendar(s).is_open(now)}
         market_open = bool(open_symbols)
-        for i, event in enumerate(events):
-            # Catch-up bars only feed history; trade on the newest bar, and only the
-            # symbols whose exchange is open now (each symbol has its own calendar).
-            newest = i == len(events) - 1
-            self.handle(event, trade=market_open and newest, tradable=open_symbols if newest else None)
         stale = feed.stale_symbols()
         if stale and self.machine.state is AgentState.RUNNING:
+            self._pause = "stale"
             self.machine.to(AgentState.PAUSED, f"stale data: no new bar for {', '.join(stale)}")
-        elif not stale and events and self.machine.state is AgentState.PAUSED:
+        elif not stale and self.machine.state is AgentState.PAUSED and self._pause == "stale":
+            self._pause = None
             self.machine.to(AgentState.RUNNING, "fresh data")
-        if not events:
+        # Every undecided bar, oldest first (those of a failed tick too, once the broker answers).
+        if not self.drain(market_open=market_open, tradable=open_symbols):
+            self.journal.heartbeat(self.machine.state.value,
+                                   f"{len(self.pending)} bars waiting: {self.machine.reason}")
+        elif not events:
             self.journal.heartbeat(self.machine.state.value, "no new bar" if market_open else "market closed")
+
+    def seed_live(self, feed: LiveFeed) -> None:
+        """Warm the history up from the feed; bars after the journal's cursor (seen before a
+        restart but not finished, or delivered while the agent was down) become pending,
+        to be decided after reconcile."""
+        cursor = self.journal.get_state(CURSOR_KEY)
+        after = pd.Timestamp(cursor) if cursor else None
+        backlog: dict[str, pd.DataFrame] = {}
+        for sym in self.symbols:
+            df = feed.history(sym)
+            if after is not None and len(df) and df.index[0] <= after < df.index[-1]:
+                backlog[sym] = df.loc[df.index > after]
+                df = df.loc[df.index <= after]
+            self.history.seed(sym, df)
+        self.pending = events_from_frames(backlog)
+        if self.pending:
+            log.info("resuming after %s: %d bars to decide", after, len(self.pending))
 
     def run_live(self, feed: LiveFeed, *, trigger: Any, max_ticks: int | None = None) -> RunSummary:
         """Run ``poll_once`` on an APScheduler trigger until stopped (or ``max_ticks``)."""
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        for sym in self.symbols:
-            self.history.seed(sym, feed.history(sym))
+        self.seed_live(feed)
         self.start()
         ticks = 0
         done = threading.Event()

@@ -7,8 +7,13 @@ the broker differ between modes.
 
 Failure policy (fail closed): a journal or risk failure raises and the agent halts; a
 permanent broker rejection is journaled and trading goes on; a temporary broker failure
-that outlived its retries pauses trading; a model failure only degrades the ensemble
-(handled inside ``ml_predictor``).
+that outlived its retries fails the whole tick (the agent pauses and runs the same bar
+again later); a model failure only degrades the ensemble (handled inside ``ml_predictor``).
+
+Exactly once per bar: the bar enters the history before any broker call (idempotently),
+and every decision row is recorded together with a progress marker (``PROGRESS_KEY``), so
+re-running a bar whose tick failed part-way (or died in a crash) reuses the rows already
+written instead of adding new ones; orders are idempotent through their client ids.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import pandas as pd
 
 from aitrader.config import Settings
 from aitrader.core.decisions import EnsembleDecision
-from aitrader.core.errors import PermanentBrokerError, RiskError, TemporaryBrokerError
+from aitrader.core.errors import PermanentBrokerError, RiskError
 from aitrader.core.ids import client_order_id
 from aitrader.core.intents import RiskEvent, TradeIntent
 from aitrader.core.protocols import Broker
@@ -48,6 +53,7 @@ CURSOR_KEY = "cursor"  # journal state: last fully processed bar time
 DAY_KEY = "day"  # journal state: {"date": ..., "start_equity": ...}
 STOPS_KEY = "stops"  # journal state: trailing-stop high-water marks etc.
 RISK_KEY = "risk"  # journal state: the kill switch (a restart the same day stays halted)
+PROGRESS_KEY = "bar_progress"  # journal state: {"bar": iso, "ids": {symbol: [decision ids]}} of the bar in progress
 
 
 @dataclass
@@ -59,7 +65,7 @@ class TickResult:
     events: list[RiskEvent] = field(default_factory=list)
     equity: float = float("nan")
     latency_s: float = 0.0
-    broker_unavailable: bool = False
+    broker_unavailable: bool = False  # set only on the result the agent reports for a failed tick
 
 
 class DecisionEngine:
@@ -93,6 +99,9 @@ class DecisionEngine:
         saved = journal.get_state(RISK_KEY)
         if saved and hasattr(risk, "restore"):
             risk.restore(saved)
+        self._bar = ""  # the bar in progress (iso) and its decision rows, see _record_decision
+        self._decided: dict[str, list[int]] = {}
+        self._recorded: dict[str, int] = {}
 
     # ----------------------------------------------------------------- sync
     def sync_broker(self) -> list[Fill]:
@@ -118,17 +127,24 @@ class DecisionEngine:
 
     # ----------------------------------------------------------------- tick
     def process(self, event: BarEvent, history: History, *, trade: bool = True,
-                tradable: set[str] | None = None) -> TickResult:
+                tradable: set[str] | None = None, skip_reason: str | None = None) -> TickResult:
         """Handle every bar that closed at ``event.timestamp``.
 
-        ``trade=False`` updates the venue, journal and history without deciding (catch-up
-        bars, paused or halted states); ``tradable`` limits decisions to those symbols
-        (the others' exchanges are closed).
+        ``trade=False`` updates the venue, journal and history without deciding;
+        ``tradable`` limits decisions to those symbols (the others' exchanges are closed).
+        With ``skip_reason`` every bar that is not decided gets a journaled "skipped"
+        decision saying why (``"market closed"`` for a symbol outside ``tradable``).
+
+        A :class:`TemporaryBrokerError` anywhere fails the whole tick: the caller runs the
+        same event again later, which adds no second decision row and no second order.
         """
         t0 = time.perf_counter()
         self._history = history
         ts = pd.Timestamp(event.timestamp)
         result = TickResult(timestamp=ts)
+        for bar in event.bars.values():
+            history.append(bar)  # first: a failure below never leaves a hole in the history
+        self._begin_bar(ts)
         for bar in event.bars.values():
             self.broker.on_bar(bar)
         vix = self._vix_bar(ts)
@@ -141,17 +157,16 @@ class DecisionEngine:
         positions = self.broker.positions()
         day_start = self._day_start_equity(ts, account)
         stops_state = dict(self.journal.get_state(STOPS_KEY) or {})
-        for symbol, bar in sorted(event.bars.items()):
-            window = history.append(bar)
-            if not trade or (tradable is not None and symbol not in tradable):
+        for symbol in sorted(event.bars):
+            window = history.upto(symbol, ts)
+            # A run of this bar that failed part-way already journaled its decision (maybe an
+            # order too): finish it, whatever the gates say now, so no journaled intent is left half done.
+            started = symbol in self._decided
+            if not started and (not trade or (tradable is not None and symbol not in tradable)):
+                if skip_reason is not None:
+                    self._record_skip(symbol, ts, skip_reason if not trade else "market closed")
                 continue
-            try:
-                self._decide_symbol(symbol, ts, window, account, positions, day_start, stops_state, result)
-            except TemporaryBrokerError as exc:
-                result.broker_unavailable = True
-                ev = RiskEvent(symbol, "broker_unavailable", str(exc), "veto")
-                self.journal.risk_event(ts.to_pydatetime(), ev)
-                result.events.append(ev)
+            self._decide_symbol(symbol, ts, window, account, positions, day_start, stops_state, result)
             # refresh after orders so later symbols see the new exposure
             positions = self.broker.positions()
             account = self.broker.account()
@@ -428,17 +443,45 @@ class DecisionEngine:
             if order.symbol == symbol and not self.journal.order_exists(order.client_order_id):
                 self.journal.update_order(order)
 
+    def _begin_bar(self, ts: pd.Timestamp) -> None:
+        """Load the decision rows already written for ``ts`` (a re-run of a failed tick)."""
+        bar = ts.isoformat()
+        saved = self.journal.get_state(PROGRESS_KEY) or {}
+        ids = saved.get("ids") if isinstance(saved, dict) and saved.get("bar") == bar else None
+        self._bar = bar
+        self._decided = {str(k): [int(i) for i in v] for k, v in ids.items()} if isinstance(ids, dict) else {}
+        self._recorded = {}
+
     def _record_decision(self, decision: EnsembleDecision, ts: pd.Timestamp, action: str, rule_reasons: list[str]) -> int:
-        return int(
-            self.journal.record_decision(
-                decision,
-                bar_time=ts.to_pydatetime(),
-                model_versions=self.signals.versions(decision.symbol) if decision.policy != "risk" else {},
-                final_action=action,
-                rule_reasons=rule_reasons,
-                bar_close=self._bar_close(decision.symbol),
+        """Journal a decision once per bar: the n-th decision of a symbol in a re-run of the
+        bar is the row written the first time (its id is returned, nothing is added)."""
+        symbol = decision.symbol
+        n = self._recorded.get(symbol, 0)
+        self._recorded[symbol] = n + 1
+        done = self._decided.get(symbol, []) if self._bar == ts.isoformat() else []
+        if n < len(done):
+            return done[n]
+        with self.journal.transaction():  # the row and the marker commit together
+            decision_id = int(
+                self.journal.record_decision(
+                    decision,
+                    bar_time=ts.to_pydatetime(),
+                    model_versions=self.signals.versions(symbol) if decision.policy not in ("risk", "agent") else {},
+                    final_action=action,
+                    rule_reasons=rule_reasons,
+                    bar_close=self._bar_close(symbol),
+                )
             )
-        )
+            decided = {**self._decided, symbol: [*done, decision_id]}
+            self.journal.set_state(PROGRESS_KEY, {"bar": ts.isoformat(), "ids": decided})
+        self._bar, self._decided = ts.isoformat(), decided
+        return decision_id
+
+    def _record_skip(self, symbol: str, ts: pd.Timestamp, reason: str) -> None:
+        """A bar the agent saw but does not trade on still gets its decision row, saying why."""
+        decision = EnsembleDecision(symbol=symbol, timestamp=ts.isoformat(), signal="hold", confidence=0.0,
+                                    policy="agent", reason=reason)
+        self._record_decision(decision, ts, f"skipped ({reason})", [])
 
 
 def _held(positions: list[Position], symbol: str) -> float:

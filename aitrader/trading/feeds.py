@@ -76,6 +76,24 @@ class History:
     def get(self, symbol: str) -> pd.DataFrame:
         return self.frames.get(symbol, pd.DataFrame())
 
+    def upto(self, symbol: str, ts: pd.Timestamp) -> pd.DataFrame:
+        """The window as it was when the bar at ``ts`` closed (bars after it left out)."""
+        df = self.get(symbol)
+        if len(df) == 0 or df.index[-1] <= ts:
+            return df
+        return df.loc[df.index <= ts]
+
+
+def events_from_frames(frames: dict[str, pd.DataFrame], *, after: pd.Timestamp | None = None) -> list[BarEvent]:
+    """Bars of several symbols merged into events by timestamp, oldest first (those after ``after``)."""
+    by_time: dict[pd.Timestamp, dict[str, Bar]] = {}
+    for sym, df in frames.items():
+        part = df if after is None else df.loc[df.index > after]
+        for i in range(len(part)):
+            ts = pd.Timestamp(part.index[i])
+            by_time.setdefault(ts, {})[sym] = bar_from_row(sym, ts, part.iloc[i])
+    return [BarEvent(ts, by_time[ts]) for ts in sorted(by_time)]
+
 
 class ReplayFeed:
     """Replays stored bars through a simulated clock.
@@ -190,11 +208,11 @@ class LiveFeed:
 
         A bar counts as completed once ``timestamp + timeframe <= now`` (exchange local
         time): a forming bar is never traded on. When several new bars arrived at once
-        (after a pause or reconnect) all are returned so history stays complete; the
-        agent only trades on the newest.
+        (after a pause or reconnect) all are returned, and the agent decides each in order.
+        A failed request for a symbol leaves its ``last_seen`` alone: the next poll asks again.
         """
         now = now if now is not None else pd.Timestamp.now(tz="America/New_York").tz_localize(None)
-        by_time: dict[pd.Timestamp, dict[str, Bar]] = {}
+        new: dict[str, pd.DataFrame] = {}
         for sym in self.symbols:
             last = self.last_seen.get(sym)
             start = last if last is not None else pd.Timestamp("1970-01-02")
@@ -208,12 +226,10 @@ class LiveFeed:
             ends = pd.DatetimeIndex(df.index) + parse_timeframe(self.timeframes[sym])
             df = df.loc[ends <= now]
             if len(df):
-                for i in range(len(df)):
-                    ts = pd.Timestamp(df.index[i])
-                    by_time.setdefault(ts, {})[sym] = bar_from_row(sym, ts, df.iloc[i])
+                new[sym] = df
                 self.last_seen[sym] = df.index[-1]
                 self.last_arrival[sym] = self._clock()
-        return [BarEvent(ts, by_time[ts]) for ts in sorted(by_time)]
+        return events_from_frames(new)
 
     def stale_symbols(self) -> list[str]:
         """Symbols with no new bar for ``stale_after_bars`` bar intervals of wall time."""

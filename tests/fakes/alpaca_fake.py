@@ -23,6 +23,7 @@ Behaviour
       ``held``). Buying beyond cash is 403 "insufficient buying power".
     * A reused ``client_order_id`` is 422 "client_order_id must be unique", like Alpaca.
     * :meth:`fail_next` makes the next K requests fail with 500 (or any status);
+      :meth:`fail_path` does the same for one endpoint only (a burst on the fills call);
       :meth:`lose_next_answers` carries requests out but answers 504 (lost answer);
       :meth:`refuse_connections` stops the listener (connections refused) until
       :meth:`accept_connections`.
@@ -119,6 +120,7 @@ class AlpacaFake(MarketDataMixin):
         self._leg_parent: dict[str, str] = {}  # exit leg id -> its entry order id
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []  # (method, path, query, json)
         self._fail: list[int] = []
+        self._fail_paths: dict[tuple[str, str], list[int]] = {}  # (method, path) -> statuses to answer
         self._lose = 0
         self._fill_seq = 0
 
@@ -159,6 +161,19 @@ class AlpacaFake(MarketDataMixin):
         """The next ``count`` requests (any endpoint) answer HTTP ``status``."""
         with self._lock:
             self._fail.extend([status] * count)
+
+    def fail_path(self, path: str, count: int, *, status: int = 500, method: str = "GET") -> None:
+        """The next ``count`` requests to ``method path`` (exact path, e.g.
+        ``/v2/account/activities/FILL``) answer HTTP ``status``; other endpoints are untouched."""
+        with self._lock:
+            self._fail_paths.setdefault((method.upper(), path), []).extend([status] * count)
+
+    def clear_faults(self) -> None:
+        """Forget every failure queued by fail_next, fail_path and lose_next_answers."""
+        with self._lock:
+            self._fail.clear()
+            self._fail_paths.clear()
+            self._lose = 0
 
     def lose_next_answers(self, count: int = 1) -> None:
         """Carry out the next ``count`` requests but answer 504 (an answer lost on the way
@@ -207,8 +222,9 @@ class AlpacaFake(MarketDataMixin):
             self.requests.append((request.method, path, dict(request.args), body))
             del self.requests[:-5000]  # bounded for long standalone runs
             del self.server.log[:]
-            if self._fail:
-                status = self._fail.pop(0)
+            burst = self._fail_paths.get((request.method, path))
+            if self._fail or burst:
+                status = self._fail.pop(0) if self._fail else burst.pop(0)  # type: ignore[union-attr]
                 return _err(status, status * 100000, "rate limit exceeded" if status == 429 else "internal server error")
             if (
                 request.headers.get("APCA-API-KEY-ID") != self.api_key

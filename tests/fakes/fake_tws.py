@@ -19,7 +19,9 @@ so a polling agent sees a new bar per poll.
 
 Test hooks: :meth:`FakeTWS.drop_all` closes every client socket; :meth:`FakeTWS.refuse`
 closes the listening socket (connections are refused) and reopens the same port
-later; :meth:`FakeTWS.broadcast_error` sends e.g. 1100/1102 (IB's nightly reset).
+later; :meth:`FakeTWS.broadcast_error` sends e.g. 1100/1102 (IB's nightly reset);
+:meth:`FakeTWS.fail_next` fails the next K requests of one message id (an error for the
+request, or no answer at all).
 
 Standalone (e.g. for ``aitrader run --feed live --broker ibkr`` with ``IB_HOST``/``IB_PORT``)::
 
@@ -108,6 +110,10 @@ class _Conn:
             self.sock.sendall(struct.pack(">I", len(payload)) + payload)
 
 
+# Where a request carries its request id (for an injected error): msg id -> field index.
+_REQ_ID_FIELD = {7: 2, 20: 1, 9: 2, 1: 2, 78: 1}
+
+
 def _fmt(x: float) -> str:
     return repr(float(x))
 
@@ -138,6 +144,7 @@ class FakeTWS:
         self._refuse_until = 0.0
         self._stopped = threading.Event()
         self.silent = False  # True: read requests but answer none (a hung TWS)
+        self._fail: dict[int, list[tuple[int, str] | None]] = {}  # msg id -> failures to serve, see fail_next
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FakeTWS:
@@ -182,6 +189,31 @@ class FakeTWS:
     def broadcast_error(self, code: int, message: str) -> None:
         for c in list(self.conns):
             c.send(4, 2, -1, code, message)
+
+    def fail_next(self, msg_id: int, count: int, *, code: int | None = None,
+                  message: str = "Max rate of messages per second has been exceeded") -> None:
+        """The next ``count`` requests with message id ``msg_id`` fail: with IB error ``code``
+        for the request's id when given (and the request has one), else they get no answer
+        (the client's request times out). E.g. ``fail_next(7, 3, code=100)`` for executions,
+        ``fail_next(61, 2)`` for positions, ``fail_next(20, 2, code=162, message=...)`` for bars."""
+        with self.lock:
+            self._fail.setdefault(msg_id, []).extend([None if code is None else (code, message)] * count)
+
+    def clear_faults(self) -> None:
+        """Forget the failures queued by fail_next."""
+        with self.lock:
+            self._fail.clear()
+
+    def _failed(self, conn: _Conn, fields: list[str]) -> bool:
+        """Serve one injected failure for this request, if any is queued (under ``self.lock``)."""
+        queue = self._fail.get(int(fields[0]))
+        if not queue:
+            return False
+        failure = queue.pop(0)
+        pos = _REQ_ID_FIELD.get(int(fields[0]))
+        if failure is not None and pos is not None:
+            conn.send(4, 2, fields[pos], failure[0], failure[1])
+        return True
 
     def requests_of(self, msg_id: int) -> list[list[str]]:
         with self.lock:
@@ -235,7 +267,8 @@ class FakeTWS:
                 fields = self._read_msg(conn.sock)
                 with self.lock:
                     self.requests.append(fields)
-                    handler = None if self.silent else self._handlers().get(int(fields[0]))
+                    failed = self._failed(conn, fields)
+                    handler = None if self.silent or failed else self._handlers().get(int(fields[0]))
                     if handler is not None:
                         handler(conn, fields)
         except (ConnectionError, OSError, ValueError, IndexError):

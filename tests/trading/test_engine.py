@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -118,14 +119,49 @@ def test_permanent_rejection_is_journaled_and_trading_goes_on(tmp_path: Path, go
     assert ("order_rejected",) in events
 
 
-def test_temporary_broker_failure_pauses_then_resumes(tmp_path: Path, goog: pd.DataFrame) -> None:
-    broker = RecordingBroker(fail_submit=[TemporaryBrokerError("503 from venue")])
+def test_temporary_broker_failure_pauses_then_reruns_the_bar(tmp_path: Path, goog: pd.DataFrame) -> None:
+    clean_agent, clean_feed, clean, _ = _agent(tmp_path / "clean", goog)
+    clean_agent.run_replay(clean_feed)
+    broker = RecordingBroker(fail_submit=[TemporaryBrokerError("503 from venue")] * 2)
     agent, feed, broker, _ = _agent(tmp_path, goog, broker=broker)
+    agent.retry_waits = (0.0,)
     agent.run_replay(feed)
     states = [s.value for s, _ in agent.machine.history]
     i = states.index("paused")
     assert "running" in states[i + 1 :]
+    # The bar whose order failed ran again once the venue answered: the same orders as a run
+    # without faults, one decision row per bar (the failed bar's row was not written twice).
+    assert [r.client_order_id for r in broker.requests] == [r.client_order_id for r in clean.requests]
     assert len(broker.requests) >= 3
+    times = [r[0] for r in _rows(tmp_path / "journal.sqlite", "select bar_time from decisions")]
+    assert len(times) == len(set(times)) == len(goog.loc["2010"])
+
+
+class _Crash(BaseException):
+    """A simulated process death (never handled)."""
+
+
+def test_crash_after_the_decision_row_restart_decides_the_bar_once(tmp_path: Path, goog: pd.DataFrame) -> None:
+    agent, feed, broker, journal = _agent(tmp_path, goog)
+    real = journal.record_order
+
+    def dies(*a, **k):  # type: ignore[no-untyped-def]
+        raise _Crash
+
+    journal.record_order = dies  # type: ignore[method-assign]
+    with contextlib.suppress(_Crash):
+        agent.run_replay(feed)
+    journal.record_order = real  # type: ignore[method-assign]
+    rows = _rows(tmp_path / "journal.sqlite", "select bar_time, final_action from decisions order by id")
+    assert rows[-1][1].startswith("buy")  # died between the decision row and the order row
+    agent2, feed2, _, _ = _agent(tmp_path, goog, broker=broker, journal=journal)
+    agent2.run_replay(feed2)
+    times = [r[0] for r in _rows(tmp_path / "journal.sqlite", "select bar_time from decisions")]
+    assert len(times) == len(set(times)) == len(goog.loc["2010"])
+    orders = _rows(tmp_path / "journal.sqlite", "select client_order_id, decision_id from orders order by id")
+    first = _rows(tmp_path / "journal.sqlite", f"select id from decisions where bar_time = '{rows[-1][0]}'")
+    assert orders[0][1] == first[0][0]  # the re-run's order points at the row written before the crash
+    assert len(broker.requests) == len(orders) >= 3
 
 
 def test_trailing_stop_is_managed_by_the_agent(tmp_path: Path, goog: pd.DataFrame) -> None:

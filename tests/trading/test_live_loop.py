@@ -80,17 +80,20 @@ def test_stale_data_pauses_and_fresh_data_resumes(tmp_path: Path, goog: pd.DataF
     agent.poll_once(feed, now)
     assert agent.machine.state is AgentState.PAUSED
     assert "stale data" in agent.machine.reason and "GOOG" in agent.machine.reason
-    # While paused, a new bar updates history but is not traded; the next poll resumes.
+    # A new bar is fresh data: trading resumes and that very bar is decided.
     provider.visible += 1
     agent.poll_once(feed, now)
     assert agent.machine.state is AgentState.RUNNING
-    # Market closed: bars are processed, nothing is decided.
+    rows = sqlite3.connect(tmp_path / "journal.sqlite").execute("select bar_time from decisions").fetchall()
+    assert [pd.Timestamp(r[0]) for r in rows] == list(goog.index[600:602])
+    # Market closed: the bar is processed and journaled as skipped, never traded.
     cal.open = False
-    before = sqlite3.connect(tmp_path / "journal.sqlite").execute("select count(*) from decisions").fetchone()[0]
     provider.visible += 1
     agent.poll_once(feed, now)
-    after = sqlite3.connect(tmp_path / "journal.sqlite").execute("select count(*) from decisions").fetchone()[0]
-    assert after == before
+    last = sqlite3.connect(tmp_path / "journal.sqlite").execute(
+        "select bar_time, final_action from decisions order by id desc limit 1").fetchone()
+    assert (pd.Timestamp(last[0]), last[1]) == (goog.index[602], "skipped (market closed)")
+    assert agent.history.get("GOOG").index[-1] == goog.index[602]
     beats = [r[0] for r in sqlite3.connect(tmp_path / "journal.sqlite").execute("select state from heartbeat")]
     assert "paused" in beats and beats[-1] == "running"
 
@@ -156,5 +159,7 @@ def test_each_symbol_trades_only_when_its_own_market_is_open(tmp_path: Path, goo
     for p in providers.values():
         p.visible += 1
     agent.poll_once(feed, pd.Timestamp("2026-01-01"))
-    rows = sqlite3.connect(tmp_path / "journal.sqlite").execute("select symbol from decisions").fetchall()
-    assert rows == [("GOOG",)]  # SPX's bar updated history and equity, but its market is closed
+    rows = sqlite3.connect(tmp_path / "journal.sqlite").execute("select symbol, final_action from decisions").fetchall()
+    # SPX's bar updated history and equity and says why it was not traded: its market is closed
+    assert [r[0] for r in rows] == ["GOOG", "SPX"] and rows[1][1] == "skipped (market closed)"
+    assert not rows[0][1].startswith("skipped")
