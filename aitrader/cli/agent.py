@@ -123,7 +123,8 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
                                      settings=settings, secrets=None, home=ctx.home)
             feed_live = LiveFeed(provider, symbols=symbols, timeframes={s: settings.timeframe_for(s) for s in symbols},
                                  lookback_bars=settings.agent.history_bars,
-                                 stale_after_bars=settings.agent.stale_after_bars)
+                                 stale_after_bars=settings.agent.stale_after_bars,
+                                 daily_close=exchange_daily_close(settings, symbols))
             trigger = make_trigger(settings, timeframe=settings.timeframe_for(symbols[0]),
                                    poll_seconds=args.poll_seconds)
             summary = agent.run_live(feed_live, trigger=trigger, max_ticks=args.ticks)
@@ -136,6 +137,12 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
             parts.journal.close()
     print_summary(summary, ctx.home, bench=bench, as_json=args.json)
     return 1 if summary.halted_reason else 0
+
+
+def exchange_daily_close(settings: Any, symbols: list[str]) -> dict[str, pd.Timedelta]:
+    """Symbols on an exchange calendar: their daily bar is complete at the 16:00 close."""
+    cals = {s: settings.data.calendars.get(s, settings.calendar).strip() for s in symbols}
+    return {s: pd.Timedelta(hours=16) for s, cal in cals.items() if cal not in ("24/7", "24/5")}
 
 
 def start_operations(ctx: Any, *, metrics_port: int | None) -> Any:

@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from aitrader.core.errors import AitraderError, JournalError, RiskError, TemporaryBrokerError
+from aitrader.data.bars import parse_timeframe
 from aitrader.trading.engine import CURSOR_KEY, DecisionEngine, TickResult
 from aitrader.trading.feeds import BarEvent, History, LiveFeed, ReplayFeed, events_from_frames
 from aitrader.trading.reconcile import ReconcileReport, reconcile
@@ -289,8 +290,10 @@ class Agent:
         now = now or pd.Timestamp.now(tz="America/New_York").tz_localize(None)
         events = feed.poll(now)
         self.pending.extend(events)
-        # Only the symbols whose exchange is open now are traded (each has its own calendar).
-        open_symbols = {s for s in self.symbols if self._calendar(s) is None or self._calendar(s).is_open(now)}
+        # Intraday symbols trade while their exchange is open (each has its own calendar); a
+        # daily bar is complete only after the close, so daily symbols trade on the tick after
+        # it (the order waits for the next session at the venue). Stale data pauses both.
+        open_symbols = {s for s in self.symbols if self._tradable_now(s, now, feed)}
         market_open = bool(open_symbols)
         stale = feed.stale_symbols()
         if stale and self.machine.state is AgentState.RUNNING:
@@ -305,6 +308,14 @@ class Agent:
                                    f"{len(self.pending)} bars waiting: {self.machine.reason}")
         elif not events:
             self.journal.heartbeat(self.machine.state.value, "no new bar" if market_open else "market closed")
+
+    def _tradable_now(self, symbol: str, now: pd.Timestamp, feed: LiveFeed) -> bool:
+        cal = self._calendar(symbol)
+        if cal is None:
+            return True
+        if parse_timeframe(feed.timeframes.get(symbol, "1d")) >= pd.Timedelta(days=1):
+            return True
+        return bool(cal.is_open(now))
 
     def seed_live(self, feed: LiveFeed) -> None:
         """Warm the history up from the feed; bars after the journal's cursor (seen before a

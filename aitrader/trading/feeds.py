@@ -179,7 +179,12 @@ class LiveFeed:
         lookback_bars: int,
         stale_after_bars: float,
         clock: Callable[[], float] = time.monotonic,
+        daily_close: dict[str, pd.Timedelta] | None = None,
     ) -> None:
+        """``daily_close``: per symbol on an exchange calendar, the local time its daily bar is
+        complete (the close, 16:00 New York); a daily bar of a symbol not listed (a 24/7 or
+        24/5 market) is complete at the next midnight."""
+        self.daily_close = dict(daily_close or {})
         self.provider = provider
         self.symbols = symbols
         self.timeframes = timeframes
@@ -223,13 +228,19 @@ class LiveFeed:
                 continue
             if last is not None:
                 df = df.loc[df.index > last]
-            ends = pd.DatetimeIndex(df.index) + parse_timeframe(self.timeframes[sym])
-            df = df.loc[ends <= now]
+            df = df.loc[self.bar_ends(sym, pd.DatetimeIndex(df.index)) <= now]
             if len(df):
                 new[sym] = df
                 self.last_seen[sym] = df.index[-1]
                 self.last_arrival[sym] = self._clock()
         return events_from_frames(new)
+
+    def bar_ends(self, symbol: str, index: pd.DatetimeIndex) -> pd.DatetimeIndex:
+        """When each bar is complete: its open + timeframe, or a daily bar's session close."""
+        step = parse_timeframe(self.timeframes[symbol])
+        if step >= pd.Timedelta(days=1) and symbol in self.daily_close:
+            return index.normalize() + self.daily_close[symbol]
+        return index + step
 
     def stale_symbols(self) -> list[str]:
         """Symbols with no new bar for ``stale_after_bars`` bar intervals of wall time."""

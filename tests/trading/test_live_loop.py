@@ -57,11 +57,34 @@ class Calendar:
         return None
 
 
+def test_a_daily_bar_is_traded_on_the_tick_after_the_close(tmp_path: Path, goog: pd.DataFrame) -> None:
+    """A daily bar is complete only after the close, when the exchange is already closed: the
+    tick after it must still decide and trade it (the order waits for the next session)."""
+    settings = load_settings().derive(rules={"enabled": False})
+    provider = SteppingProvider(goog, visible=600)
+    feed = LiveFeed(provider, symbols=["GOOG"], timeframes={"GOOG": "1d"}, lookback_bars=300,
+                    stale_after_bars=3, clock=Clock())
+    journal = Journal.open(tmp_path / "journal.sqlite")
+    engine = DecisionEngine(settings=settings, broker=RecordingBroker(), journal=journal, signals=SmaCross(10, 20),
+                            risk=RiskManager(settings.risk, symbols=["GOOG"]))
+    closed = Calendar()
+    closed.open = False  # 16:05 New York: the session is over
+    agent = Agent(engine=engine, journal=journal, symbols=["GOOG"], history_bars=300, calendar=closed)
+    agent.history.seed("GOOG", feed.history("GOOG"))
+    agent.start()
+    provider.visible += 1
+    agent.poll_once(feed, pd.Timestamp("2026-01-01 16:05"))
+    rows = sqlite3.connect(tmp_path / "journal.sqlite").execute("select bar_time, final_action from decisions").fetchall()
+    assert len(rows) == 1 and pd.Timestamp(rows[0][0]) == goog.index[600]
+    assert not rows[0][1].startswith("skipped")
+
+
 def test_stale_data_pauses_and_fresh_data_resumes(tmp_path: Path, goog: pd.DataFrame) -> None:
     settings = load_settings().derive(rules={"enabled": False})
     provider = SteppingProvider(goog, visible=600)
     clock, cal = Clock(), Calendar()
-    feed = LiveFeed(provider, symbols=["GOOG"], timeframes={"GOOG": "1d"}, lookback_bars=300,
+    # Intraday bars (the GOOG series served as if hourly): their market-hours gate is the calendar.
+    feed = LiveFeed(provider, symbols=["GOOG"], timeframes={"GOOG": "1h"}, lookback_bars=300,
                     stale_after_bars=3, clock=clock)
     journal = Journal.open(tmp_path / "journal.sqlite")
     broker = RecordingBroker()
@@ -144,7 +167,7 @@ def test_each_symbol_trades_only_when_its_own_market_is_open(tmp_path: Path, goo
         def get_bars(self, symbol: str, timeframe: str, start: pd.Timestamp, end: pd.Timestamp | None = None):
             return providers[symbol].get_bars(symbol, timeframe, start, end)
 
-    feed = LiveFeed(Both(), symbols=["GOOG", "SPX"], timeframes={"GOOG": "1d", "SPX": "1d"}, lookback_bars=300,
+    feed = LiveFeed(Both(), symbols=["GOOG", "SPX"], timeframes={"GOOG": "1h", "SPX": "1h"}, lookback_bars=300,
                     stale_after_bars=3, clock=Clock())
     journal = Journal.open(tmp_path / "journal.sqlite")
     engine = DecisionEngine(settings=settings, broker=RecordingBroker(), journal=journal, signals=SmaCross(10, 20),
@@ -163,3 +186,19 @@ def test_each_symbol_trades_only_when_its_own_market_is_open(tmp_path: Path, goo
     # SPX's bar updated history and equity and says why it was not traded: its market is closed
     assert [r[0] for r in rows] == ["GOOG", "SPX"] and rows[1][1] == "skipped (market closed)"
     assert not rows[0][1].startswith("skipped")
+
+
+def test_a_daily_bar_is_complete_at_the_close_on_an_exchange(goog: pd.DataFrame) -> None:
+    day = goog.index[600]
+    provider = SteppingProvider(goog, visible=601)
+    exchange = LiveFeed(provider, symbols=["GOOG"], timeframes={"GOOG": "1d"}, lookback_bars=10,
+                        stale_after_bars=3, daily_close={"GOOG": pd.Timedelta(hours=16)})
+    exchange.last_seen["GOOG"] = goog.index[599]
+    assert exchange.poll(day + pd.Timedelta(hours=15, minutes=59)) == []  # still trading
+    (event,) = exchange.poll(day + pd.Timedelta(hours=16, minutes=5))  # the 16:05 tick
+    assert event.timestamp == day
+    round_the_clock = LiveFeed(provider, symbols=["GOOG"], timeframes={"GOOG": "1d"}, lookback_bars=10,
+                               stale_after_bars=3)
+    round_the_clock.last_seen["GOOG"] = goog.index[599]
+    assert round_the_clock.poll(day + pd.Timedelta(hours=23)) == []  # a 24/7 day ends at midnight
+    assert len(round_the_clock.poll(day + pd.Timedelta(days=1))) == 1
