@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aitrader.core.errors import DataError
+from aitrader.core.errors import AitraderError, DataError
 from aitrader.data.bars import parse_date
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,14 @@ def default_replay_start(ctx: Any, symbols: list[str]) -> pd.Timestamp | None:
     latest: pd.Timestamp | None = None
     for sym in symbols:
         for model in registry.model_names(sym):
-            version = registry.current_version(sym, model)
-            if version is None:
+            try:
+                version = registry.current_version(sym, model)
+                if version is None:
+                    continue
+                end = (registry.read_manifest(sym, model, version).get("training_window") or {}).get("last")
+            except AitraderError as exc:  # that model is dropped when loading; it must not block the run
+                log.warning("%s/%s: ignored for the default --start: %s", sym, model, exc)
                 continue
-            end = (registry.read_manifest(sym, model, version).get("training_window") or {}).get("last")
             if end:
                 latest = max(latest, pd.Timestamp(end)) if latest is not None else pd.Timestamp(end)
     if latest is None:
