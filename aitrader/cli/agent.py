@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aitrader.core.errors import DataError
+from aitrader.core.errors import AitraderError, DataError
 from aitrader.data.bars import parse_date
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,14 @@ def default_replay_start(ctx: Any, symbols: list[str]) -> pd.Timestamp | None:
     latest: pd.Timestamp | None = None
     for sym in symbols:
         for model in registry.model_names(sym):
-            version = registry.current_version(sym, model)
-            if version is None:
+            try:
+                version = registry.current_version(sym, model)
+                if version is None:
+                    continue
+                end = (registry.read_manifest(sym, model, version).get("training_window") or {}).get("last")
+            except AitraderError as exc:  # that model is dropped when loading; it must not block the run
+                log.warning("%s/%s: ignored for the default --start: %s", sym, model, exc)
                 continue
-            end = (registry.read_manifest(sym, model, version).get("training_window") or {}).get("last")
             if end:
                 latest = max(latest, pd.Timestamp(end)) if latest is not None else pd.Timestamp(end)
     if latest is None:
@@ -97,45 +101,49 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
 
         make_strategy(args.strategy)
 
-    ops = start_operations(ctx, metrics_port=args.metrics_port)  # a taken port fails before the journal opens
-    parts = build_parts(home=ctx.home, settings=settings, broker_name=broker_name, strategy=args.strategy,
-                        symbols=symbols, live=args.live, replay=feed_kind == "replay")
-    engine = DecisionEngine(settings=settings, broker=parts.broker, journal=parts.journal, signals=parts.signals,
-                            risk=parts.risk, context=parts.context, calendar=parts.calendar)
-    agent = Agent(engine=engine, journal=parts.journal, symbols=symbols, history_bars=settings.agent.history_bars,
-                  calendar=None if feed_kind == "replay" else symbol_calendars(settings, symbols))
-    agent.install_signal_handlers()
-    ops.attach(parts.journal)
-    ops.broker_connected = lambda: getattr(agent.broker, "connected", None)
-    agent.observers.append(ops.on_tick)
-    agent.idle_hooks.append(ops.on_idle)
-    sd_notify("READY=1")
-    run_id = parts.journal.start_run(f"{settings.mode}/{feed_kind}", broker_name)
-    try:
-        if feed_replay is not None:
-            summary = agent.run_replay(feed_replay)
-            bench = buy_and_hold(bars, feed_replay.first_time, until)
-        else:
-            from aitrader.trading.feeds import LiveFeed
-            from aitrader.venues.factory import make_provider
+    from aitrader.core.instance import HomeLock
 
-            provider = make_provider(settings.data.provider if settings.data.provider != "replay" else broker_name,
-                                     settings=settings, secrets=None, home=ctx.home)
-            feed_live = LiveFeed(provider, symbols=symbols, timeframes={s: settings.timeframe_for(s) for s in symbols},
-                                 lookback_bars=settings.agent.history_bars,
-                                 stale_after_bars=settings.agent.stale_after_bars,
-                                 daily_close=exchange_daily_close(settings, symbols))
-            trigger = make_trigger(settings, timeframe=settings.timeframe_for(symbols[0]),
-                                   poll_seconds=args.poll_seconds)
-            summary = agent.run_live(feed_live, trigger=trigger, max_ticks=args.ticks)
-            bench = None
-    finally:
+    # One agent per home: a second run would trade the same account from the same journal.
+    with HomeLock.acquire(ctx.home.root):
+        ops = start_operations(ctx, metrics_port=args.metrics_port)  # a taken port fails before the journal opens
+        parts = build_parts(home=ctx.home, settings=settings, broker_name=broker_name, strategy=args.strategy,
+                            symbols=symbols, live=args.live, replay=feed_kind == "replay")
+        engine = DecisionEngine(settings=settings, broker=parts.broker, journal=parts.journal, signals=parts.signals,
+                                risk=parts.risk, context=parts.context, calendar=parts.calendar)
+        agent = Agent(engine=engine, journal=parts.journal, symbols=symbols, history_bars=settings.agent.history_bars,
+                      calendar=None if feed_kind == "replay" else symbol_calendars(settings, symbols))
+        agent.install_signal_handlers()
+        ops.attach(parts.journal)
+        ops.broker_connected = lambda: getattr(agent.broker, "connected", None)
+        agent.observers.append(ops.on_tick)
+        agent.idle_hooks.append(ops.on_idle)
+        sd_notify("READY=1")
+        run_id = parts.journal.start_run(f"{settings.mode}/{feed_kind}", broker_name)
         try:
-            parts.journal.end_run(run_id, agent.machine.state.value)
+            if feed_replay is not None:
+                summary = agent.run_replay(feed_replay)
+                bench = buy_and_hold(bars, feed_replay.first_time, until)
+            else:
+                from aitrader.trading.feeds import LiveFeed
+                from aitrader.venues.factory import make_provider
+
+                provider = make_provider(settings.data.provider if settings.data.provider != "replay" else broker_name,
+                                         settings=settings, secrets=None, home=ctx.home)
+                feed_live = LiveFeed(provider, symbols=symbols, timeframes={s: settings.timeframe_for(s) for s in symbols},
+                                     lookback_bars=settings.agent.history_bars,
+                                     stale_after_bars=settings.agent.stale_after_bars,
+                                     daily_close=exchange_daily_close(settings, symbols))
+                trigger = make_trigger(settings, timeframe=settings.timeframe_for(symbols[0]),
+                                       poll_seconds=args.poll_seconds)
+                summary = agent.run_live(feed_live, trigger=trigger, max_ticks=args.ticks)
+                bench = None
         finally:
-            ops.close()
-            parts.journal.close()
-    print_summary(summary, ctx.home, bench=bench, as_json=args.json)
+            try:
+                parts.journal.end_run(run_id, agent.machine.state.value)
+            finally:
+                ops.close()
+                parts.journal.close()
+        print_summary(summary, ctx.home, bench=bench, as_json=args.json)
     return 1 if summary.halted_reason else 0
 
 
@@ -215,6 +223,28 @@ def _aitrader_cmd() -> str:
         return str(script)
 
 
+def agent_liveness(home_root: Any, hb: dict[str, Any]) -> str | None:
+    """Why the last heartbeat's state is stale (the agent died without saying so), or None.
+
+    The home lock is the authority (held exactly while an agent runs, freed by the OS on
+    any death); a home without a lock file falls back to ``os.kill(pid, 0)``.
+    """
+    from aitrader.core.instance import holder, lock_path, pid_alive
+
+    state = hb.get("state")
+    if not state or state == "stopped":
+        return None
+    pid = hb.get("pid")
+    pid = int(pid) if pid is not None and not pd.isna(pid) else None
+    alive = holder(home_root) is not None if lock_path(home_root).exists() else pid_alive(pid)
+    if alive:
+        return None
+    age = hb.get("age_seconds")
+    age_txt = f"{age:,.0f} s ago" if isinstance(age, (int, float)) and np.isfinite(age) else "at an unknown time"
+    gone = f"pid {pid} is gone" if pid is not None and not pid_alive(pid) else f"pid {pid} no longer holds the home lock"
+    return f"last heartbeat said {state!r} {age_txt}, but {gone}: the agent died without stopping"
+
+
 def cmd_status(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.journal.queries import JournalReader
 
@@ -223,12 +253,13 @@ def cmd_status(args: argparse.Namespace, ctx: Any) -> int:
         print(f"no journal at {ctx.home.journal}: start the agent with 'aitrader run' (or 'make run')")
         return 1
     hb = reader.heartbeat() or {}
+    liveness = agent_liveness(ctx.home.root, hb)
     positions = reader.latest_positions()
     curve = reader.equity_curve()
     equity = float(curve["equity"].iloc[-1]) if len(curve) else float("nan")
     data: dict[str, Any] = {
-        "state": hb.get("state"),
-        "detail": hb.get("detail"),
+        "state": "stale" if liveness else hb.get("state"),
+        "detail": liveness or hb.get("detail"),
         "last_heartbeat": str(hb.get("ts")),
         "heartbeat_age_s": hb.get("age_seconds"),
         "equity": equity,

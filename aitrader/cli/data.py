@@ -24,6 +24,7 @@ from aitrader.core.errors import DataError
 from aitrader.core.paths import atomic_path
 from aitrader.data.bars import (
     BAR_COLUMNS,
+    EPOCH_UNITS,
     TIMEFRAMES,
     check_symbol,
     parse_date,
@@ -31,7 +32,7 @@ from aitrader.data.bars import (
     read_bars_file,
 )
 from aitrader.data.calendar import MarketCalendar
-from aitrader.data.cleaner import Report, fix, validate
+from aitrader.data.cleaner import Report, check_spacing, fix, validate
 from aitrader.data.store import BarStore
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--close-only", action="store_true", help="the file holds a close-only series (e.g. VIX)")
     imp.add_argument("--strict", action="store_true", help="refuse a file with invalid rows instead of dropping them")
     imp.add_argument("--calendar", help="exchange calendar for the gap check (default: settings)")
+    imp.add_argument("--epoch", choices=EPOCH_UNITS, help="timestamps are epoch seconds (s) or milliseconds (ms), UTC")
+    imp.add_argument("--replace", action="store_true", help="replace the stored series instead of merging into it")
     imp.set_defaults(func=cmd_import)
 
     dl = dsub.add_parser("download", help="download bars from a provider into the store")
@@ -110,10 +113,12 @@ def _print_report(report: Report) -> None:
     print(report.format())
 
 
-def _merge_into_store(store: BarStore, symbol: str, timeframe: str, bars: pd.DataFrame) -> str:
-    """Write ``bars`` (merging), return a one-line summary of what changed."""
-    old_index = store.read(symbol, timeframe).index if store.exists(symbol, timeframe) else pd.DatetimeIndex([])
-    combined = store.write(symbol, timeframe, bars, merge=True)
+def _merge_into_store(store: BarStore, symbol: str, timeframe: str, bars: pd.DataFrame, *,
+                      replace: bool = False) -> str:
+    """Write ``bars`` (merging unless ``replace``), return a one-line summary of what changed."""
+    exists = store.exists(symbol, timeframe) and not replace
+    old_index = store.read(symbol, timeframe).index if exists else pd.DatetimeIndex([])
+    combined = store.write(symbol, timeframe, bars, merge=not replace)
     replaced = int(pd.DatetimeIndex(bars.index).isin(old_index).sum())
     added = len(combined) - len(old_index)
     return (
@@ -128,9 +133,10 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
     parse_timeframe(args.timeframe)
     cal = _calendar(ctx, symbol, args.calendar)
     require = ("close",) if args.close_only else BAR_COLUMNS
-    bars = read_bars_file(args.file, require=require)
+    bars = read_bars_file(args.file, require=require, epoch=args.epoch)
     if args.close_only:
         bars = bars[[c for c in ("close", "volume") if c in bars.columns]]
+    check_spacing(bars, timeframe=args.timeframe, source=str(args.file))
     report = validate(
         bars, symbol=symbol, timeframe=args.timeframe, calendar=cal, jump_threshold=ctx.settings.data.jump_threshold
     )
@@ -143,7 +149,7 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
     _print_report(report)
     for change in changes:
         print(f"  fixed: {change}")
-    print(_merge_into_store(BarStore(ctx.home), symbol, args.timeframe, fixed))
+    print(_merge_into_store(BarStore(ctx.home), symbol, args.timeframe, fixed, replace=args.replace))
     return 0
 
 

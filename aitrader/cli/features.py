@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from aitrader.core.errors import DataError
 from aitrader.core.paths import atomic_write_parquet
-from aitrader.data.bars import TIMEFRAMES, check_symbol, parse_timeframe
+from aitrader.data.bars import TIMEFRAMES, check_symbol, parse_timeframe, symbol_file_stem
 from aitrader.data.store import BarStore
 from aitrader.features.context import MarketContext, load_context
 from aitrader.features.feature_engineering import build_features
@@ -44,7 +44,7 @@ def build_and_write(
     if missing:
         raise DataError(f"{symbol} {timeframe}: stored bars lack {', '.join(missing)} (a close-only series?)")
     features = build_features(bars, context, timeframe=timeframe)
-    path = ctx.home.features / f"{symbol}_{timeframe}.parquet"
+    path = ctx.home.features / f"{symbol_file_stem(symbol)}_{timeframe}.parquet"
     atomic_write_parquet(features, path)
     print(f"{symbol} {timeframe}: {len(features)} rows x {features.shape[1]} columns -> {path}")
     return path

@@ -69,6 +69,9 @@ class DataConfig(_Section):
     # Universe for the S&P 500 breadth signal; empty = every stored daily symbol.
     breadth_universe: list[str] = Field(default_factory=list)
     breadth_sma: int = Field(20, ge=2)
+    # Fewer names than this (stored, or counted on a day) and breadth is unavailable: the
+    # breadth filter stands aside instead of judging "the market" from one or two stocks.
+    breadth_min_names: int = Field(20, ge=1)
     # One-bar absolute return above this is flagged as a likely unadjusted split.
     jump_threshold: float = Field(0.35, gt=0)
     # Per-symbol calendar overrides (else the top-level `calendar`); "24/5" = the FX week in UTC.

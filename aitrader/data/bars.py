@@ -17,7 +17,14 @@ from aitrader.core.errors import DataError
 
 BAR_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 TIMEFRAMES: dict[str, str] = {"1m": "1min", "5m": "5min", "15m": "15min", "30m": "30min", "1h": "1h", "1d": "1D"}
-_SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-^/=]{0,19}$")
+# One name, or two joined by a single "/" (BTC/USD); a part never starts with "." so no
+# symbol can spell a path component such as ".." (the store maps "/" to "_", see below).
+_PART = r"[A-Z0-9^][A-Z0-9.\-^=]*"
+_SYMBOL_RE = re.compile(rf"^(?=.{{1,20}}$){_PART}(?:/{_PART})?$")
+# Stored timestamps are nanoseconds: pandas' representable range.
+TS_MIN, TS_MAX = pd.Timestamp.min.ceil("s"), pd.Timestamp.max.floor("s")
+EPOCH_UNITS: tuple[str, ...] = ("s", "ms")
+_DIGITS_RE = re.compile(r"^\s*[+-]?\d+(\.\d*)?\s*$")
 
 
 def parse_timeframe(tf: str) -> pd.Timedelta:
@@ -51,11 +58,29 @@ def periods_per_year(timeframe: str, *, calendar: str | None = None) -> int:
 
 
 def check_symbol(symbol: str) -> str:
-    """Normalise a symbol to upper case; reject anything that is not a plausible ticker."""
-    s = symbol.strip().upper()
+    """Normalise a symbol to upper case; reject anything that is not a plausible ticker.
+
+    Allowed: letters, digits, ``. - ^ =`` and one ``/`` between two names (``BTC/USD``);
+    nothing that could name a path outside the store (``A/../../X``).
+    """
+    s = str(symbol).strip().upper()
     if not _SYMBOL_RE.match(s):
-        raise DataError(f"bad symbol {symbol!r}: use letters, digits and . - ^ / = (e.g. GOOG, BRK.B)")
+        raise DataError(f"bad symbol {symbol!r}: use letters, digits, . - ^ = and at most one / between "
+                        f"two names, up to 20 characters (e.g. GOOG, BRK.B, ^GSPC, BTC/USD)")
     return s
+
+
+def symbol_file_stem(symbol: str) -> str:
+    """The file-name form of a symbol: ``BTC/USD -> BTC_USD`` (``_`` is never in a symbol, so it round-trips)."""
+    return check_symbol(symbol).replace("/", "_")
+
+
+def symbol_from_file_stem(stem: str) -> str | None:
+    """Inverse of :func:`symbol_file_stem`; None for a name no valid symbol maps to."""
+    try:
+        return check_symbol(stem.replace("_", "/"))
+    except DataError:
+        return None
 
 
 def parse_date(value: str | None, *, name: str = "date") -> pd.Timestamp | None:
@@ -71,12 +96,76 @@ def parse_date(value: str | None, *, name: str = "date") -> pd.Timestamp | None:
     return ts.tz_localize(None) if ts.tzinfo is not None else ts
 
 
-def normalize_bars(df: pd.DataFrame, *, source: str = "bars", require: tuple[str, ...] = BAR_COLUMNS) -> pd.DataFrame:
+def _row(out: pd.DataFrame, pos: int) -> str:
+    """How an error names a row: its position in the input (1 = first data row) and its label."""
+    label = out.index[pos]
+    return f"row {pos + 1}" if isinstance(out.index, pd.RangeIndex) else f"row {pos + 1} ({label})"
+
+
+def _parse_times(col: pd.Series, *, source: str, epoch: str | None) -> pd.DatetimeIndex:
+    """Parse a timestamp column; numbers only with an explicit epoch unit, in pandas' ns range."""
+    if epoch is not None and epoch not in EPOCH_UNITS:
+        raise DataError(f"bad --epoch {epoch!r}: use s or ms")
+    values = col.reset_index(drop=True)
+    if pd.api.types.is_bool_dtype(values):
+        raise DataError(f"{source}: row 1: timestamp {values.iloc[0]!r} is not a date")
+    numeric = pd.api.types.is_numeric_dtype(values)
+    if not numeric:
+        digits = values.astype("string").str.match(_DIGITS_RE.pattern).fillna(False).to_numpy(bool)
+        if digits.any() and epoch is None:
+            pos = int(digits.nonzero()[0][0])
+            raise DataError(f"{source}: row {pos + 1}: numeric timestamp {str(values.iloc[pos])!r} is ambiguous; "
+                            f"write dates (YYYY-MM-DD[ HH:MM]) or give --epoch s|ms for epoch seconds/milliseconds")
+        if epoch is not None and digits.all():
+            values, numeric = pd.to_numeric(values), True
+    if numeric:
+        if epoch is None:
+            raise DataError(f"{source}: row 1: numeric timestamp {str(values.iloc[0])!r} is ambiguous; "
+                            f"write dates (YYYY-MM-DD[ HH:MM]) or give --epoch s|ms for epoch seconds/milliseconds")
+        nums = values.astype("float64")
+        per_ns = 1e9 if epoch == "s" else 1e6
+        arr = nums.to_numpy()
+        bad = ~np.isfinite(arr) | (arr < TS_MIN.value / per_ns) | (arr > TS_MAX.value / per_ns)
+        if bad.any():
+            pos = int(bad.nonzero()[0][0])
+            raise DataError(f"{source}: row {pos + 1}: epoch timestamp {str(values.iloc[pos])!r} ({epoch}) is "
+                            f"outside {TS_MIN.date()} .. {TS_MAX.date()}")
+        return pd.DatetimeIndex(pd.to_datetime(arr, unit="s" if epoch == "s" else "ms"))
+    try:
+        idx = pd.DatetimeIndex(pd.to_datetime(values, errors="raise", format="mixed"))
+    except (ValueError, TypeError, OverflowError) as exc:
+        first = _first_unparseable(values)
+        where = f" in row {first + 1} ({str(values.iloc[first])!r})" if first is not None else ""
+        raise DataError(f"{source}: unparseable timestamp{where} ({str(exc).splitlines()[0][:80]})") from None
+    if idx.tz is not None:
+        idx = idx.tz_localize(None)
+    out_of_range = np.asarray((idx < TS_MIN) | (idx > TS_MAX))
+    if out_of_range.any():
+        pos = int(out_of_range.nonzero()[0][0])
+        raise DataError(f"{source}: row {pos + 1}: timestamp {values.iloc[pos]!r} is outside the supported "
+                        f"range {TS_MIN.date()} .. {TS_MAX.date()}")
+    return idx
+
+
+def _first_unparseable(values: pd.Series) -> int | None:
+    for pos, v in enumerate(values):
+        try:
+            pd.Timestamp(v)
+        except (ValueError, TypeError, OverflowError):
+            return pos
+    return None
+
+
+def normalize_bars(df: pd.DataFrame, *, source: str = "bars", require: tuple[str, ...] = BAR_COLUMNS,
+                   epoch: str | None = None) -> pd.DataFrame:
     """Coerce a frame to the canonical format; raise :class:`DataError` naming what is wrong.
 
     Accepts a ``timestamp`` (or ``date``/``time``/``datetime``) column or an existing
     DatetimeIndex; column names are matched case-insensitively. Does not sort or drop
-    rows (that is the cleaner's job, which reports what it changes).
+    rows (that is the cleaner's job, which reports what it changes). Refused, naming the
+    row: numeric timestamps without ``epoch`` ("s"/"ms"; pandas would read them as
+    nanoseconds after 1970), dates outside pandas' nanosecond range, booleans in a value
+    column (``true`` is not a price).
     """
     if df is None or len(df) == 0:
         raise DataError(f"{source}: no rows")
@@ -86,12 +175,13 @@ def normalize_bars(df: pd.DataFrame, *, source: str = "bars", require: tuple[str
         tcol = next((c for c in ("timestamp", "datetime", "date", "time") if c in out.columns), None)
         if tcol is None:
             raise DataError(f"{source}: missing column 'timestamp'")
-        try:
-            idx = pd.to_datetime(out[tcol], errors="raise", format="mixed")
-        except (ValueError, TypeError) as exc:
-            raise DataError(f"{source}: unparseable timestamp ({str(exc).splitlines()[0][:80]})") from None
+        idx = _parse_times(out[tcol], source=source, epoch=epoch)
         out = out.drop(columns=[tcol])
-        out.index = pd.DatetimeIndex(idx)
+        out.index = idx
+    else:
+        bad_ts = np.asarray((out.index < TS_MIN) | (out.index > TS_MAX))
+        if bad_ts.any():
+            raise DataError(f"{source}: timestamp {out.index[bad_ts][0]} is outside the supported range")
     if out.index.tz is not None:
         out.index = out.index.tz_localize(None)
     out.index.name = "timestamp"
@@ -101,6 +191,15 @@ def normalize_bars(df: pd.DataFrame, *, source: str = "bars", require: tuple[str
     keep = [c for c in BAR_COLUMNS if c in out.columns]
     out = out[keep]
     for c in keep:
+        if pd.api.types.is_bool_dtype(out[c]):
+            is_bool = np.ones(len(out), dtype=bool)
+        elif pd.api.types.is_object_dtype(out[c]):
+            is_bool = out[c].map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(bool)
+        else:
+            is_bool = np.zeros(len(out), dtype=bool)
+        if is_bool.any():
+            raise DataError(f"{source}: {_row(out, int(is_bool.nonzero()[0][0]))}: boolean value in column "
+                            f"'{c}' (true/false is not a number)")
         if not pd.api.types.is_numeric_dtype(out[c]):
             converted = pd.to_numeric(out[c], errors="coerce")
             bad = converted.isna() & out[c].notna()
@@ -112,7 +211,8 @@ def normalize_bars(df: pd.DataFrame, *, source: str = "bars", require: tuple[str
     return out
 
 
-def read_bars_file(path: str | Path, *, require: tuple[str, ...] = BAR_COLUMNS) -> pd.DataFrame:
+def read_bars_file(path: str | Path, *, require: tuple[str, ...] = BAR_COLUMNS,
+                   epoch: str | None = None) -> pd.DataFrame:
     """Read a CSV or Parquet file of bars into the canonical format."""
     p = Path(path)
     if not p.is_file():
@@ -128,7 +228,7 @@ def read_bars_file(path: str | Path, *, require: tuple[str, ...] = BAR_COLUMNS) 
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{p}: malformed file ({first})") from None
-    return normalize_bars(raw, source=str(p), require=require)
+    return normalize_bars(raw, source=str(p), require=require, epoch=epoch)
 
 
 def bars_between(df: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:

@@ -3,8 +3,8 @@
 :func:`validate` finds every problem we know of and returns a :class:`Report` (counts
 and first examples per issue kind). :func:`fix` repairs only what needs no guessing:
 it drops duplicate timestamps (the last one wins, like a newer download), sorts, and
-drops rows that cannot be real prices (NaN/inf, non-positive, inconsistent OHLC,
-negative volume). It never fills or invents a price: gaps against the exchange calendar,
+drops rows that cannot be real prices (NaN/inf, non-positive, implausibly large such
+as 1e308, inconsistent OHLC, negative volume). It never fills or invents a price: gaps against the exchange calendar,
 bars outside market hours and suspicious one-bar jumps (likely unadjusted splits) are
 reported for a human to decide.
 
@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from aitrader.data.bars import parse_timeframe
+from aitrader.core.errors import DataError
+from aitrader.data.bars import TIMEFRAMES, parse_timeframe
 from aitrader.data.calendar import MarketCalendar
 
 MAX_EXAMPLES = 5
@@ -32,10 +33,15 @@ ISSUE_KINDS: dict[str, tuple[str, bool]] = {
     "high_below_low": ("rows with high < low", True),
     "open_close_outside_range": ("rows with open or close outside [low, high]", True),
     "negative_volume": ("rows with volume < 0", True),
+    "implausible_value": ("rows with a price above 1e9 or a volume above 1e15 (corrupt value?)", True),
     "missing_bars": ("bars the exchange calendar expects but the data lacks", False),
     "off_calendar": ("bars stamped while the market is closed", False),
     "jumps": ("one-bar moves above the jump threshold (unadjusted split or bad tick?)", False),
 }
+# No traded instrument is quoted above a billion or trades 1e15 units in one bar; such a
+# value (e.g. 1e308) is a corrupt cell and would overflow every feature computed from it.
+MAX_PRICE = 1e9
+MAX_VOLUME = 1e15
 FIXABLE: frozenset[str] = frozenset(k for k, (_, f) in ISSUE_KINDS.items() if f)
 
 
@@ -145,6 +151,11 @@ def _invalid_masks(bars: pd.DataFrame) -> dict[str, np.ndarray]:
             masks["open_close_outside_range"] = np.asarray(h >= lo) & ((o > h) | (o < lo) | (c > h) | (c < lo))
         if "volume" in bars.columns:
             masks["negative_volume"] = np.asarray(bars["volume"].to_numpy(dtype=np.float64) < 0)
+        huge = np.isfinite(p) & (p > MAX_PRICE)
+        if "volume" in bars.columns:
+            vol = bars["volume"].to_numpy(dtype=np.float64)
+            huge = huge | (np.isfinite(vol) & (vol > MAX_VOLUME))[:, None]
+        masks["implausible_value"] = np.asarray(huge.any(axis=1))
     return masks
 
 
@@ -189,7 +200,8 @@ def validate(
     back[1:] = ns[1:] < ns[:-1]
     add("unsorted", back.sum(), _examples(idx, back, daily))
     masks = _invalid_masks(bars)
-    for kind in ("nan_or_inf", "non_positive_price", "high_below_low", "open_close_outside_range", "negative_volume"):
+    for kind in ("nan_or_inf", "non_positive_price", "high_below_low", "open_close_outside_range", "negative_volume",
+                 "implausible_value"):
         m = masks.get(kind)
         if m is not None:
             add(kind, m.sum(), _examples(idx, m, daily))
@@ -252,3 +264,52 @@ def fix(bars: pd.DataFrame, report: Report | None = None) -> tuple[pd.DataFrame,
     if out is bars:
         out = bars.copy()
     return out, changes
+
+
+# Bar spacings a file can have: our timeframes plus neighbours we do not store, so that
+# weekly data is not mistaken for daily nor seconds for minutes.
+_SPACINGS: dict[str, pd.Timedelta] = {
+    "1s": pd.Timedelta(seconds=1),
+    **{k: pd.Timedelta(v) for k, v in TIMEFRAMES.items()},
+    "1w": pd.Timedelta(days=7),
+    "1mo": pd.Timedelta(days=30),
+}
+
+
+def spacing_timeframe(index: pd.Index) -> tuple[str, pd.Timedelta] | None:
+    """``(nearest timeframe, median spacing)`` of the distinct timestamps; None below 3 of them.
+
+    The median ignores weekends, holidays and overnight gaps as long as most neighbouring
+    bars are one bar apart; "nearest" is on a log scale (1h data is nearer 1h than 30m).
+    """
+    idx = pd.DatetimeIndex(index).unique().sort_values()
+    if len(idx) < 3:
+        return None
+    median = pd.Timedelta(np.median(np.diff(idx.as_unit("ns").asi8)), unit="ns")
+    if median <= pd.Timedelta(0):
+        return None
+    nearest = min(_SPACINGS, key=lambda k: abs(np.log(median / _SPACINGS[k])))
+    return nearest, median
+
+
+def check_spacing(bars: pd.DataFrame, *, timeframe: str, source: str) -> None:
+    """Refuse bars whose median spacing says they are another timeframe than ``timeframe``.
+
+    Merging hourly FX into a daily series (or daily into 1m) corrupts it for good.
+    """
+    parse_timeframe(timeframe)
+    found = spacing_timeframe(bars.index)
+    if found is None or found[0] == timeframe:
+        return
+    nearest, median = found
+    raise DataError(f"{source}: bars are {_fmt_span(median)} apart (median), which looks like {nearest} data, "
+                    f"not --timeframe {timeframe}; check the file and --timeframe")
+
+
+def _fmt_span(td: pd.Timedelta) -> str:
+    secs = td.total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if secs >= size:
+            n = secs / size
+            return f"{n:g} {unit}{'s' if n != 1 else ''}"
+    return f"{secs:g} seconds"

@@ -10,7 +10,7 @@ import pandas as pd
 
 from aitrader.core.news import NEWS_COLUMNS, Article, articles_frame
 from aitrader.core.paths import Home, atomic_write_parquet
-from aitrader.data.bars import check_symbol
+from aitrader.data.bars import check_symbol, symbol_file_stem
 
 
 class NewsStore:
@@ -18,11 +18,11 @@ class NewsStore:
         self.root = home.data / "news"
 
     def path(self, symbol: str) -> str:
-        return str(self.root / f"{check_symbol(symbol)}.parquet")
+        return str(self.root / f"{symbol_file_stem(symbol)}.parquet")
 
     def read(self, symbol: str) -> pd.DataFrame:
         """The symbol's articles sorted by publication time (an empty frame when none)."""
-        p = self.root / f"{check_symbol(symbol)}.parquet"
+        p = self.root / f"{symbol_file_stem(symbol)}.parquet"
         if not p.exists():
             return articles_frame([])
         df = pd.read_parquet(p)
@@ -43,5 +43,5 @@ class NewsStore:
             added[sym] = len(merged) - len(old)
             if added[sym]:
                 self.root.mkdir(parents=True, exist_ok=True)
-                atomic_write_parquet(merged.reset_index(drop=True), self.root / f"{sym}.parquet")
+                atomic_write_parquet(merged.reset_index(drop=True), self.root / f"{symbol_file_stem(sym)}.parquet")
         return added

@@ -3,10 +3,13 @@
 ``breadth(t)`` = (symbols whose close at t is above their own ``sma``-bar simple moving
 average at t) / (symbols that have that average at t). Causal: the average at t uses
 closes up to and including t only, and a symbol enters the denominator only once it has
-``sma`` bars. Timestamps where no symbol qualifies are NaN.
+``sma`` bars. Timestamps where fewer than ``min_names`` symbols qualify are NaN: breadth
+of one or two stocks says nothing about the market, so it is unavailable rather than 0.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -14,7 +17,11 @@ from aitrader.data.store import BarStore
 from aitrader.core.errors import DataError
 
 
-def breadth(bars_by_symbol: dict[str, pd.DataFrame], *, sma: int = 20) -> pd.Series:
+class BreadthUnavailable(DataError):
+    """Too few names to compute breadth: the breadth filter must stand aside."""
+
+
+def breadth(bars_by_symbol: dict[str, pd.DataFrame], *, sma: int = 20, min_names: int = 1) -> pd.Series:
     """Fraction in [0, 1] of symbols above their ``sma``-bar SMA, on the union of timestamps.
 
     Each symbol is judged only at its own timestamps (no forward fill across days a
@@ -35,7 +42,7 @@ def breadth(bars_by_symbol: dict[str, pd.DataFrame], *, sma: int = 20) -> pd.Ser
         above[symbol] = flag.where(avg.notna() & close.notna())
     frame = pd.DataFrame(above).sort_index()
     counted = frame.notna().sum(axis=1)
-    out = frame.sum(axis=1, min_count=1) / counted.where(counted > 0)
+    out = frame.sum(axis=1, min_count=1) / counted.where(counted >= max(1, min_names))
     out.name = f"breadth_sma{sma}"
     out.index.name = "timestamp"
     return out.astype("float64")
@@ -47,22 +54,35 @@ def breadth_from_store(
     universe: list[str] | None = None,
     timeframe: str = "1d",
     sma: int = 20,
+    min_names: int = 1,
+    exclude: Iterable[str] = (),
 ) -> pd.Series:
     """:func:`breadth` over stored bars.
 
-    ``universe`` empty/None = every stored symbol of ``timeframe`` with OHLC bars (close-only
-    context series such as VIX are not stocks and are left out).
+    ``universe`` empty/None = every stored symbol of ``timeframe`` with OHLC bars, except
+    ``exclude`` (the index itself, e.g. SPX, is not one of its members; close-only context
+    series such as VIX are not stocks and are left out). Universe symbols not stored are
+    skipped. Raises :class:`BreadthUnavailable` with fewer than ``min_names`` names.
     """
+    skip = {s.upper() for s in exclude}
     if universe:
-        bars = {s.upper(): store.read(s, timeframe) for s in universe}
+        names = [s.upper() for s in universe]
+        bars = {s: store.read(s, timeframe) for s in names if store.exists(s, timeframe)}
+        source = f"{len(bars)} of the {len(names)} data.breadth_universe names stored"
     else:
         bars = {}
         for symbol, tf in store.list():
-            if tf != timeframe:
+            if tf != timeframe or symbol in skip:
                 continue
             df = store.read(symbol, tf)
             if {"open", "high", "low", "close"} <= set(df.columns):
                 bars[symbol] = df
         if not bars:
-            raise DataError(f"breadth: no stored {timeframe} OHLC bars (run 'aitrader data sample' first)")
-    return breadth(bars, sma=sma)
+            raise BreadthUnavailable(f"breadth: no stored {timeframe} OHLC bars (run 'aitrader data sample' first)")
+        source = f"{len(bars)} stored {timeframe} name(s) ({', '.join(list(bars)[:5])}{', ...' if len(bars) > 5 else ''})"
+    if len(bars) < max(1, min_names):
+        raise BreadthUnavailable(
+            f"breadth unavailable: {source}, fewer than data.breadth_min_names {min_names}; "
+            f"the breadth filter stands aside (set data.breadth_universe and store its daily bars)"
+        )
+    return breadth(bars, sma=sma, min_names=min_names)

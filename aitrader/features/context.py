@@ -188,7 +188,9 @@ def load_context(store: BarStore, settings: Settings) -> MarketContext:
     if sp500_breadth is not None:
         try:
             breadth = sp500_breadth.breadth_from_store(
-                store, universe=list(settings.data.breadth_universe) or None, sma=settings.data.breadth_sma
+                store, universe=list(settings.data.breadth_universe) or None, sma=settings.data.breadth_sma,
+                min_names=settings.data.breadth_min_names,
+                exclude=(settings.data.spx_symbol, settings.data.vix_symbol),
             )
         except DataError as exc:
             log.info("breadth context skipped: %s", exc)

@@ -263,12 +263,12 @@ class MLPredictor:
                 level = logging.ERROR if isinstance(exc, IntegrityError) else logging.WARNING
                 log.log(level, "%s: model %s not loaded: %s", symbol, name, exc)
         meta = None
-        if registry.current_version(META_SYMBOL, META):
-            try:
+        try:
+            if registry.current_version(META_SYMBOL, META):
                 meta = registry.load_current(META_SYMBOL, META)
-            except AitraderError as exc:
-                errors[META] = str(exc)
-                log.error("meta-model not loaded: %s", exc)
+        except AitraderError as exc:
+            errors[META] = str(exc)
+            log.error("meta-model not loaded: %s", exc)
         return cls(loaded, settings=settings, symbol=symbol, load_errors=errors, meta=meta)
 
     @property

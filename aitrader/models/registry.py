@@ -193,10 +193,19 @@ class ModelRegistry:
             return {"version": None, "promoted_at": None, "history": [], "gate_log": []}
         try:
             state = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: bad JSON or not UTF-8 at all
             raise ModelError(f"{p}: unreadable current pointer ({type(exc).__name__})") from None
-        state.setdefault("history", [])
-        state.setdefault("gate_log", [])
+        # A pointer someone edited into another shape must not crash every reader.
+        if not isinstance(state, dict):
+            raise ModelError(f"{p}: current pointer is a JSON {type(state).__name__}, not an object")
+        version = state.get("version")
+        if version is not None and not (isinstance(version, str) and _VERSION_RE.match(version)):
+            raise ModelError(f"{p}: current pointer names a bad version {version!r}")
+        for key in ("history", "gate_log"):
+            state.setdefault(key, [])
+            if not isinstance(state[key], list):
+                raise ModelError(f"{p}: current pointer's {key!r} is not a list")
+        state["history"] = [h for h in state["history"] if isinstance(h, dict)]
         return state
 
     def _write_state(self, symbol: str, model: str, state: dict[str, Any]) -> None:
@@ -213,7 +222,7 @@ class ModelRegistry:
             raise IntegrityError(f"{p}: manifest missing (version {version} of {symbol}/{model})")
         try:
             manifest = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):  # ValueError: bad JSON or not UTF-8 at all
             raise IntegrityError(f"{p}: manifest is not valid JSON") from None
         if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
             raise IntegrityError(f"{p}: manifest has no file checksums")
@@ -236,7 +245,11 @@ class ModelRegistry:
 
     def list_versions(self, symbol: str, model: str) -> list[VersionInfo]:
         """Every stored version, oldest first, with its status and metrics."""
-        state = self._read_state(symbol, model)
+        try:
+            state = self._read_state(symbol, model)
+        except ModelError as exc:  # list what is there; the pointer's problem is the status
+            log.error("%s", exc)
+            state = {"version": None, "history": [], "error": str(exc)}
         promoted = {h.get("version") for h in state.get("history", [])}
         out = []
         for v in self._version_ids(symbol, model):
@@ -245,6 +258,7 @@ class ModelRegistry:
             except IntegrityError as exc:
                 manifest = {"error": str(exc)}
             status = "current" if v == state.get("version") else "previous" if v in promoted else "candidate"
+            status = "unknown" if state.get("error") else status
             out.append(VersionInfo(symbol=symbol, model=model, version=v, path=self.version_dir(symbol, model, v),
                                    created_at=str(manifest.get("created_at", "")),
                                    metrics=dict(manifest.get("metrics") or {}), status=status, manifest=manifest))
@@ -384,6 +398,7 @@ class ModelRegistry:
             if not history:
                 raise ModelError(f"{symbol}/{model}: no previous promoted version to roll back to")
             target = history[-1]["version"]
+            self.verify(symbol, model, target)  # like promote: never make a corrupt artifact current
             state["history"] = history
             state["version"] = target
             state["promoted_at"] = _utcnow()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -354,7 +355,10 @@ class Agent:
                 done.set()
 
         sched = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
-        sched.add_job(job, trigger, id="tick", next_run_time=pd.Timestamp.now(tz="UTC").to_pydatetime())
+        now = pd.Timestamp.now(tz="UTC").to_pydatetime()
+        # stderr: stdout may be the --json summary.
+        print(f"first tick now; {next_tick_text(trigger, now)}", file=sys.stderr, flush=True)
+        sched.add_job(job, trigger, id="tick", next_run_time=now)
         sched.start()
         try:
             while not (self._stop.is_set() or done.is_set()):
@@ -366,3 +370,11 @@ class Agent:
             sched.shutdown(wait=True)  # lets a running tick finish
         self.stop("stop requested" if self._stop.is_set() else f"{ticks} ticks done")
         return self.summary
+
+
+def next_tick_text(trigger: Any, now: Any) -> str:
+    """"next tick at ..." for the user: when the trigger fires after ``now`` (its own time zone)."""
+    nxt = trigger.get_next_fire_time(None, now)
+    if nxt is None:
+        return "no further tick scheduled"
+    return f"next tick at {nxt:%Y-%m-%d %H:%M:%S %Z} ({trigger})"

@@ -93,6 +93,7 @@ class DecisionEngine:
         self.context = context
         self.calendar = calendar
         self.build_features = features_fn or build_features
+        self.rules_said: set[str] = set()  # rule notes (e.g. breadth unavailable) given once per run
         from aitrader.trading.option_exec import OptionWorker
 
         self.options = OptionWorker(broker=broker, journal=journal, cfg=settings.options)
@@ -234,7 +235,8 @@ class DecisionEngine:
         # 2. Signal -> rule filters.
         decision = self.signals.decide(feats, window, symbol=symbol, timestamp=ts)
         decision, rule_events = apply_rules(decision, last, cfg=self.settings.rules, has_position=held != 0,
-                                            allow_short=self.settings.risk.allow_short)
+                                            allow_short=self.settings.risk.allow_short,
+                                            said=self.rules_said)
         for ev in rule_events:
             self.journal.risk_event(ts.to_pydatetime(), ev)
             result.events.append(ev)

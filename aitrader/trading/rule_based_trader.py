@@ -8,6 +8,7 @@ short) passes untouched, because blocking an exit adds risk. Every veto is retur
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import replace
 
@@ -19,6 +20,10 @@ from aitrader.core.intents import RiskEvent
 
 RSI_COL = "ta_rsi_14"
 BREADTH_COL = "ctx_breadth"
+BREADTH_UNAVAILABLE = (f"skipped: {BREADTH_COL} missing/NaN (breadth unavailable: too few names, see "
+                       f"data.breadth_min_names, or warm-up); the filter stands aside, buys are not vetoed on breadth")
+
+log = logging.getLogger(__name__)
 
 
 def _value(row: pd.Series, col: str) -> float | None:
@@ -45,6 +50,7 @@ def apply_rules(
     cfg: RulesConfig,
     has_position: bool,
     allow_short: bool = False,
+    said: set[str] | None = None,
 ) -> tuple[EnsembleDecision, list[RiskEvent]]:
     """Filter one decision with the configured rules.
 
@@ -54,8 +60,10 @@ def apply_rules(
     - ``rsi_overbought``: no buy when ``ta_rsi_14`` > ``rsi_overbought``.
     - ``rsi_oversold``: no short when ``ta_rsi_14`` < ``rsi_oversold``.
     - ``uptrend``: with ``require_uptrend_for_buy``, no buy when close < ``ta_sma_<trend_sma>``.
-    - ``breadth_filter``: no buy when ``ctx_breadth`` < ``breadth_min`` (skipped, with an
-      info event saying so, when breadth is missing or NaN).
+    - ``breadth_filter``: no buy when ``ctx_breadth`` < ``breadth_min``. Breadth is NaN
+      when it is unavailable (fewer than ``data.breadth_min_names`` names, or warm-up):
+      the filter then stands aside and says so in an info event (and a log line). With
+      ``said`` (a set the caller keeps for the run) that note is given once per symbol.
 
     Returns the (possibly held) decision and the events, in rule order. The first veto wins.
     """
@@ -89,7 +97,11 @@ def apply_rules(
     if cfg.breadth_filter:
         breadth = _value(features_row, BREADTH_COL)
         if breadth is None:
-            events.append(RiskEvent(sym, "breadth_filter", f"skipped: {BREADTH_COL} missing/NaN", "info"))
+            if said is None or f"{sym}:{BREADTH_UNAVAILABLE}" not in said:
+                events.append(RiskEvent(sym, "breadth_filter", BREADTH_UNAVAILABLE, "info"))
+            if said is not None and f"{sym}:{BREADTH_UNAVAILABLE}" not in said:
+                said.add(f"{sym}:{BREADTH_UNAVAILABLE}")
+                log.warning("%s: breadth filter: %s", sym, BREADTH_UNAVAILABLE)
         elif breadth < cfg.breadth_min:
             return veto("breadth_filter",
                         f"S&P 500 breadth {breadth:.2f} < {cfg.breadth_min:g}: weak market, no new buys")

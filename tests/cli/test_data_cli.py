@@ -197,3 +197,126 @@ def test_import_sample_subset(home: Home) -> None:
     assert BarStore(home).list() == [("VIX", "1d")]
     with pytest.raises(DataError, match="not in the sample set: MSFT"):
         import_sample(home, symbols=["MSFT"])
+
+
+# --- issue 11 item 4: bad input that was accepted ---------------------------------------------------
+
+
+def _err(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    code, _, err = run(capsys, *argv)
+    lines = err.strip().splitlines()
+    assert code != 0 and len(lines) == 1 and "internal error" not in lines[0] and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_import_refuses_hourly_file_as_daily(
+    home: Home, sample_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "data", "sample", "--symbols", "GOOG")
+    before = BarStore(home).path("GOOG", "1d").read_bytes()
+    line = _err(capsys, "data", "import", str(sample_dir / "EURUSD_1h.csv"), "--symbol", "GOOG", "--timeframe", "1d")
+    assert "bars are 1 hour apart (median), which looks like 1h data, not --timeframe 1d" in line
+    assert BarStore(home).path("GOOG", "1d").read_bytes() == before
+    assert BarStore(home).list() == [("GOOG", "1d")]
+
+
+def test_import_refuses_a_price_level_jump(
+    home: Home, tmp_path: Path, eurusd: pd.DataFrame, goog: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "data", "sample", "--symbols", "GOOG")
+    before = BarStore(home).path("GOOG", "1d").read_bytes()
+    daily = eurusd.resample("1D").agg({"open": "first", "high": "max", "low": "min", "close": "last",
+                                      "volume": "sum"}).dropna()
+    daily.to_csv(tmp_path / "eur_d.csv")
+    line = _err(capsys, "data", "import", str(tmp_path / "eur_d.csv"), "--symbol", "GOOG", "--timeframe", "1d")
+    assert "GOOG 1d: the new closes are 0.00133x the stored ones (next to each other" in line
+    # Overlapping bars at a tenth of the price (an unadjusted 10:1 split): refused too.
+    tenth = goog.tail(30).copy()
+    tenth[["open", "high", "low", "close"]] /= 20
+    tenth.to_csv(tmp_path / "split.csv")
+    line = _err(capsys, "data", "import", str(tmp_path / "split.csv"), "--symbol", "GOOG", "--timeframe", "1d")
+    assert "the new closes are 0.05x the stored ones (median over 30 shared bars" in line
+    assert BarStore(home).path("GOOG", "1d").read_bytes() == before
+    # Same level merges; --replace overwrites on purpose.
+    goog.tail(30).to_csv(tmp_path / "same.csv")
+    assert run(capsys, "data", "import", str(tmp_path / "same.csv"), "--symbol", "GOOG", "--timeframe", "1d")[0] == 0
+    code, out, err = run(capsys, "data", "import", str(tmp_path / "split.csv"), "--symbol", "GOOG", "--timeframe",
+                         "1d", "--replace")
+    assert code == 0, err
+    assert len(BarStore(home).read("GOOG", "1d")) == 30
+
+
+HEAD = "timestamp,open,high,low,close,volume\n"
+
+
+@pytest.mark.parametrize(
+    ("rows", "needle"),
+    [
+        ("1577923200,1,1,1,1,1\n1578009600,1,1,1,1,1\n1578268800,1,1,1,1,1\n",
+         "row 1: numeric timestamp '1577923200' is ambiguous"),
+        ("2020-01-02,1,1,1,1,1\n2020-01-03,1,1,1,1,1\n2262-05-01,1,1,1,1,1\n",
+         "row 3: timestamp '2262-05-01' is outside the supported range"),
+        ("2020-01-02,1,1,1,1,1\n9999-12-31,1,1,1,1,1\n", "row 2: timestamp '9999-12-31' is outside"),
+        ("2020-01-02,true,1,1,1,1\n2020-01-03,false,1,1,1,1\n", "boolean value in column 'open'"),
+        ("2020-01-02,1,1,1,1,1\n2020-01-03,1,1,1,1,1\nsoon,1,1,1,1,1\n", "unparseable timestamp in row 3 ('soon')"),
+    ],
+)
+def test_import_bad_cells_name_the_row(
+    home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str], rows: str, needle: str
+) -> None:
+    f = tmp_path / "bad.csv"
+    f.write_text(HEAD + rows)
+    line = _err(capsys, "data", "import", str(f), "--symbol", "X", "--timeframe", "1d")
+    assert line.startswith("aitrader: error:") and needle in line, line
+    assert BarStore(home).list() == []
+
+
+def test_import_epoch_seconds_and_millis(home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "epoch.csv"
+    f.write_text(HEAD + "1577923200,1,1,1,1,1\n1578009600,1,1,1,1,1\n1578268800,1,1,1,1,1\n")
+    code, _, err = run(capsys, "data", "import", str(f), "--symbol", "X", "--timeframe", "1d", "--epoch", "s")
+    assert code == 0, err
+    assert list(BarStore(home).read("X", "1d").index.strftime("%Y-%m-%d")) == ["2020-01-02", "2020-01-03",
+                                                                                "2020-01-06"]
+    f.write_text(HEAD + "1578355200000,1,1,1,1,1\n1578441600000,1,1,1,1,1\n")
+    code, _, err = run(capsys, "data", "import", str(f), "--symbol", "X", "--timeframe", "1d", "--epoch", "ms")
+    assert code == 0, err
+    assert BarStore(home).read("X", "1d").index[-1] == pd.Timestamp("2020-01-08")
+
+
+def test_import_drops_implausible_prices(home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "big.csv"
+    f.write_text(HEAD + "2020-01-02,1e308,1e308,1e308,1e308,1\n2020-01-03,2,2,2,2,1\n2020-01-06,inf,2,2,2,1\n"
+                 "2020-01-07,2,2,2,2,1\n2020-01-08,0,2,0,2,1\n2020-01-09,2,2,2,2,1\n")
+    code, out, err = run(capsys, "data", "import", str(f), "--symbol", "X", "--timeframe", "1d")
+    assert code == 0, err
+    assert "implausible_value: 1 rows with a price above 1e9" in out and "e.g. 2020-01-02" in out
+    stored = BarStore(home).read("X", "1d")
+    assert list(stored.index.strftime("%Y-%m-%d")) == ["2020-01-03", "2020-01-07", "2020-01-09"]
+    assert float(stored["close"].max()) == 2.0
+    line = _err(capsys, "data", "import", str(f), "--symbol", "Y", "--timeframe", "1d", "--strict")
+    assert "implausible_value 1" in line
+
+
+@pytest.mark.parametrize("symbol", ["A/../../X", "../X", "A//B", "/ETC", "A/B/C", ".HIDDEN"])
+def test_symbols_cannot_escape_the_store(
+    home: Home, tmp_path: Path, goog: pd.DataFrame, capsys: pytest.CaptureFixture[str], symbol: str
+) -> None:
+    goog.tail(30).to_csv(tmp_path / "g.csv")
+    line = _err(capsys, "data", "import", str(tmp_path / "g.csv"), "--symbol", symbol, "--timeframe", "1d")
+    assert line.startswith(f"aitrader: error: bad symbol {symbol!r}")
+    assert list(home.root.rglob("*.parquet")) == []
+
+
+def test_slash_symbols_round_trip_and_are_listed(
+    home: Home, tmp_path: Path, goog: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+) -> None:
+    goog.tail(30).to_csv(tmp_path / "g.csv")
+    code, _, err = run(capsys, "data", "import", str(tmp_path / "g.csv"), "--symbol", "btc/usd", "--timeframe", "1d")
+    assert code == 0, err
+    store = BarStore(home)
+    assert store.path("BTC/USD", "1d") == home.bars / "BTC_USD_1d.parquet"
+    assert [p.name for p in home.bars.iterdir()] == ["BTC_USD_1d.parquet"]
+    assert store.list() == [("BTC/USD", "1d")]
+    code, out, _ = run(capsys, "data", "list")
+    assert code == 0 and "BTC/USD    1d         30" in out

@@ -130,3 +130,31 @@ def test_synthetic_bars_are_valid_and_seeded() -> None:
     assert list(hourly.index.hour) == [0, 1, 2]
     with pytest.raises(DataError):
         synthetic_bars(0)
+
+
+def test_symbol_file_names_round_trip() -> None:
+    from aitrader.data.bars import symbol_file_stem, symbol_from_file_stem
+
+    for sym in ("GOOG", "BRK.B", "^GSPC", "BTC/USD", "ES=F", "EUR/USD"):
+        assert check_symbol(sym) == sym
+        stem = symbol_file_stem(sym)
+        assert "/" not in stem and symbol_from_file_stem(stem) == sym
+    for bad in ("A/../../X", "..", "A/", "/A", "A//B", "A/B/C", ".A", "A B", "A_B", "X" * 21):
+        with pytest.raises(DataError, match="bad symbol"):
+            check_symbol(bad)
+    assert symbol_from_file_stem("..") is None
+
+
+def test_booleans_and_numeric_timestamps_refused() -> None:
+    df = pd.DataFrame({"timestamp": ["2020-01-02", "2020-01-03"], "open": [1.0, 1.0], "high": [1.0, 1.0],
+                       "low": [1.0, 1.0], "close": [True, 1.0], "volume": [1, 1]})
+    with pytest.raises(DataError, match="row 1 .*boolean value in column 'close'"):
+        normalize_bars(df)
+    df = pd.DataFrame({"timestamp": [1577923200, 1578009600], "close": [1.0, 2.0]})
+    with pytest.raises(DataError, match="row 1: numeric timestamp '1577923200' is ambiguous"):
+        normalize_bars(df, require=("close",))
+    out = normalize_bars(df, require=("close",), epoch="s")
+    assert list(out.index) == [pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-03")]
+    with pytest.raises(DataError, match=r"row 2: epoch timestamp '1e\+20' \(s\) is outside"):
+        normalize_bars(pd.DataFrame({"timestamp": [1577923200, 1e20], "close": [1.0, 2.0]}), require=("close",),
+                       epoch="s")

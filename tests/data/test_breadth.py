@@ -72,3 +72,51 @@ def test_from_store_default_universe_is_daily_ohlc(home: Home, goog: pd.DataFram
     assert only_goog.first_valid_index() == goog.index[19]
     with pytest.raises(DataError):
         breadth_from_store(store, timeframe="5m")
+
+
+def test_too_few_names_is_unavailable_not_zero(home: Home, goog: pd.DataFrame) -> None:
+    from aitrader.data.sp500_breadth import BreadthUnavailable
+
+    import_sample(home)
+    store = BarStore(home)
+    # The bug: with one stored stock breadth was 0.0 or 1.0 and vetoed every buy on a down day.
+    with pytest.raises(BreadthUnavailable, match=r"1 stored 1d name\(s\) \(GOOG\), fewer than "
+                                                  r"data.breadth_min_names 20; the breadth filter stands aside"):
+        breadth_from_store(store, sma=20, min_names=20, exclude=("SPX", "VIX"))
+    with pytest.raises(BreadthUnavailable, match="1 of the 3 data.breadth_universe names stored"):
+        breadth_from_store(store, universe=["GOOG", "AAPL", "MSFT"], sma=20, min_names=2)
+    # Per day too: a day counting fewer names than min_names is NaN.
+    u = universe()
+    out = breadth(u, sma=3, min_names=3)
+    assert out.iloc[:4].isna().all() and out.iloc[4] == pytest.approx(2 / 3)
+
+
+def test_load_context_breadth_needs_min_names(home: Home) -> None:
+    from aitrader.config import load_settings
+    from aitrader.features.context import load_context
+
+    import_sample(home)
+    store = BarStore(home)
+    settings = load_settings()
+    assert settings.data.breadth_min_names == 20
+    assert load_context(store, settings).breadth is None  # GOOG alone (SPX is the index) is not a market
+    settings.data.breadth_min_names = 1
+    ctx = load_context(store, settings)
+    assert ctx.breadth is not None and set(ctx.breadth.dropna().unique()) == {0.0, 1.0}
+
+
+def test_one_stored_stock_no_longer_vetoes_buys(home: Home) -> None:
+    """End to end: GOOG alone used to make breadth 0.00 on down days and veto those buys."""
+    from aitrader.cli import main
+    from aitrader.journal.queries import JournalReader
+
+    import_sample(home, symbols=["GOOG"])
+    rc = main(["--home", str(home.root), "--log-level", "ERROR", "run", "--strategy", "sma_cross", "--symbols",
+               "GOOG", "--start", "2008-01-01", "--until", "2012-12-31"])
+    assert rc == 0
+    events = JournalReader(home.journal).risk_events()
+    breadth_events = events[events["rule"] == "breadth_filter"]
+    assert len(breadth_events) == 1
+    assert breadth_events.iloc[0]["severity"] == "info"
+    assert "stands aside" in breadth_events.iloc[0]["detail"]
+    assert not any("S&P 500 breadth" in str(d) for d in events["detail"])

@@ -150,3 +150,20 @@ def test_empty_frame() -> None:
     empty = pd.DataFrame(columns=["open", "high", "low", "close", "volume"], index=pd.DatetimeIndex([]))
     report = validate(empty, symbol="X", timeframe="1d", calendar="NYSE")
     assert report.ok and report.rows == 0
+
+
+def test_spacing_names_the_real_timeframe(goog: pd.DataFrame, eurusd: pd.DataFrame) -> None:
+    from aitrader.core.errors import DataError
+    from aitrader.data.cleaner import check_spacing, spacing_timeframe
+
+    assert spacing_timeframe(goog.index) == ("1d", pd.Timedelta(days=1))  # weekends and holidays tolerated
+    assert spacing_timeframe(eurusd.index) == ("1h", pd.Timedelta(hours=1))
+    check_spacing(goog, timeframe="1d", source="g")
+    with pytest.raises(DataError, match="looks like 1d data, not --timeframe 1h"):
+        check_spacing(goog, timeframe="1h", source="g")
+    weekly = goog.resample("W-FRI").last().dropna()
+    with pytest.raises(DataError, match="looks like 1w data, not --timeframe 1d"):
+        check_spacing(weekly, timeframe="1d", source="w")
+    half_hourly = pd.DataFrame({"close": 1.0}, index=pd.date_range("2020-01-02 09:30", periods=50, freq="30min"))
+    with pytest.raises(DataError, match="looks like 30m data"):
+        check_spacing(half_hourly, timeframe="1h", source="e")

@@ -9,7 +9,7 @@ import pytest
 
 from aitrader.config.settings import RulesConfig
 from aitrader.core.decisions import EnsembleDecision, ModelVote
-from aitrader.trading.rule_based_trader import apply_rules
+from aitrader.trading.rule_based_trader import BREADTH_UNAVAILABLE, apply_rules
 
 
 def dec(signal: str = "buy", conf: float = 0.7) -> EnsembleDecision:
@@ -69,7 +69,7 @@ def test_breadth_missing_is_skipped_and_said(features: pd.Series) -> None:
     out, events = apply_rules(dec(), features, cfg=RulesConfig(), has_position=False)
     assert out.signal == "buy"
     assert [(e.rule, e.detail, e.severity) for e in events] == [
-        ("breadth_filter", "skipped: ctx_breadth missing/NaN", "info")]
+        ("breadth_filter", BREADTH_UNAVAILABLE, "info")]
 
 
 def test_sell_without_position_and_no_shorting_is_hold() -> None:
@@ -103,3 +103,17 @@ def test_first_veto_wins() -> None:
     cfg = RulesConfig(require_uptrend_for_buy=True)
     out, events = apply_rules(dec(), row(ta_rsi_14=90.0, close=10.0, ctx_breadth=0.1), cfg=cfg, has_position=False)
     assert [e.rule for e in events] == ["rsi_overbought"]
+
+
+def test_breadth_unavailable_is_said_once_per_symbol(caplog: pytest.LogCaptureFixture) -> None:
+    said: set[str] = set()
+    first = apply_rules(dec(), row(ctx_breadth=math.nan), cfg=RulesConfig(), has_position=False, said=said)
+    again = apply_rules(dec(), row(ctx_breadth=math.nan), cfg=RulesConfig(), has_position=False, said=said)
+    assert first[0].signal == "buy" and again[0].signal == "buy"  # stands aside: never a veto
+    assert [e.severity for e in first[1]] == ["info"] and again[1] == []
+    assert caplog.text.count("breadth filter: skipped") == 1
+    other = dec()
+    other = EnsembleDecision(symbol="MSFT", timestamp=other.timestamp, signal="buy", confidence=0.7,
+                             policy="weighted_vote", reason="r", votes=[])
+    assert len(apply_rules(other, row(ctx_breadth=math.nan), cfg=RulesConfig(), has_position=False,
+                           said=said)[1]) == 1

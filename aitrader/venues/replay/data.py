@@ -12,7 +12,14 @@ from pathlib import Path
 import pandas as pd
 
 from aitrader.core.errors import DataError
-from aitrader.data.bars import bars_between, check_symbol, parse_timeframe, read_series_file
+from aitrader.data.bars import (
+    bars_between,
+    check_symbol,
+    parse_timeframe,
+    read_series_file,
+    symbol_file_stem,
+    symbol_from_file_stem,
+)
 from aitrader.data.store import BarStore
 
 _SUFFIXES = (".parquet", ".csv")
@@ -49,7 +56,7 @@ class ReplayProvider:
             return self.store.path(symbol, timeframe)
         if self.directory is not None:
             for suffix in _SUFFIXES:
-                p = self.directory / f"{symbol}_{timeframe}{suffix}"
+                p = self.directory / f"{symbol_file_stem(symbol)}_{timeframe}{suffix}"
                 if p.is_file():
                     return p
         return None
@@ -60,7 +67,8 @@ class ReplayProvider:
         if self.directory is not None and self.directory.is_dir():
             for p in self.directory.iterdir():
                 if p.suffix in _SUFFIXES:
-                    sym, _, tf = p.stem.rpartition("_")
+                    stem, _, tf = p.stem.rpartition("_")
+                    sym = symbol_from_file_stem(stem) if stem else None
                     if sym and tf:
                         pairs.add((sym, tf))
         return sorted(pairs)
