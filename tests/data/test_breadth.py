@@ -100,7 +100,7 @@ def test_load_context_breadth_needs_min_names(home: Home) -> None:
     settings = load_settings()
     assert settings.data.breadth_min_names == 20
     assert load_context(store, settings).breadth is None  # GOOG alone (SPX is the index) is not a market
-    settings.data.breadth_min_names = 1
+    settings = settings.derive(data={"breadth_min_names": 1})
     ctx = load_context(store, settings)
     assert ctx.breadth is not None and set(ctx.breadth.dropna().unique()) == {0.0, 1.0}
 

@@ -35,8 +35,7 @@ def test_load_context_reads_spx_vix_and_breadth(home, goog, spx, vix, eurusd) ->
     assert ctx.spx is not None and len(ctx.spx) == len(spx)
     assert ctx.vix is not None and len(ctx.vix) == vix["close"].notna().sum()
     assert ctx.breadth is None  # one stock (GOOG) is fewer than data.breadth_min_names
-    settings = load_settings()
-    settings.data.breadth_min_names = 1
+    settings = load_settings().derive(data={"breadth_min_names": 1})
     ctx = load_context(store, settings)
     assert ctx.breadth is not None and ctx.breadth.dropna().between(0, 1).all()
 
