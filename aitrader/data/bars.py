@@ -27,6 +27,15 @@ def parse_timeframe(tf: str) -> pd.Timedelta:
     return pd.Timedelta(TIMEFRAMES[tf])
 
 
+def periods_per_year(timeframe: str) -> float:
+    """Bars per year for ``timeframe``: 252 sessions for daily bars, intraday bars of a
+    6.5-hour US equity session (``1h`` -> 1638). The one table annualisation reads."""
+    step = parse_timeframe(timeframe)
+    if step >= pd.Timedelta(days=1):
+        return 252.0
+    return 252.0 * (pd.Timedelta(hours=6.5) / step)
+
+
 def check_symbol(symbol: str) -> str:
     """Normalise a symbol to upper case; reject anything that is not a plausible ticker."""
     s = symbol.strip().upper()

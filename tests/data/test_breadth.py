@@ -57,7 +57,7 @@ def test_rejects_bad_input() -> None:
 
 
 def test_from_store_default_universe_is_daily_ohlc(home: Home, goog: pd.DataFrame, spx: pd.DataFrame) -> None:
-    import_sample(home)
+    import_sample(BarStore(home))
     store = BarStore(home)
     out = breadth_from_store(store, sma=20)
     # GOOG and SPX qualify; VIX (close only) and EURUSD (hourly) do not.
