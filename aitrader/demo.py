@@ -18,13 +18,11 @@ import pandas as pd
 
 from aitrader.cli import main as cli_main
 from aitrader.core.paths import Home
+from aitrader.workspace import Workspace
 
 
-def _has_models(home: Home, symbol: str) -> bool:
-    from aitrader.config import load_settings
-    from aitrader.models.registry import registry_from_settings
-
-    registry = registry_from_settings(home, load_settings())
+def _has_models(ws: Workspace, symbol: str) -> bool:
+    registry = ws.registry
     return any(registry.current_version(symbol, m) for m in registry.model_names(symbol))
 
 
@@ -43,12 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return rc
 
     from aitrader.config import load_settings
-    from aitrader.data.store import BarStore
 
     settings = load_settings()
-    bars = BarStore(home).read(args.symbol, "1d")
+    ws = Workspace.open(home=home, settings=settings)
+    bars = ws.bars(args.symbol, "1d")
     split = bars.index[int(len(bars) * settings.models.train_fraction)]
-    if args.fresh or not _has_models(home, args.symbol):
+    if args.fresh or not _has_models(ws, args.symbol):
         print(f"[2/3] training quick-profile models on {args.symbol} up to {split.date()} "
               f"({settings.models.train_fraction:.0%} of the sample) ...", flush=True)
         t0 = time.perf_counter()

@@ -23,28 +23,26 @@ from aitrader.config import load_settings
 from aitrader.core.paths import Home
 from aitrader.data.sample import import_sample
 from aitrader.data.store import BarStore
-from aitrader.journal import Journal
 from aitrader.trading.agent import Agent
 from aitrader.trading.engine import DecisionEngine
 from aitrader.trading.feeds import ReplayFeed
-from aitrader.trading.risk import RiskManager
-from aitrader.trading.runner import load_context, make_broker, make_signals
+from aitrader.workspace import Workspace
 from bench.memory import peak_rss_mb
 
 REPLAY_BARS = 300
 
 
 def _replay(home: Home, symbols: list[str]) -> dict[str, float]:
-    settings = load_settings(symbols=symbols)
-    store = BarStore(home)
-    bars = {s: store.read(s, "1d") for s in symbols}
+    ws = Workspace.open(home=home, settings=load_settings(symbols=symbols))
+    settings = ws.settings
+    bars = {s: ws.bars(s, "1d") for s in symbols}
     if home.journal.exists():
         home.journal.unlink()
-    journal = Journal.open(home.journal, synchronous="NORMAL")
-    broker = make_broker("paper", settings=settings, home=home, synchronous="NORMAL")
-    signals = make_signals("ensemble", home=home, settings=settings, symbols=symbols)
+    journal = ws.journal(synchronous="NORMAL")
+    broker = ws.broker("paper", synchronous="NORMAL")
+    signals = ws.signals("ensemble", symbols=symbols)
     engine = DecisionEngine(settings=settings, broker=broker, journal=journal, signals=signals,
-                            risk=RiskManager(settings.risk, symbols=symbols), context=load_context(home, settings))
+                            risk=ws.risk(symbols), context=ws.context)
     agent = Agent(engine=engine, journal=journal, symbols=symbols, history_bars=settings.agent.history_bars)
     idx = bars[symbols[0]].index
     feed = ReplayFeed(bars, start=idx[-REPLAY_BARS], until=idx[-1])
@@ -65,8 +63,8 @@ def run() -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="aitrader-bench-agent-"))
     try:
         home = Home.resolve(tmp).ensure()
-        import_sample(home, symbols=["GOOG", "SPX"])
-        store = BarStore(home)
+        store = Workspace.open(home=home, settings=load_settings()).store
+        import_sample(BarStore(store), symbols=["GOOG", "SPX"])
         goog = store.read("GOOG", "1d")
         split = goog.index[-REPLAY_BARS - 10]
         t0 = time.perf_counter()

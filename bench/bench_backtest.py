@@ -214,6 +214,8 @@ from aitrader.backtest.fast import simulate
 from aitrader.config import load_settings
 from aitrader.data.synthetic import synthetic_bars
 from aitrader.trading.strategies import SmaCross
+from aitrader.workspace import Workspace
+from aitrader.data.store import BarStore
 bars = synthetic_bars(5000, seed=1)
 s = load_settings().derive(rules={"enabled": False})
 t1 = time.perf_counter()
@@ -243,15 +245,17 @@ def ensemble_times(*, walk_forward: bool = True) -> dict[str, Any]:
     from aitrader.config import load_settings
     from aitrader.core.paths import Home
     from aitrader.data.sample import import_sample
+    from aitrader.data.store import BarStore
     from aitrader.models.training import train_symbol
+    from aitrader.workspace import Workspace
 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="aitrader-bench-") as tmp:
         home = Home.resolve(tmp).ensure()
-        import_sample(home)
+        import_sample(BarStore(home))
         s = load_settings()
         models = list(s.models.enabled)
-        rep, secs = _timed(lambda: train_symbol(home=home, settings=s, symbol="SPX", models=models,
+        rep, secs = _timed(lambda: train_symbol(Workspace.open(home=home, settings=s), symbol="SPX", models=models,
                                                 end=pd.Timestamp("2006-12-31"), progress=False))
         out["train_all_models_s"] = round(secs, 1)
         out["models_trained"] = [r.model for r in rep.results if r.status in ("promoted", "candidate")]
@@ -259,7 +263,7 @@ def ensemble_times(*, walk_forward: bool = True) -> dict[str, Any]:
             # the bar-by-bar path: one year is enough to time it per bar
             start = pd.Timestamp("2018-01-01") if mode == "agent" else None
             t0 = time.perf_counter()
-            res = run_backtest(home=home, settings=s, symbol="SPX", strategy="ensemble", start=start,
+            res = run_backtest(Workspace.open(home=home, settings=s), symbol="SPX", strategy="ensemble", start=start,
                                mode=mode)  # type: ignore[arg-type]
             secs = time.perf_counter() - t0
             out[f"ensemble_{mode}"] = {"bars": int(res.params["bars"]), "seconds": round(secs, 2),
@@ -274,11 +278,11 @@ def ensemble_times(*, walk_forward: bool = True) -> dict[str, Any]:
 
             def wf() -> Any:
                 with tempfile.TemporaryDirectory(prefix="aitrader-bench-wf-") as wtmp:
-                    src, windows = walk_forward_source(home=home, settings=s, symbol="SPX",
+                    src, windows = walk_forward_source(Workspace.open(home=home, settings=s), symbol="SPX",
                                                        start=pd.Timestamp("2003-01-01"), end=None,
                                                        train_window=train_window, retrain_every=every,
                                                        wf_home=Home.resolve(wtmp), models=wf_models)
-                    res = run_backtest(home=home, settings=s, symbol="SPX", strategy="ensemble",
+                    res = run_backtest(Workspace.open(home=home, settings=s), symbol="SPX", strategy="ensemble",
                                        start=pd.Timestamp("2003-01-01"), source=src, mode="fast")
                 return res, len(windows)
 

@@ -47,12 +47,14 @@ def _prepare(root: Path) -> None:
     from aitrader.config import load_settings
     from aitrader.core.paths import Home
     from aitrader.data.sample import import_sample
+    from aitrader.data.store import BarStore
     from aitrader.models.training import train_symbol
+    from aitrader.workspace import Workspace
 
     home = Home(root).ensure()
-    import_sample(home, symbols=["GOOG", "SPX", "VIX"])
+    import_sample(BarStore(home), symbols=["GOOG", "SPX", "VIX"])
     s = load_settings().derive(models={"walk_forward": {"n_splits": 2, "train_window": 300, "test_window": 150}})
-    report = train_symbol(home=home, settings=s, symbol="GOOG", end=END, progress=False)
+    report = train_symbol(Workspace.open(home=home, settings=s), symbol="GOOG", end=END, progress=False)
     if not report.ok:
         raise RuntimeError(report.format())
 
@@ -66,6 +68,7 @@ from aitrader.features.context import load_context
 from aitrader.features.feature_engineering import build_features, model_feature_columns
 from aitrader.models.ml_predictor import MLPredictor
 from aitrader.core.paths import Home
+from aitrader.workspace import Workspace
 home = Home.resolve(sys.argv[1]); s = load_settings(); store = BarStore(home)
 feats = build_features(store.read("GOOG", "1d").iloc[-400:], load_context(store, s), timeframe="1d")
 t0 = time.perf_counter()

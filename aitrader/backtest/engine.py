@@ -35,6 +35,7 @@ from aitrader.config import Settings
 from aitrader.core.decisions import EnsembleDecision
 from aitrader.core.errors import ConfigError, DataError, ModelError
 from aitrader.core.paths import Home
+from aitrader.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -147,26 +148,21 @@ class FeatureLookup:
         return self.features.iloc[max(0, end - len(window)):end]
 
 
-def compute_features(bars: pd.DataFrame, *, home: Home, settings: Settings, symbol: str) -> pd.DataFrame:
-    from aitrader.data.store import BarStore
-    from aitrader.features.context import load_context
-    from aitrader.features.feature_engineering import build_features
-
-    context = load_context(BarStore(home), settings)
-    return build_features(bars, context, timeframe=settings.timeframe_for(symbol))
+def compute_features(ws: Workspace, bars: pd.DataFrame, *, symbol: str) -> pd.DataFrame:
+    """The Workspace's causal features of ``symbol`` over ``bars`` (with the market context)."""
+    return ws.features(symbol, bars=bars)
 
 
 # --------------------------------------------------------------------------- data
-def load_span(*, home: Home, settings: Settings, symbol: str, start: pd.Timestamp | None,
+def load_span(ws: Workspace, *, symbol: str, start: pd.Timestamp | None,
               end: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(all stored bars up to ``end``, the traded span ``[start, end]``); DataError when empty."""
     from aitrader.data.bars import check_symbol
-    from aitrader.data.store import BarStore
 
     symbol = check_symbol(symbol)
     if start is not None and end is not None and end < start:
         raise DataError(f"--end {end.date()} is before --start {start.date()}")
-    full = BarStore(home).read(symbol, settings.timeframe_for(symbol))
+    full = ws.bars(symbol)
     hist = full.loc[full.index <= end] if end is not None else full
     span = hist.loc[hist.index >= start] if start is not None else hist
     if len(span) < 2:
@@ -210,35 +206,26 @@ def run_fast(*, hist: pd.DataFrame, span: pd.DataFrame, source: Any, features: p
     return res.equity, res.fills, probs
 
 
-def run_agent(*, hist: pd.DataFrame, span: pd.DataFrame, source: Any, features: pd.DataFrame,
-              settings: Settings, symbol: str, fill_on: str,
-              workdir: Path) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
-    """The real agent, bar by bar, on a PaperBroker and journal under ``workdir``: (equity, stock
-    fills, round trips from the journal's own FIFO query)."""
-    from aitrader.journal import Journal
+def run_agent(ws: Workspace, *, hist: pd.DataFrame, span: pd.DataFrame, source: Any, features: pd.DataFrame,
+              symbol: str, fill_on: str, workdir: Path) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
+    """The real agent, bar by bar, on the Workspace's paper broker (every option the live
+    one gets) and a journal under ``workdir``: (equity, stock fills, round trips from the
+    journal's own FIFO query)."""
     from aitrader.journal.queries import JournalReader
     from aitrader.trading.agent import Agent
     from aitrader.trading.engine import DecisionEngine
     from aitrader.trading.feeds import ReplayFeed
-    from aitrader.trading.risk import RiskManager
-    from aitrader.venues.paper import PaperBroker
 
+    settings = ws.settings
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "journal.sqlite"
-    journal = Journal.open(db, synchronous="NORMAL")
+    journal = ws.journal(path=db, synchronous="NORMAL")
     b = settings.broker
-    broker = PaperBroker(db_path=db, initial_cash=b.initial_cash, slippage_bps=b.slippage_bps,
-                         commission_per_share=b.commission_per_share, commission_min=b.commission_min,
-                         commission_per_trade=b.commission_per_trade, fill_on=fill_on,  # type: ignore[arg-type]
-                         allow_short=settings.risk.allow_short, synchronous="NORMAL")
-    calendar = None
-    if settings.risk.eod_liquidation_minutes:  # the engine reads the calendar only for this
-        from aitrader.trading.runner import load_calendar
-
-        calendar = load_calendar(settings)
+    broker = ws.broker("paper", db_path=db, synchronous="NORMAL", fill_on=fill_on)
+    # The engine reads calendars only for end-of-day liquidation.
+    calendars = ws.calendars([symbol]) if settings.risk.eod_liquidation_minutes else None
     engine = DecisionEngine(settings=settings, broker=broker, journal=journal, signals=source,
-                            risk=RiskManager(settings.risk, symbols=[symbol]), features_fn=FeatureLookup(features),
-                            calendar=calendar)
+                            risk=ws.risk([symbol]), features_fn=FeatureLookup(features), calendar=calendars)
     size = max(settings.agent.history_bars, int(getattr(source, "warmup", 1)) + 2)
     agent = Agent(engine=engine, journal=journal, symbols=[symbol], history_bars=size)
     try:
@@ -283,9 +270,8 @@ def journal_round_trips(reader: Any) -> pd.DataFrame:
 
 
 def run_backtest(
+    ws: Workspace,
     *,
-    home: Home,
-    settings: Settings,
     symbol: str,
     strategy: str = "ensemble",
     params: dict[str, Any] | None = None,
@@ -301,7 +287,7 @@ def run_backtest(
     """Backtest one symbol with a rule strategy or the ensemble (see module docstring).
 
     ``source`` overrides the signal source (e.g. a walk-forward :class:`PredictorSignals`);
-    ``models_home`` is where the ensemble's models are read from (default ``home``).
+    ``models_home`` is where the ensemble's models are read from (default the workspace's home).
     """
     from aitrader.backtest.fast import UnsupportedByFastPath, check_supported, round_trips
     from aitrader.backtest.metrics import compute_metrics
@@ -311,10 +297,11 @@ def run_backtest(
         raise ConfigError(f"--fill-on must be next_open or close (got {fill_on!r})")
     params = dict(params or {})
     symbol = symbol.upper()
-    hist, span = load_span(home=home, settings=settings, symbol=symbol, start=start, end=end)
+    settings = ws.settings
+    hist, span = load_span(ws, symbol=symbol, start=start, end=end)
     if source is None:
         if strategy in ("ensemble", "ml"):
-            source = PredictorSignals([(span.index[0], load_predictor(models_home=models_home or home,
+            source = PredictorSignals([(span.index[0], load_predictor(models_home=models_home or ws.home,
                                                                       settings=settings, symbol=symbol))])
         else:
             source = make_source(strategy, params)
@@ -334,7 +321,7 @@ def run_backtest(
     # The agent path always builds features; the fast path only when something reads them.
     need_features = (used != "fast" or isinstance(source, PredictorSignals) or settings.rules.enabled
                      or settings.risk.sizing == "atr")
-    features = compute_features(hist, home=home, settings=settings, symbol=symbol) if need_features else None
+    features = compute_features(ws, hist, symbol=symbol) if need_features else None
     probs: pd.DataFrame | None = None
     if used == "fast":
         equity, fills, probs = run_fast(hist=hist, span=span, source=source, features=features, settings=settings,
@@ -343,8 +330,8 @@ def run_backtest(
     else:
         assert features is not None
         with tempfile.TemporaryDirectory(prefix="aitrader-bt-") as tmp:
-            equity, fills, trades = run_agent(hist=hist, span=span, source=source, features=features, settings=settings,
-                                      symbol=symbol, fill_on=fill_on, workdir=workdir or Path(tmp))
+            equity, fills, trades = run_agent(ws, hist=hist, span=span, source=source, features=features,
+                                              symbol=symbol, fill_on=fill_on, workdir=workdir or Path(tmp))
         if isinstance(source, PredictorSignals) and features is not None:
             _, _, probs = batch_decisions(source, features.iloc[len(hist) - len(span):], span, symbol=symbol)
     benchmark = buy_and_hold({symbol: span["close"]}, pd.DatetimeIndex(span.index),
@@ -359,10 +346,7 @@ def run_backtest(
         "stop_loss_pct": settings.risk.stop_loss_pct, "take_profit_pct": settings.risk.take_profit_pct,
         "rules_enabled": settings.rules.enabled,
     }
-    from aitrader.data.bars import periods_per_year
-
-    ppy = periods_per_year(settings.timeframe_for(symbol),
-                           calendar=settings.data.calendars.get(symbol, settings.calendar))
+    ppy = int(round(ws.periods_per_year(symbol)))
     position = position_series(fills, pd.DatetimeIndex(span.index))
     metrics = compute_metrics(equity, trades, benchmark=benchmark, periods_per_year=ppy, position=position)
     metrics["open_position"] = float(position.iloc[-1])

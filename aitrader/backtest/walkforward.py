@@ -7,14 +7,14 @@ replayed ``as_of`` the last bar before the window, on the trailing ``train_windo
 The window is then traded with the promoted models, which never saw its bars (their
 labels end ``horizon`` bars before ``as_of``; the tests check every manifest).
 
-Everything happens in an isolated home (``wf_home``): the user's ``models/`` is never
-touched. Other stored symbols (market context) are linked read-only into it.
+Models are trained in an isolated home (``wf_home``): the user's ``models/`` is never
+touched. The bars are read from the user's store through in-memory views
+(:meth:`aitrader.workspace.Workspace.as_of`): no bar file is written or linked.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +23,9 @@ from typing import Any
 import pandas as pd
 
 from aitrader.backtest.engine import PredictorSignals, load_span
-from aitrader.config import Settings
 from aitrader.core.errors import DataError, ModelError
 from aitrader.core.paths import Home
+from aitrader.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +42,9 @@ class WalkForwardWindow:
     retrain: list[str] = field(default_factory=list)  # the routine's step lines
 
 
-def _link_store(src: Home, dst: Home, *, skip: str) -> None:
-    """Make ``dst``'s bar store see ``src``'s files (symlinks), except the traded symbol."""
-    dst.bars.mkdir(parents=True, exist_ok=True)
-    for p in sorted(src.bars.glob("*.parquet")):
-        sym = p.stem.rpartition("_")[0]
-        target = dst.bars / p.name
-        if sym.upper() != skip.upper() and not target.exists():
-            os.symlink(p, target)
-
-
 def walk_forward_source(
+    ws: Workspace,
     *,
-    home: Home,
-    settings: Settings,
     symbol: str,
     start: pd.Timestamp | None,
     end: pd.Timestamp | None,
@@ -65,44 +54,40 @@ def walk_forward_source(
     models: Sequence[str] | None = None,
     say: Callable[[str], None] | None = None,
 ) -> tuple[PredictorSignals, list[WalkForwardWindow]]:
-    """Retrain before each window (isolated in ``wf_home``) and return the schedule of predictors."""
-    from aitrader.data.store import BarStore
+    """Retrain before each window (models isolated in ``wf_home``, bars read in memory from
+    ``ws`` as of each window: no file is staged) and return the schedule of predictors."""
     from aitrader.models.ml_predictor import MLPredictor
-    from aitrader.models.registry import ModelRegistry
     from aitrader.models.retrain import retrain
     from aitrader.models.training import MAX_WARMUP
 
     if train_window < 50 or retrain_every < 1:
         raise DataError(f"--train-window must be >= 50 and --retrain-every >= 1 (got {train_window}, {retrain_every})")
     symbol = symbol.upper()
-    hist, span = load_span(home=home, settings=settings, symbol=symbol, start=start, end=end)
+    hist, span = load_span(ws, symbol=symbol, start=start, end=end)
     first_pos = len(hist) - len(span)
     if first_pos < train_window:
         raise DataError(f"{symbol}: only {first_pos} bars before {span.index[0].date()}; --train-window "
                         f"{train_window} needs that many (start later or shorten the window)")
-    if Path(wf_home.root).resolve() == Path(home.root).resolve():
+    if Path(wf_home.root).resolve() == Path(ws.home.root).resolve():
         raise DataError("walk-forward needs a separate models home (the user's models/ must stay untouched)")
-    wf_home.ensure()
-    _link_store(home, wf_home, skip=symbol)
-    store = BarStore(wf_home)
-    tf = settings.timeframe_for(symbol)
-    names = list(models or settings.models.enabled)
-    settings = settings.model_copy(deep=True)  # the walk-forward ensemble is exactly the retrained models
-    settings.models.enabled = names  # type: ignore[assignment]
+    names = list(models or ws.settings.models.enabled)
+    # The walk-forward ensemble is exactly the retrained models (a derived copy of the settings).
+    wf = ws.with_models_home(wf_home.ensure()).with_settings(models={"enabled": names})
+    settings = wf.settings
     schedule: list[tuple[pd.Timestamp, Any]] = []
     windows: list[WalkForwardWindow] = []
-    registry = ModelRegistry(wf_home.models, keep_versions=settings.models.keep_versions)
-    warmup = _warmup_rows(wf_home, settings, symbol, hist.iloc[max(0, first_pos - train_window - MAX_WARMUP):first_pos])
+    registry = wf.registry
+    probe = hist.iloc[max(0, first_pos - train_window - MAX_WARMUP):first_pos]
+    warmup = _warmup_rows(wf, symbol, probe)
     for k in range(0, len(span), retrain_every):
         pos = first_pos + k  # first traded bar of this window, in hist
         as_of = hist.index[pos - 1]
         # The training rows are the trailing `train_window` bars (the newest `horizon` of
         # them are unlabelled, hence purged); the indicator warm-up before them is only read.
         lo = max(0, pos - train_window - warmup)
-        store.write(symbol, tf, hist.iloc[lo:pos], merge=False)
         lines: list[str] = []
-        rep = retrain(home=wf_home, settings=settings, symbols=[symbol], as_of=as_of, refresh=False, models=names,
-                      echo=lines.append)
+        view = wf.as_of(as_of, starts={symbol: hist.index[lo]})
+        rep = retrain(view, symbols=[symbol], as_of=as_of, refresh=False, models=names, echo=lines.append)
         if not rep.reports or rep.refused:
             raise ModelError(f"walk-forward retrain as of {as_of.date()} failed: "
                              + "; ".join(rep.refused.values() or [r.error or "" for r in rep.reports]))
@@ -126,11 +111,11 @@ def walk_forward_source(
     return PredictorSignals(schedule), windows
 
 
-def _warmup_rows(wf_home: Home, settings: Settings, symbol: str, probe: pd.DataFrame) -> int:
-    """How many leading bars training drops as indicator warm-up (a property of the features)."""
-    from aitrader.data.store import BarStore
+def _warmup_rows(wf: Workspace, symbol: str, probe: pd.DataFrame) -> int:
+    """How many leading bars training drops as indicator warm-up (a property of the
+    features), measured on an in-memory view holding only ``probe``'s bars."""
     from aitrader.models.training import load_dataset
 
-    BarStore(wf_home).write(symbol, settings.timeframe_for(symbol), probe, merge=False)
-    ds = load_dataset(home=wf_home, settings=settings, symbol=symbol, end=probe.index[-1])
-    return max(0, len(probe) - settings.labels.horizon - len(ds.X))
+    view = wf.as_of(probe.index[-1], starts={symbol: probe.index[0]})
+    ds = load_dataset(view, symbol=symbol, end=probe.index[-1])
+    return max(0, len(probe) - wf.settings.labels.horizon - len(ds.X))

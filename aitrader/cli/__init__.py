@@ -19,12 +19,16 @@ import sys
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aitrader.config import Settings, load_settings
 from aitrader.config.env import env_overrides
 from aitrader.core import redact
 from aitrader.core.errors import AitraderError, ConfigError
 from aitrader.core.paths import Home
+
+if TYPE_CHECKING:
+    from aitrader.workspace import Workspace
 
 # Command-group modules, each owning its subcommands.
 COMMAND_MODULES = (
@@ -54,12 +58,22 @@ class Context:
     home: Home
     config_file: str | None = None
     _settings: Settings | None = field(default=None, repr=False)
+    _workspace: Workspace | None = field(default=None, repr=False)
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.config_file)
         return self._settings
+
+    @property
+    def workspace(self) -> Workspace:
+        """The Workspace of this home and settings, built on first use."""
+        if self._workspace is None:
+            from aitrader.workspace import Workspace
+
+            self._workspace = Workspace.open(home=self.home, settings=self.settings)
+        return self._workspace
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

@@ -6,12 +6,13 @@ import argparse
 import datetime as dt
 import json
 import logging
+import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from aitrader.core.errors import AitraderError, DataError
+from aitrader.core.errors import AitraderError, ConfigError, DataError
 from aitrader.data.bars import parse_date
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,7 @@ def _symbols(args: argparse.Namespace, ctx: Any) -> list[str]:
 
 def default_replay_start(ctx: Any, symbols: list[str]) -> pd.Timestamp | None:
     """First bar no current model has seen (training end + twice the label horizon)."""
-    from aitrader.models.registry import registry_from_settings
-
-    registry = registry_from_settings(ctx.home, ctx.settings)
+    registry = ctx.workspace.registry
     latest: pd.Timestamp | None = None
     for sym in symbols:
         for model in registry.model_names(sym):
@@ -70,13 +69,41 @@ def default_replay_start(ctx: Any, symbols: list[str]) -> pd.Timestamp | None:
     return latest + pd.Timedelta(days=ctx.settings.labels.horizon * 2)
 
 
+def check_speed(speed: float | None) -> None:
+    """``--speed`` is a positive, finite number of bars per second (or absent: max speed)."""
+    if speed is not None and not (math.isfinite(speed) and speed > 0):
+        raise ConfigError(f"--speed must be a positive number of bars per second (got {speed}); omit it for max speed")
+
+
+def check_tradable(bars: dict[str, pd.DataFrame]) -> None:
+    """Every traded series has OHLCV bars (a close-only series such as VIX is context only)."""
+    from aitrader.data.bars import BAR_COLUMNS
+
+    for sym, df in bars.items():
+        missing = [c for c in BAR_COLUMNS if c not in df.columns]
+        if missing:
+            raise DataError(f"{sym}: stored series has no {', '.join(missing)} (a close-only context series "
+                            f"cannot be traded); pick symbols with OHLCV bars")
+
+
+def live_provider_name(settings: Any, broker_name: str) -> str:
+    """The data provider of a live feed: ``data.provider``, else the broker's own venue."""
+    if settings.data.provider != "replay":
+        return str(settings.data.provider)
+    if broker_name in ("alpaca", "ibkr"):
+        return broker_name
+    raise ConfigError(f"--feed live needs market data: the {broker_name} broker has none and data.provider is "
+                      "replay; set data.provider to alpaca or ibkr in your config, or use --feed replay")
+
+
 def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.ops.health import sd_notify
     from aitrader.trading.agent import Agent
     from aitrader.trading.engine import DecisionEngine
-    from aitrader.trading.runner import build_parts, check_live, load_bars, make_trigger, symbol_calendars
+    from aitrader.trading.runner import check_live
 
     settings = ctx.settings
+    ws = ctx.workspace
     check_live(settings, live_flag=args.live)
     symbols = _symbols(args, ctx)
     feed_kind = args.feed or ("replay" if settings.data.provider == "replay" else "live")
@@ -85,33 +112,38 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
     until = parse_date(args.until, name="--until")
     if start is not None and until is not None and until < start:
         raise DataError(f"--until {until.date()} is before --start {start.date()}")
+    check_speed(args.speed)
+    if args.strategy not in ("ensemble", "ml"):
+        from aitrader.trading.strategies import make_strategy
+
+        make_strategy(args.strategy)
 
     # Validate everything the user typed before opening the journal or the broker.
     feed_replay = None
+    provider = None
     bars: dict[str, pd.DataFrame] = {}
     if feed_kind == "replay":
         from aitrader.trading.feeds import ReplayFeed
 
-        bars = load_bars(ctx.home, settings, symbols)
+        bars = ws.load_bars(symbols)
+        check_tradable(bars)
         if start is None:
             start = default_replay_start(ctx, symbols)
         feed_replay = ReplayFeed(bars, start=start, until=until, speed=args.speed)
-    elif args.strategy not in ("ensemble", "ml"):
-        from aitrader.trading.strategies import make_strategy
-
-        make_strategy(args.strategy)
+    else:
+        provider = ws.provider(live_provider_name(settings, broker_name))
 
     from aitrader.core.instance import HomeLock
 
     # One agent per home: a second run would trade the same account from the same journal.
     with HomeLock.acquire(ctx.home.root):
         ops = start_operations(ctx, metrics_port=args.metrics_port)  # a taken port fails before the journal opens
-        parts = build_parts(home=ctx.home, settings=settings, broker_name=broker_name, strategy=args.strategy,
-                            symbols=symbols, live=args.live, replay=feed_kind == "replay")
+        parts = ws.parts(broker_name=broker_name, strategy=args.strategy, symbols=symbols, live=args.live,
+                         replay=feed_kind == "replay")
         engine = DecisionEngine(settings=settings, broker=parts.broker, journal=parts.journal, signals=parts.signals,
-                                risk=parts.risk, context=parts.context, calendar=parts.calendar)
+                                risk=parts.risk, context=parts.context, calendar=parts.calendars)
         agent = Agent(engine=engine, journal=parts.journal, symbols=symbols, history_bars=settings.agent.history_bars,
-                      calendar=None if feed_kind == "replay" else symbol_calendars(settings, symbols))
+                      calendar=None if feed_kind == "replay" else parts.calendars)
         agent.install_signal_handlers()
         ops.attach(parts.journal)
         ops.broker_connected = lambda: getattr(agent.broker, "connected", None)
@@ -125,16 +157,14 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
                 bench = buy_and_hold(bars, feed_replay.first_time, until)
             else:
                 from aitrader.trading.feeds import LiveFeed
-                from aitrader.venues.factory import make_provider
 
-                provider = make_provider(settings.data.provider if settings.data.provider != "replay" else broker_name,
-                                         settings=settings, secrets=None, home=ctx.home)
-                feed_live = LiveFeed(provider, symbols=symbols, timeframes={s: settings.timeframe_for(s) for s in symbols},
+                assert provider is not None
+                feed_live = LiveFeed(provider, symbols=symbols,
+                                     timeframes={s: settings.timeframe_for(s) for s in symbols},
                                      lookback_bars=settings.agent.history_bars,
                                      stale_after_bars=settings.agent.stale_after_bars,
                                      daily_close=exchange_daily_close(settings, symbols))
-                trigger = make_trigger(settings, timeframe=settings.timeframe_for(symbols[0]),
-                                       poll_seconds=args.poll_seconds)
+                trigger = ws.trigger(timeframe=settings.timeframe_for(symbols[0]), poll_seconds=args.poll_seconds)
                 summary = agent.run_live(feed_live, trigger=trigger, max_ticks=args.ticks)
                 bench = None
         finally:

@@ -108,6 +108,7 @@ def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
     for flag, given in (("--report", args.report), ("--json", args.json_path)):
         if given:
             check_output_file(given, what=flag)  # before minutes of work, not after
+    ws = ctx.workspace.with_settings(settings)
     params = strategy_params(args)
     if args.strategy != "ensemble":
         from aitrader.trading.strategies import make_strategy
@@ -127,11 +128,11 @@ def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
 
             models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
             source, windows = walk_forward_source(
-                home=ctx.home, settings=settings, symbol=symbol, start=start, end=end,
+                ws, symbol=symbol, start=start, end=end,
                 train_window=args.train_window, retrain_every=args.retrain_every, wf_home=Home.resolve(tmp),
                 models=models, say=say)
             extra["walk_forward"] = [w.__dict__ for w in windows]
-        result = run_backtest(home=ctx.home, settings=settings, symbol=symbol, strategy=args.strategy, params=params,
+        result = run_backtest(ws, symbol=symbol, strategy=args.strategy, params=params,
                               start=start, end=end, fill_on=args.fill_on, mode=args.path, source=source, say=say)
     if args.walk_forward:
         result.params["walk_forward"] = {"train_window": args.train_window, "retrain_every": args.retrain_every,

@@ -98,8 +98,7 @@ def _help(p: argparse.ArgumentParser) -> int:
 def _calendar(ctx: Context, symbol: str, override: str | None) -> MarketCalendar:
     if override:
         return MarketCalendar(override)
-    s = ctx.settings
-    return MarketCalendar(s.data.calendars.get(symbol.upper(), s.calendar))
+    return ctx.workspace.calendar(symbol)
 
 
 def _symbols(raw: str) -> list[str]:
@@ -149,14 +148,12 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
     _print_report(report)
     for change in changes:
         print(f"  fixed: {change}")
-    print(_merge_into_store(BarStore(ctx.home), symbol, args.timeframe, fixed, replace=args.replace))
+    print(_merge_into_store(ctx.workspace.store, symbol, args.timeframe, fixed, replace=args.replace))
     return 0
 
 
 def cmd_download(args: argparse.Namespace, ctx: Context) -> int:
     from tqdm import tqdm
-
-    from aitrader.venues.factory import make_provider
 
     symbols = _symbols(args.symbols)
     parse_timeframe(args.timeframe)
@@ -168,11 +165,11 @@ def cmd_download(args: argparse.Namespace, ctx: Context) -> int:
     if args.provider.strip().lower() == "replay":
         raise DataError("--provider replay reads the store itself: nothing to download (use alpaca or ibkr)")
     cals = {s: _calendar(ctx, s, args.calendar) for s in symbols}
-    store = BarStore(ctx.home)
+    store = ctx.workspace.store
     # Download everything first: a failure part-way leaves the store untouched for every symbol.
     fetched: dict[str, pd.DataFrame] = {}
     with _quiet_sdk_logs():
-        provider = make_provider(args.provider, settings=ctx.settings, home=ctx.home)
+        provider = ctx.workspace.provider(args.provider)
         try:
             bar = tqdm(symbols, desc=f"download {args.timeframe}", unit="symbol", disable=None, file=sys.stderr)
             for symbol in bar:
@@ -240,7 +237,7 @@ def _backup(path: Path, backup_dir: Path) -> Path:
 
 
 def cmd_clean(args: argparse.Namespace, ctx: Context) -> int:
-    store = BarStore(ctx.home)
+    store = ctx.workspace.store
     symbol = check_symbol(args.symbol) if args.symbol else None
     if args.timeframe:
         parse_timeframe(args.timeframe)
@@ -287,7 +284,7 @@ def cmd_clean(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
-    store = BarStore(ctx.home)
+    store = ctx.workspace.store
     pairs = store.list()
     if not pairs:
         print(f"no stored bars under {store.root} (try 'aitrader data sample')")
@@ -305,7 +302,7 @@ def cmd_sample(args: argparse.Namespace, ctx: Context) -> int:
     from aitrader.data.sample import import_sample
     from aitrader.data.synthetic import synthetic_bars
 
-    store = BarStore(ctx.home)
+    store = ctx.workspace.store
     if args.synthetic is not None:
         symbol = check_symbol(args.symbol or "SYNTH")
         parse_timeframe(args.timeframe)
@@ -316,7 +313,7 @@ def cmd_sample(args: argparse.Namespace, ctx: Context) -> int:
         print(f"{symbol} {args.timeframe}: {len(bars)} synthetic bars -> {store.path(symbol, args.timeframe)}")
         return 0
     symbols = _symbols(args.symbols) if args.symbols else None
-    pairs = import_sample(ctx.home, symbols=symbols, report=lambda line: print(f"  {line}"))
+    pairs = import_sample(store, symbols=symbols, report=lambda line: print(f"  {line}"))
     for sym, tf in pairs:
         df = store.read(sym, tf)
         print(f"{sym} {tf}: {len(df)} rows {df.index[0]} .. {df.index[-1]} -> {store.path(sym, tf)}")

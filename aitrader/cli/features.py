@@ -13,9 +13,6 @@ from typing import TYPE_CHECKING
 from aitrader.core.errors import DataError
 from aitrader.core.paths import atomic_write_parquet
 from aitrader.data.bars import TIMEFRAMES, check_symbol, parse_timeframe, symbol_file_stem
-from aitrader.data.store import BarStore
-from aitrader.features.context import MarketContext, load_context
-from aitrader.features.feature_engineering import build_features
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -35,15 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_features)
 
 
-def build_and_write(
-    store: BarStore, context: MarketContext, ctx: Context, symbol: str, timeframe: str
-) -> Path:
+def build_and_write(ctx: Context, symbol: str, timeframe: str) -> Path:
     """Build features for one stored ``(symbol, timeframe)`` and write them; returns the path."""
-    bars = store.read(symbol, timeframe)
+    bars = ctx.workspace.bars(symbol, timeframe)
     missing = [c for c in ("open", "high", "low", "close", "volume") if c not in bars.columns]
     if missing:
         raise DataError(f"{symbol} {timeframe}: stored bars lack {', '.join(missing)} (a close-only series?)")
-    features = build_features(bars, context, timeframe=timeframe)
+    features = ctx.workspace.features(symbol, bars=bars, timeframe=timeframe)
     path = ctx.home.features / f"{symbol_file_stem(symbol)}_{timeframe}.parquet"
     atomic_write_parquet(features, path)
     print(f"{symbol} {timeframe}: {len(features)} rows x {features.shape[1]} columns -> {path}")
@@ -54,7 +49,7 @@ def cmd_features(args: argparse.Namespace, ctx: Context) -> int:
     """Compute and store features for one symbol or for every stored one."""
     if args.timeframe is not None:
         parse_timeframe(args.timeframe)
-    store = BarStore(ctx.home)
+    store = ctx.workspace.store
     settings = ctx.settings
     if args.all:
         pairs = [(s, tf) for s, tf in store.list() if args.timeframe in (None, tf)]
@@ -63,7 +58,7 @@ def cmd_features(args: argparse.Namespace, ctx: Context) -> int:
     else:
         symbol = check_symbol(args.symbol)
         pairs = [(symbol, args.timeframe or settings.timeframe_for(symbol))]
-    context = load_context(store, settings)
+    context = ctx.workspace.context
     have = [
         name
         for name, part in (("SPX", context.spx), ("VIX", context.vix), ("breadth", context.breadth))
@@ -81,7 +76,7 @@ def cmd_features(args: argparse.Namespace, ctx: Context) -> int:
             if "open" not in cols or "volume" not in cols:
                 print(f"{symbol} {timeframe}: skipped (close-only series, used as context)")
                 continue
-        build_and_write(store, context, ctx, symbol, timeframe)
+        build_and_write(ctx, symbol, timeframe)
         written += 1
     if args.all and written == 0:
         raise DataError("no stored symbol has OHLCV bars to compute features from")

@@ -104,7 +104,8 @@ def cmd_train(args: argparse.Namespace, ctx: Context) -> int:
     from aitrader.models.training import train_many
 
     end = parse_date(args.end, name="--end")
-    reports = train_many(_symbols(args.symbols, ctx), home=ctx.home.ensure(), settings=ctx.settings,
+    ctx.home.ensure()
+    reports = train_many(ctx.workspace, _symbols(args.symbols, ctx),
                          models=_models(args.models), profile=args.profile, end=end, seed=args.seed,
                          progress=not args.no_progress)
     for r in reports:
@@ -130,7 +131,7 @@ def cmd_evaluate(args: argparse.Namespace, ctx: Context) -> int:
     symbol = check_symbol(args.symbol)
     names = _models(args.models) or list(settings.models.enabled)
     profile = args.profile or settings.models.profile
-    ds = load_dataset(home=ctx.home, settings=settings, symbol=symbol, end=parse_date(args.end, name="--end"))
+    ds = load_dataset(ctx.workspace, symbol=symbol, end=parse_date(args.end, name="--end"))
     splits, used = make_splits(len(ds.X), settings)
     table = evaluate_walk_forward(ds.X, ds.y, models=names, splits=splits, profile=profile,
                                   seed=settings.models.seed, returns=ds.returns,
@@ -157,14 +158,9 @@ def cmd_evaluate(args: argparse.Namespace, ctx: Context) -> int:
 # --------------------------------------------------------------------------- predict
 def latest_features(ctx: Context, symbol: str) -> tuple[pd.DataFrame, list[str]]:
     """Features of the stored bars of ``symbol`` and the model feature columns."""
-    from aitrader.data.store import BarStore
-    from aitrader.features.context import load_context
-    from aitrader.features.feature_engineering import build_features, model_feature_columns
+    from aitrader.features.feature_engineering import model_feature_columns
 
-    store = BarStore(ctx.home)
-    tf = ctx.settings.timeframe_for(symbol)
-    bars = store.read(symbol, tf)
-    feats = build_features(bars, load_context(store, ctx.settings), timeframe=tf)
+    feats = ctx.workspace.features(symbol)
     return feats, model_feature_columns(feats)
 
 
@@ -192,9 +188,7 @@ def cmd_predict(args: argparse.Namespace, ctx: Context) -> int:
 
 # --------------------------------------------------------------------------- registry
 def _registry(ctx: Context) -> Any:
-    from aitrader.models.registry import ModelRegistry
-
-    return ModelRegistry(ctx.home.models, keep_versions=ctx.settings.models.keep_versions)
+    return ctx.workspace.registry
 
 
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
@@ -244,7 +238,7 @@ def cmd_retrain(args: argparse.Namespace, ctx: Context) -> int:
     from aitrader.models.retrain import retrain
 
     as_of = parse_date(args.as_of, name="--as-of")
-    report = retrain(home=ctx.home, settings=ctx.settings, symbols=_symbols(args.symbols, ctx), as_of=as_of,
+    report = retrain(ctx.workspace, symbols=_symbols(args.symbols, ctx), as_of=as_of,
                      refresh=not args.no_refresh, models=_models(args.models), progress=args.verbose,
                      echo=(lambda m: print(f"[step] {m}", flush=True)) if args.verbose else None)
     print(report.format())
@@ -254,8 +248,7 @@ def cmd_retrain(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_self_learn(args: argparse.Namespace, ctx: Context) -> int:
     from aitrader.models.self_learn import MIN_TRADES, self_learn
 
-    report = self_learn(home=ctx.home, settings=ctx.settings,
-                        min_trades=args.min_trades if args.min_trades is not None else MIN_TRADES)
+    report = self_learn(ctx.workspace, min_trades=args.min_trades if args.min_trades is not None else MIN_TRADES)
     print(report.message)
     if report.metrics:
         print("  time-ordered validation: " + ", ".join(f"{k} {_fmt(v)}" for k, v in report.metrics.items()))

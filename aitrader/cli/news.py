@@ -104,7 +104,6 @@ def score_frame(news: pd.DataFrame, scorer: Any) -> pd.DataFrame:
 def cmd_score(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.data.bars import check_symbol
     from aitrader.data.news_store import NewsStore
-    from aitrader.data.store import BarStore
     from aitrader.features.news import news_features
 
     symbol = check_symbol(args.symbol.upper())
@@ -112,7 +111,7 @@ def cmd_score(args: argparse.Namespace, ctx: Any) -> int:
     if news.empty:
         raise DataError(f"no stored news for {symbol}: run 'aitrader news import FILE' or 'aitrader news download'")
     tf = ctx.settings.timeframe_for(symbol)
-    bars = BarStore(ctx.home).read(symbol, tf)
+    bars = ctx.workspace.bars(symbol, tf)
     scorer = make_scorer(ctx.settings, home=ctx.home, kind=args.scorer)
     feats = news_features(pd.DatetimeIndex(bars.index), score_frame(news, scorer), timeframe=tf)
     shown = feats[feats["news_count"] > 0].tail(args.tail)

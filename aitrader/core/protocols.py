@@ -6,11 +6,14 @@ The engine and the Workspace are typed against these, never against a concrete a
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from aitrader.core.decisions import EnsembleDecision
+from aitrader.core.intents import RiskEvent
 from aitrader.core.types import (
     Account,
     Bar,
@@ -86,3 +89,50 @@ class BrokerCapabilities:
     bracket_orders: bool = False
     options: bool = False
     extra: dict[str, object] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Journal(Protocol):
+    """What the engine and the agent write to and read back from the journal
+    (:class:`aitrader.journal.Journal` is the SQLite implementation)."""
+
+    def transaction(self) -> AbstractContextManager[Any]: ...
+
+    def record_decision(self, decision: EnsembleDecision, *, bar_time: Any, model_versions: dict[str, Any],
+                        final_action: str, rule_reasons: list[str], bar_close: float | None = None,
+                        ts: Any = None) -> int: ...
+
+    def record_order(self, request: OrderRequest, *, broker: str, decision_id: int | None,
+                     status: str = "new", ts: Any = None) -> bool: ...
+
+    def update_order(self, order: Order, *, broker: str = "unknown") -> None: ...
+
+    def record_fill(self, fill: Fill) -> bool: ...
+
+    def record_positions(self, ts: Any, positions: list[Position]) -> None: ...
+
+    def record_equity(self, ts: Any, account: Account, note: str = "") -> None: ...
+
+    def heartbeat(self, state: str, detail: str = "", ts: Any = None) -> None: ...
+
+    def risk_event(self, ts: Any, event: RiskEvent) -> None: ...
+
+    def get_state(self, key: str, default: Any = None) -> Any: ...
+
+    def set_state(self, key: str, value: Any) -> None: ...
+
+    def order_exists(self, client_order_id: str) -> bool: ...
+
+    def open_orders(self) -> list[dict[str, Any]]: ...
+
+    def positions_from_fills(self) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class Calendar(Protocol):
+    """An exchange calendar as the agent and engine use it (tz-naive local times);
+    :class:`aitrader.data.calendar.MarketCalendar` implements it."""
+
+    def is_open(self, ts: pd.Timestamp | str) -> bool: ...
+
+    def minutes_to_close(self, ts: pd.Timestamp | str) -> float | None: ...

@@ -21,6 +21,7 @@ from aitrader.core.errors import AitraderError
 from aitrader.core.paths import Home
 from aitrader.dashboard import charts
 from aitrader.dashboard import queries as q
+from aitrader.workspace import Workspace
 
 PAGES = ("Overview", "Trades", "Signals", "Models", "Market", "Backtests", "Daily")
 
@@ -253,6 +254,7 @@ def main() -> None:
         st.error(f"aitrader: {exc}")
         return
     home = Home.resolve(os.environ.get("AITRADER_HOME") or None)
+    ws = Workspace.open(home=home, settings=settings)
     refresh = int(settings.dashboard.refresh_seconds)
 
     st.title("aitrader")
@@ -262,7 +264,7 @@ def main() -> None:
 
     @st.fragment(run_every=refresh if refresh > 0 else None)
     def body() -> None:
-        src = q.Sources.for_home(home)  # a fresh snapshot of the journal per (re)render
+        src = q.Sources.for_workspace(ws)  # a fresh snapshot of the journal per (re)render
         try:
             status = q.journal_status(src.reader, home=home)
         except AitraderError as exc:

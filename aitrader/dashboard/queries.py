@@ -31,6 +31,7 @@ from aitrader.data.store import BarStore
 from aitrader.journal.db import utc_now
 from aitrader.journal.queries import JournalReader
 from aitrader.models.registry import ModelRegistry
+from aitrader.workspace import Workspace
 
 EMPTY_JOURNAL_HINT = (
     "No trading journal yet at {path}. Start the agent to fill it: `make run` (paper-mode demo on the "
@@ -87,9 +88,9 @@ class Sources:
     registry: ModelRegistry
 
     @classmethod
-    def for_home(cls, home: Home) -> Sources:
-        return cls(home=home, reader=SnapshotReader(home.journal), store=BarStore(home),
-                   registry=ModelRegistry(home.models))
+    def for_workspace(cls, ws: Workspace) -> Sources:
+        """The workspace's store and registry, and a fresh snapshot of its journal."""
+        return cls(home=ws.home, reader=SnapshotReader(ws.home.journal), store=ws.store, registry=ws.registry)
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:

@@ -6,12 +6,12 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from aitrader.core.errors import DataError
+from aitrader.core.paths import bundled_sample_dir
+from aitrader.data.bars import read_series_file
 from aitrader.data.calendar import MarketCalendar
 from aitrader.data.cleaner import fix, validate
-from aitrader.data.bars import read_series_file
 from aitrader.data.store import BarStore
-from aitrader.core.errors import DataError
-from aitrader.core.paths import Home, bundled_sample_dir
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +30,13 @@ def sample_file(symbol: str, timeframe: str, directory: Path | None = None) -> P
 
 
 def import_sample(
-    home: Home,
+    store: BarStore,
     *,
     symbols: list[str] | None = None,
     directory: Path | None = None,
     report: Callable[[str], None] | None = None,
 ) -> list[tuple[str, str]]:
-    """Write the sample files into ``home``'s store; return the ``(symbol, timeframe)`` pairs.
+    """Write the sample files into ``store`` (a Workspace's); return the ``(symbol, timeframe)`` pairs.
 
     Idempotent: importing twice leaves the same files (rows keyed by timestamp). Rows a
     file cannot hold as prices (VIX's 46 missing values written ".") are dropped by the
@@ -47,7 +47,6 @@ def import_sample(
     unknown = wanted - set(SAMPLE_SYMBOLS)
     if unknown:
         raise DataError(f"not in the sample set: {', '.join(sorted(unknown))} (have {', '.join(SAMPLE_SYMBOLS)})")
-    store = BarStore(home)
     done: list[tuple[str, str]] = []
     for (symbol, timeframe), cal in SAMPLE_FILES.items():
         if symbol not in wanted:

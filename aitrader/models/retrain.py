@@ -34,9 +34,9 @@ import pandas as pd
 
 from aitrader.config import Settings
 from aitrader.core.errors import AitraderError, DataError
+from aitrader.models.access import DataAccess
 from aitrader.models.locks import retrain_lock
 from aitrader.models.training import TrainReport, train_many
-from aitrader.core.paths import Home
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +77,10 @@ def _context_symbols(settings: Settings) -> list[str]:
     return [settings.data.spx_symbol, settings.data.vix_symbol]
 
 
-def refresh_data(*, home: Home, settings: Settings, symbols: Sequence[str], say: Callable[[str], None]) -> None:
+def refresh_data(data: DataAccess, *, symbols: Sequence[str], say: Callable[[str], None]) -> None:
     """Bring the store up to date (see module docstring); never raises for a vendor failure."""
-    from aitrader.data.store import BarStore
-
-    store = BarStore(home)
+    settings = data.settings
+    store = data.store
     wanted = list(dict.fromkeys([*symbols, *_context_symbols(settings)]))
     provider_name = settings.data.provider
     if provider_name == "replay":
@@ -89,18 +88,16 @@ def refresh_data(*, home: Home, settings: Settings, symbols: Sequence[str], say:
 
         have = [s for s in wanted if s in SAMPLE_SYMBOLS]
         if have:
-            import_sample(home, symbols=have)
+            import_sample(store, symbols=have)
             say(f"refresh: replay provider: sample data loaded for {', '.join(have)}")
         missing = [s for s in symbols if s not in SAMPLE_SYMBOLS and not store.exists(s, settings.timeframe_for(s))]
         if missing:
             say(f"refresh: no sample and no stored bars for {', '.join(missing)}")
         return
-    from aitrader.data.calendar import MarketCalendar
     from aitrader.data.cleaner import fix, validate
-    from aitrader.venues.factory import make_provider
 
     try:
-        provider = make_provider(provider_name, settings=settings, home=home)
+        provider = data.provider(provider_name)
     except AitraderError as exc:
         say(f"refresh: {provider_name} unavailable ({exc}); training on stored bars")
         return
@@ -114,8 +111,7 @@ def refresh_data(*, home: Home, settings: Settings, symbols: Sequence[str], say:
                 if bars is None or len(bars) == 0:
                     say(f"refresh: {sym} {tf}: no new bars")
                     continue
-                cal = MarketCalendar(settings.data.calendars.get(sym, settings.calendar))
-                report = validate(bars, symbol=sym, timeframe=tf, calendar=cal,
+                report = validate(bars, symbol=sym, timeframe=tf, calendar=data.calendar(sym),
                                   jump_threshold=settings.data.jump_threshold)
                 fixed, _ = fix(bars, report)
                 if len(fixed):
@@ -129,16 +125,15 @@ def refresh_data(*, home: Home, settings: Settings, symbols: Sequence[str], say:
             close()
 
 
-def check_clean(*, home: Home, settings: Settings, symbol: str, as_of: pd.Timestamp | None) -> list[str]:
+def check_clean(data: DataAccess, *, symbol: str, as_of: pd.Timestamp | None) -> list[str]:
     """Validate stored bars up to ``as_of``; raise :class:`DataError` naming errors, return warnings."""
-    from aitrader.data.calendar import MarketCalendar
     from aitrader.data.cleaner import validate
-    from aitrader.data.store import BarStore
 
+    settings = data.settings
     tf = settings.timeframe_for(symbol)
-    bars = BarStore(home).read(symbol, tf, end=as_of)
-    cal = MarketCalendar(settings.data.calendars.get(symbol, settings.calendar))
-    report = validate(bars, symbol=symbol, timeframe=tf, calendar=cal, jump_threshold=settings.data.jump_threshold)
+    bars = data.bars(symbol, tf, end=as_of)
+    report = validate(bars, symbol=symbol, timeframe=tf, calendar=data.calendar(symbol),
+                      jump_threshold=settings.data.jump_threshold)
     errors = [f"{i.kind} x{i.count}" + (f" (e.g. {', '.join(i.examples[:2])})" if i.examples else "")
               for i in report.issues.values() if i.fixable]
     if errors:
@@ -168,9 +163,8 @@ def _say_details(r: TrainReport, say: Callable[[str], None]) -> None:
 
 
 def retrain(
+    data: DataAccess,
     *,
-    home: Home,
-    settings: Settings,
     symbols: Sequence[str] | None = None,
     as_of: pd.Timestamp | str | None = None,
     refresh: bool = True,
@@ -183,6 +177,7 @@ def retrain(
     Raises :class:`~aitrader.core.errors.LockError` if another retrain holds the lock.
     Per-symbol problems (bad data, a failing model) are in the report, not raised.
     """
+    settings, home = data.settings, data.home
     syms = [s.upper() for s in (symbols or settings.symbols)]
     as_of_ts = pd.Timestamp(as_of) if as_of is not None else None
     report = RetrainReport(symbols=syms, as_of=None if as_of_ts is None else str(as_of_ts))
@@ -197,13 +192,13 @@ def retrain(
     home.ensure()
     with retrain_lock(home):
         if refresh and as_of_ts is None:
-            refresh_data(home=home, settings=settings, symbols=syms, say=say)
+            refresh_data(data, symbols=syms, say=say)
         else:
             say("refresh: skipped" + (f" (replay as of {as_of_ts})" if as_of_ts is not None else ""))
         ready = []
         for sym in syms:
             try:
-                warnings = check_clean(home=home, settings=settings, symbol=sym, as_of=as_of_ts)
+                warnings = check_clean(data, symbol=sym, as_of=as_of_ts)
             except AitraderError as exc:
                 report.refused[sym] = str(exc)
                 say(f"clean: {sym}: refused: {exc}")
@@ -212,7 +207,7 @@ def retrain(
             ready.append(sym)
         if ready:
             say(f"train: {', '.join(ready)} (features -> walk-forward evaluation -> fit -> gate -> promote)")
-            report.reports = train_many(ready, home=home, settings=settings, models=models, end=as_of_ts,
+            report.reports = train_many(data, ready, models=models, end=as_of_ts,
                                         progress=progress, skip_unchanged=True)
             for r in report.reports:
                 _say_details(r, say)

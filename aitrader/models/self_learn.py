@@ -46,6 +46,7 @@ from aitrader.core.decisions import EnsembleDecision, ModelVote
 if TYPE_CHECKING:
     from aitrader.config import Settings
     from aitrader.core.paths import Home
+    from aitrader.models.access import DataAccess
 
 log = logging.getLogger(__name__)
 
@@ -218,12 +219,9 @@ def trade_sample_weights(*, home: Home, symbol: str, index: pd.DatetimeIndex, we
     return pd.Series(w, index=index, name="sample_weight")
 
 
-def trade_dataset(home: Home, settings: Settings) -> tuple[pd.DataFrame, pd.Series]:
+def trade_dataset(data: DataAccess) -> tuple[pd.DataFrame, pd.Series]:
     """Meta features and win (1) / loss (0) labels of every closed trade, oldest first."""
-    from aitrader.data.store import BarStore
-    from aitrader.features.context import load_context
-    from aitrader.features.feature_engineering import build_features
-
+    home = data.home
     trades = closed_trades(home)
     if trades.empty:
         return pd.DataFrame(columns=META_FEATURES), pd.Series(dtype="float64")
@@ -231,17 +229,13 @@ def trade_dataset(home: Home, settings: Settings) -> tuple[pd.DataFrame, pd.Seri
     trades = trades.assign(bar_time=_entry_bar_times(trades, decisions).to_numpy())
     trades = trades.sort_values(["exit_time", "entry_time"], kind="stable").reset_index(drop=True)
     dec_by_id = decisions.set_index("id") if not decisions.empty else pd.DataFrame()
-    store = BarStore(home)
-    context = None
     feats_cache: dict[str, pd.DataFrame | None] = {}
     rows = []
     for t in trades.itertuples(index=False):
         sym = str(t.symbol)
         if sym not in feats_cache:
-            tf = settings.timeframe_for(sym)
-            if store.exists(sym, tf):
-                context = context if context is not None else load_context(store, settings)
-                feats_cache[sym] = build_features(store.read(sym, tf), context, timeframe=tf)
+            if data.store.exists(sym, data.settings.timeframe_for(sym)):
+                feats_cache[sym] = data.features(sym)
             else:
                 feats_cache[sym] = None
         feats = feats_cache[sym]
@@ -298,11 +292,12 @@ def _time_ordered_cv(X: pd.DataFrame, y: pd.Series, *, seed: int) -> dict[str, A
     return metrics
 
 
-def self_learn(*, home: Home, settings: Settings, min_trades: int = MIN_TRADES) -> SelfLearnReport:
+def self_learn(data: DataAccess, *, min_trades: int = MIN_TRADES) -> SelfLearnReport:
     """Fit, validate, register and gate the meta-model from the journal's closed trades."""
     from aitrader.models.registry import ModelRegistry
 
-    X, y = trade_dataset(home, settings)
+    home, settings = data.home, data.settings
+    X, y = trade_dataset(data)
     n, wins = len(y), int(y.sum()) if len(y) else 0
     if n == 0:
         return SelfLearnReport(trades=0)

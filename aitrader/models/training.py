@@ -31,8 +31,8 @@ import pandas as pd
 
 from aitrader.config import Settings
 from aitrader.core.errors import AitraderError, DataError, ModelError
+from aitrader.models.access import DataAccess
 from aitrader.models.registry import ModelRegistry, library_versions
-from aitrader.core.paths import Home
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class Dataset:
 
 
 # --------------------------------------------------------------------------- data
-def load_dataset(*, home: Home, settings: Settings, symbol: str, end: pd.Timestamp | None = None) -> Dataset:
+def load_dataset(data: DataAccess, *, symbol: str, end: pd.Timestamp | None = None) -> Dataset:
     """Bars up to ``end`` -> causal features + labels, ready to train on.
 
     Features are built on every stored bar up to ``end`` (so nothing after ``end`` is
@@ -103,20 +103,17 @@ def load_dataset(*, home: Home, settings: Settings, symbol: str, end: pd.Timesta
     future) are dropped; leading warm-up rows where the usual indicators are not yet
     defined are dropped too.
     """
-    from aitrader.data.store import BarStore
-    from aitrader.features.context import load_context
-    from aitrader.features.feature_engineering import build_features, model_feature_columns
+    from aitrader.features.feature_engineering import model_feature_columns
     from aitrader.models.labels import labels_from_config, next_bar_returns
 
-    store = BarStore(home)
+    settings = data.settings
     timeframe = settings.timeframe_for(symbol)
-    bars = store.read(symbol, timeframe, end=end)
+    bars = data.bars(symbol, timeframe, end=end)
     horizon = settings.labels.horizon
     if len(bars) <= horizon + MIN_TRAIN_ROWS:
         raise DataError(f"{symbol} {timeframe}: only {len(bars)} bars up to {end or 'now'}; need more than "
                         f"{horizon + MIN_TRAIN_ROWS} to train")
-    context = load_context(store, settings)
-    feats = build_features(bars, context, timeframe=timeframe)
+    feats = data.features(symbol, bars=bars)
     names = model_feature_columns(feats)
     X = feats[names]
     y = labels_from_config(bars, settings.labels)
@@ -202,9 +199,8 @@ def _metrics_row(evaluation: pd.DataFrame, name: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- train
 def train_symbol(
+    data: DataAccess,
     *,
-    home: Home,
-    settings: Settings,
     symbol: str,
     models: Sequence[str] | None = None,
     profile: str | None = None,
@@ -222,6 +218,7 @@ def train_symbol(
     from aitrader.models.evaluate import evaluate_walk_forward
     from aitrader.models.zoo import make_model, model_class
 
+    home, settings = data.home, data.settings
     names = list(models or settings.models.enabled)
     for n in names:
         model_class(n)  # unknown name -> ModelError naming the allowed ones
@@ -229,7 +226,7 @@ def train_symbol(
     seed = settings.models.seed if seed is None else int(seed)
     end_ts = pd.Timestamp(end) if end is not None else None
     registry = registry or ModelRegistry(home.models, keep_versions=settings.models.keep_versions)
-    ds = load_dataset(home=home, settings=settings, symbol=symbol, end=end_ts)
+    ds = load_dataset(data, symbol=symbol, end=end_ts)
     report = TrainReport(symbol=symbol, timeframe=ds.timeframe, rows=len(ds.X), n_features=len(ds.feature_names),
                          first=str(ds.X.index[0]), last=str(ds.X.index[-1]))
     labelled = ds.y.notna().to_numpy()
@@ -307,15 +304,14 @@ def _train_one(kwargs: dict[str, Any]) -> TrainReport:
     try:
         return train_symbol(**kwargs)
     except AitraderError as exc:
-        return TrainReport(symbol=kwargs["symbol"], timeframe=kwargs["settings"].timeframe_for(kwargs["symbol"]),
+        return TrainReport(symbol=kwargs["symbol"], timeframe=kwargs["data"].settings.timeframe_for(kwargs["symbol"]),
                            error=str(exc))
 
 
 def train_many(
+    data: DataAccess,
     symbols: Sequence[str],
     *,
-    home: Home,
-    settings: Settings,
     models: Sequence[str] | None = None,
     profile: str | None = None,
     end: pd.Timestamp | str | None = None,
@@ -332,10 +328,11 @@ def train_many(
     from joblib import Parallel, delayed
 
     # Parallel over symbols: each worker's models then use one thread (2 cores in total).
-    worker_settings = settings
+    settings = data.settings
+    worker = data
     if settings.models.n_jobs > 1 and len(symbols) > 1:
-        worker_settings = settings.derive(models={"n_jobs": 1, "torch_threads": 1})
-    jobs = [dict(home=home, settings=worker_settings, symbol=s, models=models, profile=profile, end=end, seed=seed,
+        worker = data.with_settings(settings.derive(models={"n_jobs": 1, "torch_threads": 1}))
+    jobs = [dict(data=worker, symbol=s, models=models, profile=profile, end=end, seed=seed,
                  progress=progress and settings.models.n_jobs == 1, skip_unchanged=skip_unchanged)
             for s in symbols]
     if settings.models.n_jobs == 1 or len(jobs) == 1:

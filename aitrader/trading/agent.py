@@ -29,7 +29,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -37,6 +37,7 @@ from typing import Any
 import pandas as pd
 
 from aitrader.core.errors import AitraderError, JournalError, RiskError, TemporaryBrokerError
+from aitrader.core.protocols import Calendar, Journal
 from aitrader.data.bars import parse_timeframe
 from aitrader.trading.engine import CURSOR_KEY, DecisionEngine, TickResult
 from aitrader.trading.feeds import BarEvent, History, LiveFeed, ReplayFeed, events_from_frames
@@ -113,8 +114,8 @@ class RunSummary:
 class Agent:
     """Runs the engine on a feed under the state machine."""
 
-    def __init__(self, *, engine: DecisionEngine, journal: Any, symbols: list[str], history_bars: int,
-                 calendar: Any = None) -> None:
+    def __init__(self, *, engine: DecisionEngine, journal: Journal, symbols: list[str], history_bars: int,
+                 calendar: Calendar | Mapping[str, Calendar] | None = None) -> None:
         """``calendar``: one calendar for every symbol, a ``{symbol: calendar}`` map, or None
         (replay: the bars are the clock, so no market-hours gate)."""
         self.engine = engine

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,7 @@ from aitrader.core.decisions import EnsembleDecision
 from aitrader.core.errors import PermanentBrokerError, RiskError
 from aitrader.core.ids import client_order_id
 from aitrader.core.intents import RiskEvent, TradeIntent
-from aitrader.core.protocols import Broker
+from aitrader.core.protocols import Broker, Calendar, Journal
 from aitrader.core.types import (
     Account,
     AssetClass,
@@ -46,6 +47,10 @@ from aitrader.core.types import (
 from aitrader.trading.feeds import BarEvent, History
 from aitrader.trading.signals import SignalSource
 from aitrader.trading.submit import submit_once
+
+if TYPE_CHECKING:
+    from aitrader.features.context import MarketContext
+    from aitrader.trading.risk import RiskManager
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +81,15 @@ class DecisionEngine:
         *,
         settings: Settings,
         broker: Broker,
-        journal: Any,
+        journal: Journal,
         signals: SignalSource,
-        risk: Any,
-        context: Any = None,
-        calendar: Any = None,
-        features_fn: Any = None,
+        risk: RiskManager,
+        context: MarketContext | None = None,
+        calendar: Calendar | Mapping[str, Calendar] | None = None,
+        features_fn: Callable[[pd.DataFrame, Any], pd.DataFrame] | None = None,
     ) -> None:
+        """``calendar``: one calendar for every symbol or a ``{symbol: calendar}`` map (read
+        for end-of-day liquidation only)."""
         from aitrader.features.feature_engineering import build_features
 
         self.settings = settings
@@ -272,8 +279,9 @@ class DecisionEngine:
             stops_state.pop(symbol, None)
             return []
         minutes = None
-        if self.calendar is not None and self.settings.risk.eod_liquidation_minutes:
-            minutes = self.calendar.minutes_to_close(ts)
+        cal = self.calendar.get(symbol) if isinstance(self.calendar, Mapping) else self.calendar
+        if cal is not None and self.settings.risk.eod_liquidation_minutes:
+            minutes = cal.minutes_to_close(ts)
         bar = window.iloc[-1]
         return list(
             exit_intents(

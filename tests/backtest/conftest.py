@@ -7,6 +7,8 @@ import pytest
 
 from aitrader.config import Settings, load_settings
 from aitrader.core.paths import Home
+from aitrader.data.store import BarStore
+from aitrader.workspace import Workspace
 
 ENSEMBLE_TRAIN_END = pd.Timestamp("2008-12-31")
 
@@ -16,7 +18,7 @@ def sample_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     from aitrader.data.sample import import_sample
 
     home = Home.resolve(tmp_path_factory.mktemp("bt_home")).ensure()
-    import_sample(home)
+    import_sample(BarStore(home))
     return home
 
 
@@ -31,8 +33,8 @@ def ensemble_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     from aitrader.models.training import train_symbol
 
     home = Home.resolve(tmp_path_factory.mktemp("bt_models")).ensure()
-    import_sample(home)
-    rep = train_symbol(home=home, settings=quick_settings(), symbol="GOOG", models=["rf", "lgbm"],
+    import_sample(BarStore(home))
+    rep = train_symbol(Workspace.open(home=home, settings=quick_settings()), symbol="GOOG", models=["rf", "lgbm"],
                        end=ENSEMBLE_TRAIN_END, progress=False)
     assert rep.ok, rep.format()
     return home

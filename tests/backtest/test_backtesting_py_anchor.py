@@ -15,6 +15,7 @@ import pytest
 
 from aitrader.backtest.engine import run_backtest
 from aitrader.core.paths import Home
+from aitrader.workspace import Workspace
 from tests.backtest.helpers import anchor_settings
 
 
@@ -52,7 +53,7 @@ def reference(goog: pd.DataFrame) -> tuple[pd.DataFrame, float]:
 def test_same_trades_and_final_equity_as_backtesting_py(sample_home: Home, reference: tuple[pd.DataFrame, float],
                                                         mode: str) -> None:
     ref_trades, ref_final = reference
-    res = run_backtest(home=sample_home, settings=anchor_settings(), symbol="GOOG", strategy="sma_cross",
+    res = run_backtest(Workspace.open(home=sample_home, settings=anchor_settings()), symbol="GOOG", strategy="sma_cross",
                        params={"fast": 10, "slow": 20}, mode=mode)  # type: ignore[arg-type]
     assert res.mode == mode
     assert len(ref_trades) > 30

@@ -12,6 +12,7 @@ from aitrader.backtest.engine import run_backtest
 from aitrader.backtest.metrics import compute_metrics, jsonable
 from aitrader.config import load_settings
 from aitrader.core.paths import Home
+from aitrader.workspace import Workspace
 
 
 def _check_against_quantstats(equity: pd.Series, m: dict) -> None:
@@ -31,7 +32,7 @@ def _check_against_quantstats(equity: pd.Series, m: dict) -> None:
 
 
 def test_metrics_match_quantstats_on_a_real_backtest(sample_home: Home) -> None:
-    res = run_backtest(home=sample_home, settings=load_settings(), symbol="GOOG", strategy="sma_cross",
+    res = run_backtest(Workspace.open(home=sample_home, settings=load_settings()), symbol="GOOG", strategy="sma_cross",
                        params={"fast": 10, "slow": 30}, mode="fast")
     assert res.metrics["num_trades"] > 10
     _check_against_quantstats(res.equity, res.metrics)

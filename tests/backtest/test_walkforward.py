@@ -11,6 +11,7 @@ from aitrader.backtest.walkforward import walk_forward_source
 from aitrader.core.paths import Home
 from aitrader.data.store import BarStore
 from aitrader.models.registry import ModelRegistry
+from aitrader.workspace import Workspace
 from tests.backtest.conftest import quick_settings
 
 
@@ -19,7 +20,7 @@ def test_walk_forward_models_never_saw_the_bars_they_trade(sample_home: Home, tm
     user_models_before = sorted(p.name for p in sample_home.models.rglob("*"))
     wf_home = Home.resolve(tmp_path / "wf")
     start, end = pd.Timestamp("2010-01-01"), pd.Timestamp("2010-12-31")
-    source, windows = walk_forward_source(home=sample_home, settings=s, symbol="GOOG", start=start, end=end,
+    source, windows = walk_forward_source(Workspace.open(home=sample_home, settings=s), symbol="GOOG", start=start, end=end,
                                           train_window=400, retrain_every=126, wf_home=wf_home,
                                           models=["rf", "lgbm"])
     assert len(windows) == 2
@@ -49,9 +50,9 @@ def test_walk_forward_models_never_saw_the_bars_they_trade(sample_home: Home, tm
     assert source.predictor_at(pd.Timestamp(windows[1].trade_start)) is source.schedule[1][1]
     assert source.predictor_at(pd.Timestamp(windows[1].trade_start) - pd.Timedelta(days=1)) is source.schedule[0][1]
 
-    fast = run_backtest(home=sample_home, settings=s, symbol="GOOG", strategy="ensemble", start=start, end=end,
+    fast = run_backtest(Workspace.open(home=sample_home, settings=s), symbol="GOOG", strategy="ensemble", start=start, end=end,
                         source=source, mode="fast")
-    agent = run_backtest(home=sample_home, settings=s, symbol="GOOG", strategy="ensemble", start=start, end=end,
+    agent = run_backtest(Workspace.open(home=sample_home, settings=s), symbol="GOOG", strategy="ensemble", start=start, end=end,
                          source=source, mode="agent")
     pd.testing.assert_frame_equal(fast.fills, agent.fills, check_dtype=False)
     assert fast.metrics["final_equity"] == agent.metrics["final_equity"]

@@ -280,7 +280,7 @@ def full_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     from tests.journal.conftest import build_journal
 
     home = Home.resolve(tmp_path_factory.mktemp("full_home")).ensure()
-    import_sample(home, symbols=["GOOG", "SPX", "VIX"])
+    import_sample(BarStore(home), symbols=["GOOG", "SPX", "VIX"])
     build_journal(home.journal)
     return home
 

@@ -130,7 +130,7 @@ def test_download_merges_into_store(
     home: Home, goog: pd.DataFrame, spx: pd.DataFrame, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeProvider({"GOOG": goog, "SPX": spx})
-    monkeypatch.setattr("aitrader.venues.factory.make_provider", lambda name, **kw: fake)
+    monkeypatch.setattr("aitrader.workspace.Workspace.provider", lambda self, name=None, **kw: fake)
     BarStore(home).write("GOOG", "1d", goog.loc["2012-12-01":"2012-12-31"])
     code, out, err = run(
         capsys, "data", "download", "--provider", "alpaca", "--symbols", "GOOG,spx,GOOG",
@@ -192,11 +192,11 @@ def test_import_sample_subset(home: Home) -> None:
     from aitrader.data.sample import import_sample
 
     lines: list[str] = []
-    assert import_sample(home, symbols=["vix"], report=lines.append) == [("VIX", "1d")]
+    assert import_sample(BarStore(home), symbols=["vix"], report=lines.append) == [("VIX", "1d")]
     assert lines == ["VIX 1d: dropped 46 row(s): rows with a missing or infinite value"]
     assert BarStore(home).list() == [("VIX", "1d")]
     with pytest.raises(DataError, match="not in the sample set: MSFT"):
-        import_sample(home, symbols=["MSFT"])
+        import_sample(BarStore(home), symbols=["MSFT"])
 
 
 # --- issue 11 item 4: bad input that was accepted ---------------------------------------------------

@@ -10,13 +10,14 @@ import pytest
 from aitrader.cli import main
 from aitrader.core.paths import Home
 from aitrader.data.sample import import_sample
+from aitrader.data.store import BarStore
 from tests.models.helpers import END, FAST_CONFIG
 
 
 @pytest.fixture()
 def cli_home(tmp_path: Path) -> tuple[list[str], Home]:
     home = Home(tmp_path / "home").ensure()
-    import_sample(home, symbols=["GOOG", "SPX", "VIX"])
+    import_sample(BarStore(home), symbols=["GOOG", "SPX", "VIX"])
     cfg = tmp_path / "fast.yaml"
     cfg.write_text(FAST_CONFIG)
     return ["--home", str(home.root), "--config", str(cfg)], home

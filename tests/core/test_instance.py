@@ -15,6 +15,7 @@ from aitrader.cli import main
 from aitrader.core.instance import AlreadyRunning, HomeLock, holder, pid_alive
 from aitrader.core.paths import Home
 from aitrader.data.sample import import_sample
+from aitrader.data.store import BarStore
 
 HOLD = "import sys, time; from aitrader.core.instance import HomeLock; l = HomeLock.try_acquire(sys.argv[1]); " \
        "print('held', flush=True); time.sleep(120)"
@@ -55,7 +56,7 @@ def test_lock_is_exclusive_and_names_the_holder(home: Home) -> None:
 
 
 def test_second_run_refused_with_one_line(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
-    import_sample(home, symbols=["GOOG"])
+    import_sample(BarStore(home), symbols=["GOOG"])
     proc = _holder_process(home)
     try:
         capsys.readouterr()
@@ -85,7 +86,7 @@ def _wait_for(pred: object, timeout: float = 60.0) -> None:
 
 
 def test_sigkill_then_status_is_stale_and_restart_works(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
-    import_sample(home, symbols=["GOOG"])
+    import_sample(BarStore(home), symbols=["GOOG"])
     run = ["run", "--strategy", "sma_cross", "--symbols", "GOOG", "--start", "2012-01-01", "--until", "2012-12-31"]
     slow = subprocess.Popen(_aitrader(home, *run, "--speed", "2"), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env=_env())

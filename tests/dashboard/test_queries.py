@@ -12,12 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from aitrader.config import load_settings
 from aitrader.core.errors import DataError
 from aitrader.core.paths import Home
 from aitrader.core.types import Account, Fill, Side
 from aitrader.dashboard import queries as q
 from aitrader.data.store import BarStore
 from aitrader.journal import Journal, JournalReader
+from aitrader.workspace import Workspace
 
 from .conftest import (
     BT_FINAL_EQUITY,
@@ -34,7 +36,7 @@ from .conftest import (
 
 @pytest.fixture(scope="module")
 def src(dash_home: Home) -> q.Sources:
-    return q.Sources.for_home(dash_home)
+    return q.Sources.for_workspace(Workspace.open(home=dash_home, settings=load_settings()))
 
 
 def test_journal_status_full_and_empty(src: q.Sources, home: Home) -> None:

@@ -57,7 +57,7 @@ def test_rejects_bad_input() -> None:
 
 
 def test_from_store_default_universe_is_daily_ohlc(home: Home, goog: pd.DataFrame, spx: pd.DataFrame) -> None:
-    import_sample(home)
+    import_sample(BarStore(home))
     store = BarStore(home)
     out = breadth_from_store(store, sma=20)
     # GOOG and SPX qualify; VIX (close only) and EURUSD (hourly) do not.
@@ -77,7 +77,7 @@ def test_from_store_default_universe_is_daily_ohlc(home: Home, goog: pd.DataFram
 def test_too_few_names_is_unavailable_not_zero(home: Home, goog: pd.DataFrame) -> None:
     from aitrader.data.sp500_breadth import BreadthUnavailable
 
-    import_sample(home)
+    import_sample(BarStore(home))
     store = BarStore(home)
     # The bug: with one stored stock breadth was 0.0 or 1.0 and vetoed every buy on a down day.
     with pytest.raises(BreadthUnavailable, match=r"1 stored 1d name\(s\) \(GOOG\), fewer than "
@@ -95,7 +95,7 @@ def test_load_context_breadth_needs_min_names(home: Home) -> None:
     from aitrader.config import load_settings
     from aitrader.features.context import load_context
 
-    import_sample(home)
+    import_sample(BarStore(home))
     store = BarStore(home)
     settings = load_settings()
     assert settings.data.breadth_min_names == 20
@@ -110,7 +110,7 @@ def test_one_stored_stock_no_longer_vetoes_buys(home: Home) -> None:
     from aitrader.cli import main
     from aitrader.journal.queries import JournalReader
 
-    import_sample(home, symbols=["GOOG"])
+    import_sample(BarStore(home), symbols=["GOOG"])
     rc = main(["--home", str(home.root), "--log-level", "ERROR", "run", "--strategy", "sma_cross", "--symbols",
                "GOOG", "--start", "2008-01-01", "--until", "2012-12-31"])
     assert rc == 0

@@ -14,6 +14,8 @@ import pytest
 from aitrader.config import Settings, load_settings
 from aitrader.data.sample import import_sample
 from aitrader.core.paths import Home
+from aitrader.workspace import Workspace
+from aitrader.data.store import BarStore
 
 # Train only on the early part of the GOOG sample: fast and leaves later bars unseen.
 END = "2008-06-30"
@@ -33,7 +35,7 @@ def fast_settings() -> Settings:
 
 def sample_home(root: Path) -> Home:
     home = Home(root).ensure()
-    import_sample(home, symbols=["GOOG", "SPX", "VIX"])
+    import_sample(BarStore(home), symbols=["GOOG", "SPX", "VIX"])
     return home
 
 
@@ -43,7 +45,7 @@ def _trained_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("trained")
     home = sample_home(root)
-    report = train_symbol(home=home, settings=fast_settings(), symbol="GOOG", models=FAST_MODELS, end=END,
+    report = train_symbol(Workspace.open(home=home, settings=fast_settings()), symbol="GOOG", models=FAST_MODELS, end=END,
                           progress=False)
     assert report.ok, report.format()
     return root

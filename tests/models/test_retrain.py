@@ -16,6 +16,7 @@ from aitrader.models.locks import exclusive_lock, retrain_lock_path
 from aitrader.models.registry import ModelRegistry
 from aitrader.models.retrain import retrain
 from aitrader.core.paths import Home
+from aitrader.workspace import Workspace
 from tests.models.helpers import fast_settings
 
 
@@ -33,7 +34,7 @@ def test_second_concurrent_retrain_is_refused(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
         with pytest.raises(LockError, match=rf"another retrain is running \(pid {proc.pid}\)"):
-            retrain(home=home, settings=fast_settings(), symbols=["GOOG"], models=["rf"])
+            retrain(Workspace.open(home=home, settings=fast_settings()), symbols=["GOOG"], models=["rf"])
         # Nothing was trained while refused.
         assert not (home.models / "GOOG").exists()
     finally:
@@ -55,21 +56,21 @@ def test_in_process_lock_is_exclusive(tmp_path: Path) -> None:
 def test_retrain_is_idempotent(tmp_path: Path) -> None:
     home = Home(tmp_path).ensure()
     s = fast_settings()
-    first = retrain(home=home, settings=s, symbols=["GOOG"], models=["lgbm"], as_of=None, refresh=True)
+    first = retrain(Workspace.open(home=home, settings=s), symbols=["GOOG"], models=["lgbm"], as_of=None, refresh=True)
     assert first.ok, first.format()
     assert "refresh: replay provider: sample data loaded for GOOG, SPX, VIX" in first.steps
     assert first.trained == 1 and first.reports[0].results[0].status == "promoted"
     reg = ModelRegistry(home.models)
     versions = [i.version for i in reg.list_versions("GOOG", "lgbm")]
     current = reg.current_version("GOOG", "lgbm")
-    second = retrain(home=home, settings=s, symbols=["GOOG"], models=["lgbm"], refresh=True)
+    second = retrain(Workspace.open(home=home, settings=s), symbols=["GOOG"], models=["lgbm"], refresh=True)
     assert second.ok and second.trained == 0
     res = second.reports[0].results[0]
     assert res.status == "unchanged" and res.version == current and "not retrained" in res.reason
     assert [i.version for i in reg.list_versions("GOOG", "lgbm")] == versions
     assert reg.current_version("GOOG", "lgbm") == current
     # New data (a later as-of) is a different input: a new candidate goes through the gate.
-    third = retrain(home=home, settings=s, symbols=["GOOG"], models=["lgbm"], as_of="2012-12-31")
+    third = retrain(Workspace.open(home=home, settings=s), symbols=["GOOG"], models=["lgbm"], as_of="2012-12-31")
     assert third.trained == 1 and third.reports[0].results[0].status in ("promoted", "candidate")
 
 
@@ -77,8 +78,8 @@ def test_replay_as_of_uses_only_past_bars(tmp_path: Path) -> None:
     home = Home(tmp_path).ensure()
     from aitrader.data.sample import import_sample
 
-    import_sample(home, symbols=["GOOG", "SPX", "VIX"])
-    rep = retrain(home=home, settings=fast_settings(), symbols=["GOOG"], models=["rf"], as_of="2007-12-31")
+    import_sample(BarStore(home), symbols=["GOOG", "SPX", "VIX"])
+    rep = retrain(Workspace.open(home=home, settings=fast_settings()), symbols=["GOOG"], models=["rf"], as_of="2007-12-31")
     assert rep.ok and "refresh: skipped (replay as of 2007-12-31 00:00:00)" in rep.steps
     reg = ModelRegistry(home.models)
     man = reg.read_manifest("GOOG", "rf", str(reg.current_version("GOOG", "rf")))
@@ -93,7 +94,7 @@ def test_bad_data_is_refused_by_name(tmp_path: Path) -> None:
     bars = pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close, "volume": 1e6})
     bars.iloc[100, bars.columns.get_loc("high")] = 10.0  # high below low
     BarStore(home).write("BAD", "1d", bars)
-    rep = retrain(home=home, settings=fast_settings(), symbols=["BAD"], models=["rf"], refresh=False)
+    rep = retrain(Workspace.open(home=home, settings=fast_settings()), symbols=["BAD"], models=["rf"], refresh=False)
     assert not rep.ok and rep.reports == []
     assert "high_below_low" in rep.refused["BAD"] and "aitrader data clean" in rep.refused["BAD"]
     assert not (home.models / "BAD").exists()

@@ -22,6 +22,7 @@ from aitrader.models.self_learn import (
 )
 from aitrader.core.decisions import EnsembleDecision, ModelVote
 from aitrader.core.paths import Home
+from aitrader.workspace import Workspace
 from tests.models.helpers import fast_settings, sample_home
 
 
@@ -61,7 +62,7 @@ def _write_trades(home: Home, n: int, *, seed: int = 3) -> list[float]:
 
 def test_no_journal_nothing_to_learn(tmp_path: Path) -> None:
     home = Home(tmp_path).ensure()
-    rep = self_learn(home=home, settings=fast_settings())
+    rep = self_learn(Workspace.open(home=home, settings=fast_settings()))
     assert rep.status == "nothing" and rep.message == NO_TRADES == "no closed trades yet: nothing to learn"
     assert not home.journal.exists()  # reading never creates the journal
     assert trade_sample_weights(home=home, symbol="GOOG", index=pd.DatetimeIndex([]), weight=2.0) is None
@@ -70,7 +71,7 @@ def test_no_journal_nothing_to_learn(tmp_path: Path) -> None:
 def test_too_few_trades(tmp_path: Path) -> None:
     home = sample_home(tmp_path)
     _write_trades(home, 8)
-    rep = self_learn(home=home, settings=fast_settings())
+    rep = self_learn(Workspace.open(home=home, settings=fast_settings()))
     assert rep.status == "too_few" and rep.trades == 8 and "too few" in rep.message
     assert not (home.models / META_SYMBOL).exists()
 
@@ -80,7 +81,7 @@ def test_trade_dataset_labels_and_features(tmp_path: Path) -> None:
     probs = _write_trades(home, 12)
     trades = closed_trades(home)
     assert len(trades) == 12
-    X, y = trade_dataset(home, fast_settings())
+    X, y = trade_dataset(Workspace.open(home=home, settings=fast_settings()))
     assert list(X.columns) == META_FEATURES
     np.testing.assert_allclose(X["p_rf"].to_numpy(), probs)
     assert y.tolist() == [1.0 if p > 0.6 else 0.0 for p in probs]
@@ -92,7 +93,7 @@ def test_meta_model_learns_and_vetoes(tmp_path: Path) -> None:
     home = sample_home(tmp_path)
     _write_trades(home, 60)
     s = fast_settings()
-    rep = self_learn(home=home, settings=s)
+    rep = self_learn(Workspace.open(home=home, settings=s))
     assert rep.status == "promoted", rep.message
     assert rep.metrics["auc"] > 0.8  # wins are a function of p_rf: learnable out of sample
     reg = ModelRegistry(home.models)
@@ -108,7 +109,7 @@ def test_meta_model_learns_and_vetoes(tmp_path: Path) -> None:
     strong = pred.decide_from_row(pd.Series({"rf": 0.88, "xgb": 0.86}, name=pd.Timestamp("2012-01-03")))
     assert strong.signal == "buy" and strong.votes[-1].confidence >= 0.5
     # Running again on the same trades: an equal candidate, within tolerance of itself.
-    again = self_learn(home=home, settings=s)
+    again = self_learn(Workspace.open(home=home, settings=s))
     assert again.metrics["auc"] == pytest.approx(rep.metrics["auc"])
 
 

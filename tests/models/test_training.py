@@ -16,6 +16,7 @@ from aitrader.models.ml_predictor import MLPredictor
 from aitrader.models.registry import ModelRegistry
 from aitrader.models.training import load_dataset, make_splits, train_many, train_symbol
 from aitrader.core.paths import Home
+from aitrader.workspace import Workspace
 from tests.models import helpers
 from tests.models.helpers import END, FAST_MODELS, fast_settings, sample_home
 
@@ -27,7 +28,7 @@ trained_home = helpers.trained_home
 def test_dataset_is_purged_and_causal(tmp_path) -> None:  # type: ignore[no-untyped-def]
     home = sample_home(tmp_path)
     s = fast_settings()
-    ds = load_dataset(home=home, settings=s, symbol="GOOG", end=pd.Timestamp(END))
+    ds = load_dataset(Workspace.open(home=home, settings=s), symbol="GOOG", end=pd.Timestamp(END))
     bars = BarStore(home).read("GOOG", "1d", end=pd.Timestamp(END))
     h = s.labels.horizon
     # The last training row is `horizon` bars before the last bar <= END: its label is known at END.
@@ -81,7 +82,7 @@ def test_second_training_goes_through_the_gate(trained_home: Home) -> None:
     reg = ModelRegistry(trained_home.models)
     before = reg.current_version("GOOG", "rf")
     old_auc = reg.read_manifest("GOOG", "rf", str(before))["metrics"]["auc"]
-    r = train_symbol(home=trained_home, settings=s, symbol="GOOG", models=["rf"], end="2008-09-30",
+    r = train_symbol(Workspace.open(home=trained_home, settings=s), symbol="GOOG", models=["rf"], end="2008-09-30",
                      progress=False)
     res = r.results[0]
     assert res.status in ("promoted", "candidate")
@@ -95,7 +96,7 @@ def test_second_training_goes_through_the_gate(trained_home: Home) -> None:
 def test_train_many_reports_bad_symbols_without_stopping(tmp_path) -> None:  # type: ignore[no-untyped-def]
     home = sample_home(tmp_path)
     s = fast_settings()
-    reports = train_many(["NOPE", "GOOG"], home=home, settings=s, models=["lgbm"], end=END, progress=False)
+    reports = train_many(Workspace.open(home=home, settings=s), ["NOPE", "GOOG"], models=["lgbm"], end=END, progress=False)
     assert reports[0].symbol == "NOPE" and "no stored bars for NOPE" in str(reports[0].error)
     assert reports[1].ok and reports[1].results[0].status == "promoted"
 
@@ -103,13 +104,13 @@ def test_train_many_reports_bad_symbols_without_stopping(tmp_path) -> None:  # t
 def test_train_many_in_parallel_processes(tmp_path) -> None:  # type: ignore[no-untyped-def]
     home = sample_home(tmp_path)
     s = fast_settings().derive(models={"n_jobs": 2})
-    reports = train_many(["GOOG", "SPX"], home=home, settings=s, models=["lgbm"], end=END, progress=False)
+    reports = train_many(Workspace.open(home=home, settings=s), ["GOOG", "SPX"], models=["lgbm"], end=END, progress=False)
     assert [r.symbol for r in reports] == ["GOOG", "SPX"] and all(r.ok for r in reports)
     reg = ModelRegistry(home.models)
     assert reg.current_version("GOOG", "lgbm") and reg.current_version("SPX", "lgbm")
     # Same inputs as a sequential run: the fingerprint ignores thread counts.
     s = s.derive(models={"n_jobs": 1})
-    again = train_symbol(home=home, settings=s, symbol="SPX", models=["lgbm"], end=END, progress=False,
+    again = train_symbol(Workspace.open(home=home, settings=s), symbol="SPX", models=["lgbm"], end=END, progress=False,
                          skip_unchanged=True)
     assert again.results[0].status == "unchanged"
 
@@ -124,19 +125,19 @@ def test_dask_backend_without_dask_is_a_clear_error(tmp_path) -> None:  # type: 
         pass
     s = fast_settings().derive(models={"n_jobs": 2, "parallel_backend": "dask"})
     with pytest.raises(ModelError, match="dask"):
-        train_many(["GOOG", "SPX"], home=Home(tmp_path).ensure(), settings=s, models=["rf"], progress=False)
+        train_many(Workspace.open(home=Home(tmp_path).ensure(), settings=s), ["GOOG", "SPX"], models=["rf"], progress=False)
 
 
 def test_unknown_model_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ModelError, match="unknown model 'svm'"):
-        train_symbol(home=Home(tmp_path).ensure(), settings=fast_settings(), symbol="GOOG", models=["svm"])
+        train_symbol(Workspace.open(home=Home(tmp_path).ensure(), settings=fast_settings()), symbol="GOOG", models=["svm"])
 
 
 @pytest.mark.slow
 def test_all_six_models_train_and_vote(tmp_path) -> None:  # type: ignore[no-untyped-def]
     home = sample_home(tmp_path)
     s = fast_settings().derive(models={"walk_forward": {"train_window": 250, "test_window": 100}})
-    r = train_symbol(home=home, settings=s, symbol="GOOG", end="2007-03-31", progress=False)
+    r = train_symbol(Workspace.open(home=home, settings=s), symbol="GOOG", end="2007-03-31", progress=False)
     assert r.ok, r.format()
     assert [m.model for m in r.results] == ["rf", "xgb", "lgbm", "lstm", "transformer", "ppo"]
     pred = MLPredictor.from_registry(home=home, settings=s, symbol="GOOG")

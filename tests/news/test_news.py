@@ -14,6 +14,7 @@ from aitrader.core.errors import DataError
 from aitrader.core.paths import Home
 from aitrader.data.news_import import read_news_file
 from aitrader.data.news_store import NewsStore
+from aitrader.data.store import BarStore
 from aitrader.features.news import decision_times, news_features
 from aitrader.features.sentiment import LexiconScorer
 
@@ -114,7 +115,7 @@ def test_no_news_gives_zero_columns() -> None:
 def test_cli_import_then_score(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
     from aitrader.data.sample import import_sample
 
-    import_sample(home, symbols=["GOOG"])
+    import_sample(BarStore(home), symbols=["GOOG"])
     assert main(["--home", str(home.root), "news", "import", str(CSV)]) == 0
     assert "imported 5 article(s): AAPL +1, GOOG +5" in capsys.readouterr().out
     assert main(["--home", str(home.root), "news", "score", "--symbol", "GOOG"]) == 0

@@ -15,6 +15,7 @@ from pytest_httpserver import HTTPServer
 from aitrader.cli import main
 from aitrader.core.paths import Home
 from aitrader.data.sample import import_sample
+from aitrader.data.store import BarStore
 from aitrader.ops.hub import Operations
 
 
@@ -36,7 +37,7 @@ def _scrape(port: int) -> dict[str, float]:
 
 def test_replay_run_alerts_and_metrics_match_the_journal(home: Home, httpserver: HTTPServer,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    import_sample(home, symbols=["GOOG"])
+    import_sample(BarStore(home), symbols=["GOOG"])
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     monkeypatch.setenv("AITRADER_NOTIFY_URLS", f"json://127.0.0.1:{httpserver.port}/hook")
     monkeypatch.setenv("AITRADER_NOTIFY__PER_MINUTE", "100000")
@@ -81,7 +82,7 @@ def test_replay_run_alerts_and_metrics_match_the_journal(home: Home, httpserver:
 
 
 def test_status_shows_health_after_a_run(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
-    import_sample(home, symbols=["GOOG"])
+    import_sample(BarStore(home), symbols=["GOOG"])
     assert main(["--home", str(home.root), "run", "--strategy", "sma_cross", "--start", "2012-10-01"]) == 0
     capsys.readouterr()
     assert main(["--home", str(home.root), "status", "--json"]) == 0
@@ -93,7 +94,7 @@ def test_status_shows_health_after_a_run(home: Home, capsys: pytest.CaptureFixtu
 
 
 def test_a_taken_metrics_port_is_one_clean_line(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
-    import_sample(home, symbols=["GOOG"])
+    import_sample(BarStore(home), symbols=["GOOG"])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
@@ -109,9 +110,9 @@ def test_a_taken_metrics_port_is_one_clean_line(home: Home, capsys: pytest.Captu
 def test_a_dead_alert_target_changes_nothing_in_the_run(home: Home, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Alerts to a closed port: the run completes with the same orders as a run without alerts."""
-    import_sample(home, symbols=["GOOG"])
+    import_sample(BarStore(home), symbols=["GOOG"])
     other = Home.resolve(tmp_path / "other").ensure()
-    import_sample(other, symbols=["GOOG"])
+    import_sample(BarStore(other), symbols=["GOOG"])
     args = ["run", "--strategy", "sma_cross", "--start", "2012-06-01"]
     assert main(["--home", str(other.root), *args]) == 0
     monkeypatch.setenv("AITRADER_NOTIFY_URLS", f"json://127.0.0.1:{_free_port()}/hook")

@@ -22,6 +22,7 @@ import pytest
 
 from aitrader.core.paths import Home
 from aitrader.data.sample import import_sample
+from aitrader.data.store import BarStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -96,7 +97,7 @@ def two_homes(tmp_path: Path) -> tuple[Path, Path]:
     homes = []
     for name in ("clean", "killed"):
         h = Home.resolve(tmp_path / name).ensure()
-        import_sample(h, symbols=["GOOG"])
+        import_sample(BarStore(h), symbols=["GOOG"])
         homes.append(h.root)
     return homes[0], homes[1]
 

@@ -16,6 +16,7 @@ import pytest
 from aitrader.config import load_settings
 from aitrader.core.paths import Home
 from aitrader.data.sample import import_sample
+from aitrader.data.store import BarStore
 from aitrader.journal import Journal
 from aitrader.trading.agent import Agent, AgentState
 from aitrader.trading.engine import DecisionEngine
@@ -124,7 +125,7 @@ def test_stale_data_pauses_and_fresh_data_resumes(tmp_path: Path, goog: pd.DataF
 @pytest.mark.e2e
 def test_sigterm_finishes_the_tick_and_exits_zero(tmp_path: Path) -> None:
     home = Home.resolve(tmp_path).ensure()
-    import_sample(home, symbols=["GOOG"])
+    import_sample(BarStore(home), symbols=["GOOG"])
     cmd = [sys.executable, "-m", "aitrader", "--home", str(tmp_path), "--log-level", "ERROR", "run",
            "--strategy", "sma_cross", "--symbols", "GOOG", "--start", "2008-01-01", "--speed", "40"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -8,13 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aitrader.config import Secrets, load_settings
-from aitrader.core.errors import AitraderError, ConfigError, DataError
+from aitrader.core.errors import DataError
 from aitrader.core.paths import Home
 from aitrader.core.protocols import DataProvider
 from aitrader.data.bars import read_series_file
 from aitrader.data.store import BarStore
-from aitrader.venues.factory import make_provider
 from aitrader.venues.replay.data import ReplayProvider
 
 
@@ -74,17 +72,3 @@ def test_read_series_file_partial_ohlc(tmp_path: Path) -> None:
     f.write_text("timestamp,open,close\n2020-01-02,1,2\n")
     with pytest.raises(DataError, match="missing column\\(s\\) high, low, volume"):
         read_series_file(f)
-
-
-def test_factory(home: Home) -> None:
-    settings = load_settings()
-    p = make_provider("replay", settings=settings, home=home)
-    assert isinstance(p, ReplayProvider) and p.name == "replay"
-    with pytest.raises(ConfigError, match="unknown data provider 'yahoo'"):
-        make_provider("yahoo", settings=settings, home=home)
-
-
-def test_factory_alpaca_without_keys(home: Home) -> None:
-    pytest.importorskip("aitrader.venues.alpaca.data")
-    with pytest.raises(AitraderError, match="ALPACA"):
-        make_provider("alpaca", settings=load_settings(), secrets=Secrets(), home=home)

@@ -97,12 +97,13 @@ class PaperBroker:
         self._in_event = False
 
     @classmethod
-    def from_settings(cls, settings: Any, *, db_path: Path, synchronous: Synchronous = "FULL") -> PaperBroker:
+    def from_settings(cls, settings: Any, *, db_path: Path, synchronous: Synchronous = "FULL",
+                      fill_on: Literal["next_open", "close"] = "next_open") -> PaperBroker:
         """Build from :class:`aitrader.config.Settings` (broker section, risk.allow_short, timeframe)."""
         b = settings.broker
         return cls(db_path=db_path, initial_cash=b.initial_cash, slippage_bps=b.slippage_bps,
                    commission_per_share=b.commission_per_share, commission_min=b.commission_min,
-                   commission_per_trade=b.commission_per_trade,
+                   commission_per_trade=b.commission_per_trade, fill_on=fill_on,
                    option_commission_per_contract=b.option_commission_per_contract,
                    allow_short=settings.risk.allow_short,
                    periods_per_year=periods_per_year(settings.timeframe, calendar=settings.calendar),
