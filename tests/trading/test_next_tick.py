@@ -6,9 +6,15 @@ import datetime as dt
 
 from aitrader.config import load_settings
 from aitrader.trading.agent import next_tick_text
-from aitrader.trading.runner import make_trigger
+from aitrader.core.paths import Home
+from aitrader.workspace import Workspace
 
 FRIDAY_5PM_NY = dt.datetime(2026, 12, 4, 22, 0, tzinfo=dt.UTC)
+
+
+def make_trigger(settings: object, *, timeframe: str, poll_seconds: float | None) -> object:
+    ws = Workspace.open(home=Home.resolve("/nonexistent-aitrader-home"), settings=settings)  # type: ignore[arg-type]
+    return ws.trigger(timeframe=timeframe, poll_seconds=poll_seconds)
 
 
 def test_daily_bars_tick_after_the_close_and_ignore_poll_seconds() -> None:
