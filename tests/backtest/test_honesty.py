@@ -205,3 +205,13 @@ def test_every_backtest_report_carries_the_honesty_block(sample_home: Home) -> N
     assert "meta_veto" not in doc and "windows" not in doc  # a rule strategy, not walk-forward
     lines = honesty_lines(res)
     assert lines[0].startswith("random-entry control: Sharpe percentile") and "deflated Sharpe" in lines[1]
+    # a walk-forward run's windows (as the CLI records them) get their own metrics
+    idx = res.equity.index
+    res.params["walk_forward"] = {"windows": [{"trade_start": str(idx[0]), "trade_end": str(idx[99])},
+                                              {"trade_start": str(idx[100]), "trade_end": str(idx[-1])}]}
+    doc = json.loads(json.dumps(to_json_dict(res), allow_nan=False))
+    assert [w["bars"] for w in doc["windows"]] == [100, len(idx) - 100]
+    assert sum(w["trades"] for w in doc["windows"]) == res.metrics["num_trades"]
+    total = np.prod([1 + w["total_return"] for w in doc["windows"]]) - 1
+    assert total == pytest.approx(res.metrics["total_return"])
+    assert honesty_lines(res)[-1].startswith(f"window {str(idx[100])[:10]}..")
