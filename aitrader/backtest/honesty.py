@@ -214,23 +214,24 @@ def cost_per_side(trades: pd.DataFrame, *, slippage_bps: float) -> float:
 def trials_for(home: Home | None, symbol: str) -> tuple[int, str]:
     """(number of trials ever run for ``symbol``, where the number comes from).
 
-    Read from the trials ledger (``aitrader.models.ledger``) when it exists; otherwise 1
-    trial, said plainly (:data:`NO_LEDGER`): the DSR is then not deflated for selection."""
+    Read from the trials ledger (``aitrader.models.ledger.trial_count(models_dir, symbol)``)
+    when it exists; otherwise 1 trial, said plainly (:data:`NO_LEDGER`): the DSR is then not
+    deflated for selection. Never fewer than 1 (this backtest is a trial)."""
+    import importlib
+
     if home is None:
         return 1, "no home: counted as 1 trial"
     try:
-        from aitrader.models import ledger  # type: ignore[attr-defined]
+        ledger = importlib.import_module("aitrader.models.ledger")
     except ImportError:
         return 1, NO_LEDGER
-    for name in ("trial_count", "trials_for", "count_trials"):
-        fn = getattr(ledger, name, None)
-        if callable(fn):
-            try:
-                n = int(fn(home=home, symbol=symbol))
-            except TypeError:
-                n = int(fn(home, symbol))
-            return max(1, n), f"trials ledger: {n} trial(s) recorded for {symbol}"
-    return 1, NO_LEDGER
+    count = getattr(ledger, "trial_count", None)
+    if not callable(count):
+        return 1, NO_LEDGER
+    n = int(count(home.models, symbol))
+    if n < 1:
+        return 1, f"trials ledger: no trial recorded for {symbol}; counted as 1"
+    return n, f"trials ledger: {n} trial(s) recorded for {symbol}"
 
 
 # --------------------------------------------------------------------------- walk-forward windows

@@ -256,12 +256,15 @@ def self_learn(*, home: Home, settings: Settings, min_trades: int = MIN_TRADES) 
     model = MetaModel(seed=seed).fit(X, y)
     window = {"rows": n, "wins": wins, "start": times["entry"].min().isoformat(),
               "end": times["exit"].max().isoformat(), "sides": sides_of(X)}
+    ok, why = significant_edge(metrics)
     reg = ModelRegistry(home.models, keep_versions=settings.models.keep_versions,
                         model_classes={META: MetaModel})
+    # The verdict travels in the manifest's "edge" block, which the registry's gate reads.
     version = reg.register(META_SYMBOL, META, model, feature_names=META_FEATURES,
                            label_config={"kind": "trade_win", "definition": "pnl > 0"},
-                           training_window=window, metrics=metrics, seed=seed, profile="meta")
-    ok, why = significant_edge(metrics)
+                           training_window=window, metrics=metrics, seed=seed, profile="meta",
+                           extra={"edge": {"passed": ok, "reason": why, "test": "one-sided Mann-Whitney on held-out "
+                                           f"AUC, alpha {ALPHA:g}, >= {MIN_HELD_OUT} trades"}})
     head = f"meta-model on {n} closed trades ({wins} wins, sides {'/'.join(window['sides'])})"
     if not ok:
         log.warning("self-learn: %s: %s: %s kept as candidate", head, why, version)

@@ -7,6 +7,7 @@ import math
 import sys
 import time
 import types
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -155,17 +156,23 @@ def _timed(close: pd.Series, trades: pd.DataFrame) -> float:
 
 
 # --------------------------------------------------------------------------- trials
-def test_trials_fall_back_to_one_without_a_ledger(tmp_path: pytest.TempPathFactory,
+def test_trials_fall_back_to_one_without_a_ledger(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    home = Home(str(tmp_path))
+    home = Home(tmp_path)
     monkeypatch.setitem(sys.modules, "aitrader.models.ledger", None)  # import fails
     assert trials_for(home, "GOOG") == (1, NO_LEDGER)
     fake = types.ModuleType("aitrader.models.ledger")
-    fake.trial_count = lambda *, home, symbol: 17 if symbol == "GOOG" else 0  # type: ignore[attr-defined]
+    seen = []
+
+    def trial_count(models_dir: object, symbol: str) -> int:
+        seen.append(models_dir)
+        return 17 if symbol == "GOOG" else 0
+
+    fake.trial_count = trial_count  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "aitrader.models.ledger", fake)
     n, source = trials_for(home, "GOOG")
-    assert n == 17 and "17 trial(s) recorded for GOOG" in source
-    assert trials_for(home, "SPX")[0] == 1  # never fewer than one trial
+    assert n == 17 and "17 trial(s) recorded for GOOG" in source and seen == [home.models]
+    assert trials_for(home, "SPX") == (1, "trials ledger: no trial recorded for SPX; counted as 1")
 
 
 # --------------------------------------------------------------------------- windows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -50,11 +51,11 @@ def _long_only_meta(n: int = 80, seed: int = 0) -> MetaModel:
     return MetaModel(seed=0).fit(X, pd.Series((p > 0.6).astype(float)))
 
 
-def test_sides_are_recorded_and_only_those_are_answered(tmp_path: pytest.TempPathFactory) -> None:
+def test_sides_are_recorded_and_only_those_are_answered(tmp_path: Path) -> None:
     m = _long_only_meta()
     assert m.sides == ["buy"] and trained_sides(m) == ["buy"]
     assert answers(m, "buy") and not answers(m, "sell") and not answers(m, "hold")
-    d = tmp_path / "m"  # type: ignore[operator]
+    d = tmp_path / "m"
     d.mkdir()
     m.save(d)
     assert MetaModel.load(d).sides == ["buy"]  # survives a save/load
