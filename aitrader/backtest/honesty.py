@@ -340,6 +340,8 @@ def for_backtest(*, home: Home | None, symbol: str, equity: pd.Series, trades: p
                  seeds: int = DEFAULT_SEEDS) -> dict[str, Any]:
     """:func:`assess` with the symbol's trial count from the ledger, plus the meta-model's vetoes."""
     trials, source_text = trials_for(home, symbol)
+    if "instrument" in trades.columns:  # option round trips (agent path) are not positions in this close series
+        trades = trades[trades["instrument"].astype(str) == symbol]
     out = assess(equity=equity, trades=trades, close=close, trials=trials, trials_source=source_text,
                  slippage_bps=slippage_bps, periods_per_year=periods_per_year, seeds=seeds)
     meta = meta_block(source, vetoes or {}, notes)
