@@ -384,15 +384,16 @@ def run_backtest(
 
     ppy = periods_per_year(settings.timeframe_for(symbol),
                            calendar=settings.data.calendars.get(symbol, settings.calendar))
+    from aitrader.backtest.honesty import for_backtest
+
+    honesty = for_backtest(home=home, symbol=symbol, equity=equity, trades=trades, close=span["close"].astype(float),
+                           slippage_bps=b.slippage_bps, periods_per_year=ppy, source=source, vetoes=vetoes,
+                           notes=notes)
     position = position_series(fills, pd.DatetimeIndex(span.index))
     metrics = compute_metrics(equity, trades, benchmark=benchmark, periods_per_year=ppy, position=position)
     metrics["open_position"] = float(position.iloc[-1])
     hit = hit_rates(probs, span, horizon=settings.labels.horizon, hold_band=settings.models.hold_band) \
         if probs is not None else None
-    from aitrader.backtest.honesty import for_backtest
-
-    honesty = for_backtest(home=home, symbol=symbol, equity=equity, trades=trades, close=span["close"].astype(float),
-                           slippage_bps=b.slippage_bps, periods_per_year=ppy, source=source, vetoes=vetoes, notes=notes)
     return BacktestResult(symbol=symbol, strategy=str(run_params["strategy"]), mode=used, equity=equity,
                           benchmark=benchmark, trades=trades, fills=fills, bars=span, params=run_params,
                           metrics=metrics, hit_rates=hit, notes=notes, honesty=honesty)

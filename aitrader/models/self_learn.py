@@ -36,7 +36,16 @@ import numpy as np
 import pandas as pd
 
 from aitrader.core.errors import AitraderError, ConfigError
-from aitrader.models.meta import ENTRY_FEATURES, META, META_FEATURES, META_SYMBOL, MetaModel, meta_row, sides_of
+from aitrader.models.meta import (  # MetaModel, meta_feature_frame: re-exported for old callers
+    ENTRY_FEATURES,
+    META,
+    META_FEATURES,
+    META_SYMBOL,
+    MetaModel,
+    meta_feature_frame,
+    meta_row,
+    sides_of,
+)
 
 if TYPE_CHECKING:
     from aitrader.config import Settings
@@ -277,5 +286,5 @@ def self_learn(*, home: Home, settings: Settings, min_trades: int = MIN_TRADES) 
 
 
 __all__ = ["ENTRY_FEATURES", "META_FEATURES", "MIN_HELD_OUT", "MIN_TRADES", "MetaModel", "SelfLearnReport",
-           "auc_p_value", "check_min_trades", "closed_trades", "meta_row", "self_learn", "significant_edge",
-           "trade_dataset", "trade_sample_weights"]
+           "auc_p_value", "check_min_trades", "closed_trades", "meta_feature_frame", "meta_row", "self_learn",
+           "significant_edge", "trade_dataset", "trade_sample_weights"]
