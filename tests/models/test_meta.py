@@ -65,9 +65,7 @@ def test_sides_are_recorded_and_only_those_are_answered(tmp_path: Path) -> None:
 
 
 def test_a_long_only_meta_model_never_vetoes_a_sell() -> None:
-    s = fast_settings()
-    s.models.hold_band = 0.0
-    s.models.policy = "weighted_vote"
+    s = fast_settings().derive(models={"hold_band": 0.0, "policy": "weighted_vote"})
     m = _long_only_meta()
     lm = LoadedModel(name=META, version="v1", model=m,
                      manifest={"feature_names": META_FEATURES, "training_window": {"sides": ["buy"]}})

@@ -184,8 +184,7 @@ def test_backtests_over_its_training_window_do_not_use_it(trained_home: Home) ->
     from aitrader.backtest.engine import load_predictor, run_backtest
 
     _write_trades(trained_home, 60)
-    s = fast_settings()
-    s.models.enabled = ["rf", "xgb", "lgbm"]
+    s = fast_settings().derive(models={"enabled": ["rf", "xgb", "lgbm"]})
     rep = self_learn(home=trained_home, settings=s)
     assert rep.status == "promoted", rep.message
     end = pd.Timestamp(closed_trades(trained_home)["exit_time"].max())
