@@ -59,6 +59,7 @@ class BacktestResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     hit_rates: pd.DataFrame | None = None  # per model, rolling (ensemble runs)
     notes: list[str] = field(default_factory=list)
+    honesty: dict[str, Any] = field(default_factory=dict)  # random control, PSR/DSR, trials, meta vetoes
 
 
 # --------------------------------------------------------------------------- signal sources
@@ -87,25 +88,39 @@ class PredictorSignals:
         return dict(self.schedule[-1][1].model_versions)
 
 
-def load_predictor(*, models_home: Home, settings: Settings, symbol: str) -> Any:
-    """The symbol's current ensemble from ``models_home``; a ModelError when nothing is trained."""
+def load_predictor(*, models_home: Home, settings: Settings, symbol: str, start: pd.Timestamp | None = None,
+                   notes: list[str] | None = None) -> Any:
+    """The symbol's current ensemble from ``models_home``; a ModelError when nothing is trained.
+
+    With ``start`` (a backtest's first bar) the meta-model is dropped, with a note, unless
+    it learned only from trades closed before ``start``."""
+    from aitrader.models.meta import usable_for_backtest
     from aitrader.models.ml_predictor import MLPredictor
 
     pred = MLPredictor.from_registry(home=models_home, settings=settings, symbol=symbol)
     if not pred.models:
         raise ModelError(f"no trained models for {symbol} in {models_home.models}: run "
                          f"'aitrader train --symbols {symbol}' first, or pick a rule strategy (--strategy sma_cross)")
+    if start is not None and pred.meta is not None:
+        ok, why = usable_for_backtest(pred.meta, start)
+        if not ok:
+            pred.meta = None
+        if notes is not None:
+            notes.append(why)
     return pred
 
 
-def batch_decisions(source: Any, features: pd.DataFrame, bars: pd.DataFrame, *,
-                    symbol: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame | None]:
+def batch_decisions(source: Any, features: pd.DataFrame, bars: pd.DataFrame, *, symbol: str,
+                    vetoes: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray, pd.DataFrame | None]:
     """Signal (+1/-1/0) and confidence per bar of ``bars`` in one batch, plus model P(up) (ensemble).
 
     ``features`` and ``bars`` are aligned and may start earlier than the traded span (rule
     strategies need the history); the ensemble path calls the same decision function the
-    bar-by-bar path uses (``decide_from_row``) on each row.
+    bar-by-bar path uses (``decide_from_row``) on each row. ``vetoes``, if given, counts the
+    decisions the meta-model judged and vetoed (:func:`aitrader.models.meta.tally_veto`).
     """
+    from aitrader.models.meta import tally_veto
+
     if isinstance(source, PredictorSignals):
         sig = np.zeros(len(bars), dtype=np.int8)
         conf = np.zeros(len(bars))
@@ -128,6 +143,8 @@ def batch_decisions(source: Any, features: pd.DataFrame, bars: pd.DataFrame, *,
                                          features_row=feats.iloc[[k]] if pred.meta is not None else None)
                 sig[r] = _SIG[d.signal]
                 conf[r] = d.confidence
+                if vetoes is not None:
+                    tally_veto(vetoes, d)
         probs_all = pd.concat(probs_parts) if probs_parts else None
         return sig, conf, probs_all
     sig = np.asarray(source.signals(bars), dtype=np.int8)
@@ -189,14 +206,15 @@ def check_history(source: Any, hist: pd.DataFrame, span: pd.DataFrame, *, symbol
 
 # --------------------------------------------------------------------------- runs
 def run_fast(*, hist: pd.DataFrame, span: pd.DataFrame, source: Any, features: pd.DataFrame | None,
-             settings: Settings, symbol: str, fill_on: str) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame | None]:
+             settings: Settings, symbol: str, fill_on: str,
+             vetoes: dict[str, Any] | None = None) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame | None]:
     """Batch decisions + fast simulation: (equity, fills, model probabilities or None)."""
     from aitrader.backtest.fast import simulate
 
     first = len(hist) - len(span)
     if isinstance(source, PredictorSignals):
         assert features is not None
-        sig, conf, probs = batch_decisions(source, features.iloc[first:], span, symbol=symbol)
+        sig, conf, probs = batch_decisions(source, features.iloc[first:], span, symbol=symbol, vetoes=vetoes)
     else:
         sig_all, conf_all, probs = batch_decisions(source, features if features is not None else hist, hist,
                                                    symbol=symbol)
@@ -299,15 +317,16 @@ def run_backtest(
     symbol = symbol.upper()
     settings = ws.settings
     hist, span = load_span(ws, symbol=symbol, start=start, end=end)
+    notes: list[str] = []
     if source is None:
         if strategy in ("ensemble", "ml"):
             source = PredictorSignals([(span.index[0], load_predictor(models_home=models_home or ws.home,
-                                                                      settings=settings, symbol=symbol))])
+                                                                      settings=settings, symbol=symbol,
+                                                                      start=span.index[0], notes=notes))])
         else:
             source = make_source(strategy, params)
     if not isinstance(source, PredictorSignals):
         check_history(source, hist, span, symbol=symbol)
-    notes: list[str] = []
     used = mode
     if mode == "auto":
         try:
@@ -323,9 +342,10 @@ def run_backtest(
                      or settings.risk.sizing == "atr")
     features = compute_features(ws, hist, symbol=symbol) if need_features else None
     probs: pd.DataFrame | None = None
+    vetoes: dict[str, Any] = {}
     if used == "fast":
         equity, fills, probs = run_fast(hist=hist, span=span, source=source, features=features, settings=settings,
-                                        symbol=symbol, fill_on=fill_on)
+                                        symbol=symbol, fill_on=fill_on, vetoes=vetoes)
         trades = round_trips(fills)
     else:
         assert features is not None
@@ -333,7 +353,8 @@ def run_backtest(
             equity, fills, trades = run_agent(ws, hist=hist, span=span, source=source, features=features,
                                               symbol=symbol, fill_on=fill_on, workdir=workdir or Path(tmp))
         if isinstance(source, PredictorSignals) and features is not None:
-            _, _, probs = batch_decisions(source, features.iloc[len(hist) - len(span):], span, symbol=symbol)
+            _, _, probs = batch_decisions(source, features.iloc[len(hist) - len(span):], span, symbol=symbol,
+                                          vetoes=vetoes)
     benchmark = buy_and_hold({symbol: span["close"]}, pd.DatetimeIndex(span.index),
                              initial=settings.broker.initial_cash)
     b = settings.broker
@@ -347,6 +368,11 @@ def run_backtest(
         "rules_enabled": settings.rules.enabled,
     }
     ppy = int(round(ws.periods_per_year(symbol)))
+    from aitrader.backtest.honesty import for_backtest
+
+    honesty = for_backtest(home=ws.home, symbol=symbol, equity=equity, trades=trades,
+                           close=span["close"].astype(float), slippage_bps=b.slippage_bps, periods_per_year=ppy,
+                           source=source, vetoes=vetoes, notes=notes)
     position = position_series(fills, pd.DatetimeIndex(span.index))
     metrics = compute_metrics(equity, trades, benchmark=benchmark, periods_per_year=ppy, position=position)
     metrics["open_position"] = float(position.iloc[-1])
@@ -354,7 +380,7 @@ def run_backtest(
         if probs is not None else None
     return BacktestResult(symbol=symbol, strategy=str(run_params["strategy"]), mode=used, equity=equity,
                           benchmark=benchmark, trades=trades, fills=fills, bars=span, params=run_params,
-                          metrics=metrics, hit_rates=hit, notes=notes)
+                          metrics=metrics, hit_rates=hit, notes=notes, honesty=honesty)
 
 
 def hit_rates(probs: pd.DataFrame, bars: pd.DataFrame, *, horizon: int, hold_band: float,

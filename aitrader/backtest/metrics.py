@@ -117,3 +117,25 @@ def jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = v
     return out
+
+
+def series_stats(equity: pd.Series, periods_per_year: int = 252) -> dict[str, Any]:
+    """Return, CAGR, volatility, Sharpe, Sortino, Calmar and drawdown of one equity curve
+    (e.g. one walk-forward window), with the module's conventions."""
+    return _series_stats(equity, periods_per_year)
+
+
+def return_moments(equity: pd.Series) -> dict[str, Any]:
+    """Per-bar Sharpe (not annualised), number of returns, skewness and non-excess kurtosis
+    (3 for normal returns) of the equity's bar returns: the inputs of the probabilistic and
+    deflated Sharpe ratios (:mod:`aitrader.backtest.honesty`)."""
+    from scipy.stats import kurtosis, skew
+
+    eq = equity.astype(float).dropna()
+    rets = eq.pct_change().iloc[1:].replace([np.inf, -np.inf], np.nan).fillna(0.0).to_numpy()
+    n = len(rets)
+    std = float(rets.std(ddof=1)) if n > 1 else float("nan")
+    flat = not (std > 0)
+    return {"n": n, "sharpe": float(rets.mean()) / std if not flat else float("nan"),
+            "skew": float(skew(rets)) if not flat else float("nan"),
+            "kurtosis": float(kurtosis(rets, fisher=True) + 3.0) if not flat else float("nan")}

@@ -6,7 +6,14 @@ The JSON layout is what the dashboard reads from ``<home>/reports/*.json``::
      "trades": [{"entry_time", "exit_time", "entry_price", "exit_price", "size", "pnl", ...}],
      "equity": [{"time", "equity", "benchmark"}],
      "params": {"strategy", "symbol", "start", "end", costs ...},
+     "random_control": {"percentile", "seeds", "trades", "exposure", "strategy_sharpe", ...},
+     "psr": float, "dsr": float, "trials": {"count", "source"}, "sharpe_stats": {...},
+     "meta_veto": {"used", "asked", "vetoed": {"buy", "sell"}, "note"},   (ensemble runs)
+     "windows": [{"trade_start", "trade_end", "total_return", "sharpe", ...}],  (walk-forward)
      "disclaimer": "..."}
+
+The honesty block (random-entry control, probabilistic and deflated Sharpe ratios) is
+explained in :mod:`aitrader.backtest.honesty`.
 """
 
 from __future__ import annotations
@@ -58,8 +65,50 @@ def to_json_dict(result: BacktestResult) -> dict[str, Any]:
     equity = [{"time": _iso(t), "equity": _num(e), "benchmark": _num(b)}
               for t, e, b in zip(result.equity.index, result.equity.to_numpy(),
                                  result.benchmark.reindex(result.equity.index).to_numpy(), strict=True)]
-    return {"metrics": jsonable(result.metrics), "trades": trades, "equity": equity,
-            "params": jsonable(dict(result.params)), "notes": list(result.notes), "disclaimer": DISCLAIMER}
+    out = {"metrics": jsonable(result.metrics), "trades": trades, "equity": equity,
+           "params": jsonable(dict(result.params)), "notes": list(result.notes)}
+    out.update(_jsonable_deep(result.honesty))
+    windows = window_rows(result)
+    if windows is not None:
+        out["windows"] = windows
+    out["disclaimer"] = DISCLAIMER
+    return out
+
+
+def window_rows(result: BacktestResult) -> list[dict[str, Any]] | None:
+    """Per-window metrics of a walk-forward run (None for a plain backtest)."""
+    from aitrader.backtest.honesty import window_metrics
+
+    wf = result.params.get("walk_forward")
+    if not isinstance(wf, dict) or not wf.get("windows"):
+        return None
+    ppy = int((result.honesty.get("sharpe_stats") or {}).get("periods_per_year", 252))
+    return window_metrics(result.equity, result.benchmark, result.trades, wf["windows"], periods_per_year=ppy)
+
+
+def _jsonable_deep(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable_deep(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable_deep(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return _num(value)
+    return value
+
+
+def honesty_lines(result: BacktestResult) -> list[str]:
+    """The honesty block in plain words (terminal and HTML), then one line per walk-forward window."""
+    from aitrader.backtest.honesty import summary_lines
+
+    lines = summary_lines(result.honesty)
+    for w in window_rows(result) or []:
+        tr, sh, bh = w.get("total_return"), w.get("sharpe"), w.get("buy_and_hold_return")
+        lines.append(f"window {w['trade_start'][:10]}..{w['trade_end'][:10]}: return "
+                     f"{'n/a' if tr is None else f'{tr * 100:.2f}%'}, Sharpe {'n/a' if sh is None else f'{sh:.2f}'}, "
+                     f"{w.get('trades', 0)} trades, buy-and-hold {'n/a' if bh is None else f'{bh * 100:.2f}%'}")
+    return lines
 
 
 def write_json(result: BacktestResult, path: Path) -> Path:
@@ -157,6 +206,7 @@ def write_html(result: BacktestResult, path: Path) -> Path:
     title = f"Backtest {result.symbol} {result.strategy} {str(p.get('start'))[:10]}..{str(p.get('end'))[:10]}"
     params = html.escape(json.dumps(jsonable(dict(p)), default=str))
     notes = "".join(f"<p><i>{html.escape(n)}</i></p>" for n in result.notes)
+    notes += "".join(f"<p>{html.escape(line)}</p>" for line in honesty_lines(result))
     doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            "<style>body{font-family:sans-serif;margin:20px}table{border-collapse:collapse}"
            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>"

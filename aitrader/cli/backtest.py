@@ -93,7 +93,14 @@ def strategy_params(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.backtest.engine import run_backtest
-    from aitrader.backtest.report import DISCLAIMER, default_paths, metrics_table, write_html, write_json
+    from aitrader.backtest.report import (
+        DISCLAIMER,
+        default_paths,
+        honesty_lines,
+        metrics_table,
+        write_html,
+        write_json,
+    )
     from aitrader.core.paths import Home, check_output_file
     from aitrader.data.bars import check_symbol
     from aitrader.trading.strategies import STRATEGIES
@@ -152,6 +159,8 @@ def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
         print(f"{name:<22}{a:>14}{b:>14}")
     if m.get("open_position"):
         print(f"open position at the end: {m['open_position']:g} shares (marked at the last close)")
+    for line in honesty_lines(result):
+        print(line)
     print(f"report  {html_path}\njson    {json_path}")
     print(DISCLAIMER)
     log.debug("params %s", json.dumps(result.params, default=str))

@@ -155,6 +155,12 @@ def models(src: q.Sources, status: dict[str, Any]) -> None:
         if not gate.empty:
             st.subheader("Promotion gate log")
             st.dataframe(gate, hide_index=True, key="gate_log")
+    st.subheader("Meta-model vetoes (journal)")
+    mv = q.meta_veto_counts(src.reader)
+    cols = st.columns(3)
+    cols[0].metric("Signals the meta-model judged", str(mv["asked"]))
+    cols[1].metric("Buys vetoed", str(mv["vetoed_buy"]))
+    cols[2].metric("Sells vetoed", str(mv["vetoed_sell"]))
     st.subheader("Live hit rate (journal)")
     rates = q.hit_rates(src.reader)
     if rates.empty:
@@ -202,6 +208,14 @@ def backtests(src: q.Sources) -> None:
     if not report["equity"].empty:
         st.plotly_chart(charts.backtest_figure(report["equity"], title=f"Backtest {name}"), key="bt_chart")
     st.dataframe(q.metrics_table(metrics), hide_index=True, key="bt_metrics")
+    honesty = q.honesty_table(report.get("honesty") or {})
+    if not honesty.empty:
+        st.subheader("Luck check: random-entry control, probabilistic and deflated Sharpe, meta-model vetoes")
+        st.dataframe(honesty, hide_index=True, key="bt_honesty")
+    windows = q.window_table(row["path"])
+    if not windows.empty:
+        st.subheader("Walk-forward windows")
+        st.dataframe(windows, hide_index=True, key="bt_windows")
     if report["params"]:
         st.json(report["params"], expanded=False)
     if not report["trades"].empty:

@@ -320,6 +320,23 @@ def latest_signals(reader: JournalReader) -> pd.DataFrame:
     return out[cols]
 
 
+def meta_veto_counts(reader: JournalReader) -> dict[str, int]:
+    """How often the self-learned meta-model judged a journaled signal and how many buys and
+    sells it turned into hold (its vetoes), over the whole journal."""
+    from aitrader.models.meta import META, vetoed_side
+
+    out = {"decisions": 0, "asked": 0, "vetoed_buy": 0, "vetoed_sell": 0}
+    df = reader.decisions()
+    out["decisions"] = len(df)
+    for votes, reason in zip(df["votes"], df["reason"], strict=True):
+        if any(isinstance(v, dict) and v.get("model") == META and not v.get("error") for v in votes or []):
+            out["asked"] += 1
+        side = vetoed_side(str(reason or ""))
+        if side in ("buy", "sell"):
+            out[f"vetoed_{side}"] += 1
+    return out
+
+
 def latest_votes(reader: JournalReader) -> pd.DataFrame:
     """Every model's vote behind each symbol's latest decision (long format)."""
     cols = ["symbol", "bar_time", "model", "signal", "confidence", "prob_up", "version", "error"]
@@ -537,8 +554,32 @@ def load_backtest(path: str | Path) -> dict[str, Any]:
         if col in trades.columns:
             trades[col] = pd.to_datetime(trades[col], format="ISO8601", errors="coerce")
     params = raw.get("params") if isinstance(raw.get("params"), dict) else {}
+    honesty = {k: raw[k] for k in HONESTY_KEYS if k in raw}
     return {"name": p.stem, "path": str(p), "metrics": metrics, "equity": equity, "trades": trades,
-            "params": params}
+            "params": params, "honesty": honesty}
+
+
+HONESTY_KEYS = ("random_control", "psr", "dsr", "trials", "meta_veto")
+
+
+def honesty_table(honesty: dict[str, Any]) -> pd.DataFrame:
+    """A saved report's honesty block (random-entry control, PSR/DSR, trials, meta-model
+    vetoes) as (metric, value) rows; empty for reports written before it existed."""
+    flat = _flatten({k: honesty[k] for k in HONESTY_KEYS if k in honesty and isinstance(honesty[k], dict)})
+    flat.update({k: honesty[k] for k in ("psr", "dsr") if k in honesty})
+    return metrics_table(flat)
+
+
+def window_table(report_path: str | Path) -> pd.DataFrame:
+    """Per-window metrics of a saved walk-forward report (empty for a plain backtest)."""
+    try:
+        raw = json.loads(Path(report_path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return pd.DataFrame()
+    rows = raw.get("windows") if isinstance(raw, dict) else None
+    if not isinstance(rows, list) or not rows:
+        return pd.DataFrame()
+    return pd.DataFrame([{k: v for k, v in r.items() if _is_scalar(v)} for r in rows if isinstance(r, dict)])
 
 
 def _flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:

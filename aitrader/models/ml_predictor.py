@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from aitrader.core.errors import AitraderError, IntegrityError
+from aitrader.models.meta import META, META_SYMBOL, answers, meta_feature_frame
 from aitrader.models.registry import LoadedModel, ModelClassMap, ModelRegistry
 from aitrader.core.decisions import EnsembleDecision, ModelVote, Signal
 
@@ -32,9 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-META = "meta"
-# Registry "symbol" under which the (cross-symbol) meta-model is stored.
-META_SYMBOL = "_META"
 DEFAULT_THRESHOLD = 0.55
 # Below this P(success) the meta-model vetoes a buy/sell (see self_learn).
 META_VETO_THRESHOLD = 0.5
@@ -363,11 +361,9 @@ class MLPredictor:
 
     def _meta_vote(self, votes: Sequence[ModelVote], decision: EnsembleDecision,
                    features_row: pd.DataFrame | None) -> ModelVote | None:
-        if self.meta is None or decision.signal == "hold":
-            return None
+        if self.meta is None or decision.signal == "hold" or not answers(self.meta, decision.signal):
+            return None  # the meta-model only judges entry sides it was trained on
         try:
-            from aitrader.models.self_learn import meta_feature_frame
-
             X = meta_feature_frame(votes, decision, features_row, self.meta.feature_names)
             p = float(np.asarray(self.meta.predict_proba(X), dtype="float64").reshape(-1)[-1])
             if not math.isfinite(p):

@@ -105,7 +105,7 @@ def _default_model_classes() -> ModelClassMap:
         raise ModelError(f"model zoo not available ({exc})") from None
     classes: dict[str, type[Model]] = dict(MODEL_CLASSES)
     with contextlib.suppress(ImportError):
-        from aitrader.models.self_learn import MetaModel
+        from aitrader.models.meta import MetaModel
 
         classes.setdefault(MetaModel.name, MetaModel)
     return classes
@@ -462,7 +462,7 @@ class ModelRegistry:
         classes = self._model_classes if self._model_classes is not None else _default_model_classes()
         cls = classes.get(model)
         if cls is None and model == "meta":  # the self-learned meta-model is always known
-            from aitrader.models.self_learn import MetaModel
+            from aitrader.models.meta import MetaModel
 
             cls = MetaModel
         if cls is None:

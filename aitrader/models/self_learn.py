@@ -5,20 +5,21 @@ Two mechanisms, both reading the journal strictly read-only (``JournalReader``):
 1. **Meta-model (veto).** Every closed trade is labelled win (pnl > 0) or loss. For its
    entry decision we know each model's P(up), the ensemble confidence and the direction;
    we add a few features of the entry bar (:data:`ENTRY_FEATURES`). A small, heavily
-   regularised logistic regression (median imputation + scaling, fitted on these rows
-   only) learns P(trade succeeds | signal context). It is validated with time-ordered
-   folds (train on earlier trades, test on later ones), registered in the model registry
-   under ``_META/meta`` like any model (sha256-verified before loading) and gated on AUC.
-   :class:`~aitrader.models.ml_predictor.MLPredictor` asks it about each buy/sell and
-   turns the signal into hold when P(success) < 0.5 (a ``meta`` vote in the journal).
-   It needs at least :data:`MIN_TRADES` closed trades with both wins and losses; until
-   then nothing is fitted and the ensemble runs without a veto.
+   regularised logistic regression (:class:`~aitrader.models.meta.MetaModel`) learns
+   P(trade succeeds | signal context). It is validated with time-ordered folds (train on
+   earlier trades, score later ones) and promoted only when the held-out AUC is
+   significantly above 0.5 (one-sided Mann-Whitney test, p < :data:`ALPHA`) on at least
+   :data:`MIN_HELD_OUT` held-out trades; then the registry's gate compares it with the
+   incumbent. It records the sides and the window (first entry .. last exit) of its
+   trades: it judges only those sides, and a backtest starting on or before the end of
+   the window does not use it (see :mod:`aitrader.models.meta`).
 
 2. **Trade-weighted retraining.** In :func:`~aitrader.models.training.train_symbol` the
    bars where the agent entered a trade get sample weight ``models.self_learn_weight``
    (others 1). The label stays the market's real forward move, so this does not teach
    the models the agent's own P&L (which depends on sizing and exits); it makes them
-   fit harder exactly the situations where they were acted on.
+   fit harder exactly the situations where they were acted on. Trades entered after the
+   last training row carry no weight.
 
 Trades are pooled across symbols for the meta-model: per-symbol trade counts are too
 small. Nothing here ever writes to the journal.
@@ -26,22 +27,25 @@ small. Nothing here ever writes to the journal.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from aitrader.config.settings import ALL_MODELS
-from aitrader.core.errors import AitraderError, ModelError
-from aitrader.models.base import Model
-from aitrader.models.ml_predictor import META, META_SYMBOL
-from aitrader.core.decisions import EnsembleDecision, ModelVote
+from aitrader.core.errors import AitraderError, ConfigError
+from aitrader.models.meta import (  # MetaModel, meta_feature_frame: re-exported for old callers
+    ENTRY_FEATURES,
+    META,
+    META_FEATURES,
+    META_SYMBOL,
+    MetaModel,
+    meta_feature_frame,
+    meta_row,
+    sides_of,
+)
 
 if TYPE_CHECKING:
     from aitrader.config import Settings
@@ -50,118 +54,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Closed trades needed before fitting, and held-out trades needed before promoting: the
+# floor of --min-trades (fewer held-out trades cannot show an AUC above chance).
 MIN_TRADES = 30
+MIN_HELD_OUT = 30
 MIN_PER_CLASS = 5
-ENTRY_FEATURES: tuple[str, ...] = ("ta_rsi_14", "ta_rvol_20", "ta_ret_5", "ta_atr_pct_14", "ctx_vix")
-META_FEATURES: list[str] = ([f"p_{m}" for m in ALL_MODELS] + ["ens_confidence", "p_mean", "p_std", "side"]
-                            + list(ENTRY_FEATURES))
+ALPHA = 0.05  # one-sided significance of held-out AUC > 0.5
 NO_TRADES = "no closed trades yet: nothing to learn"
-
-
-class MetaModel(Model):
-    """P(trade succeeds) from the signal context: imputer + scaler + logistic regression."""
-
-    name: ClassVar[str] = META
-    kind: ClassVar[Literal["tabular", "sequence", "rl"]] = "tabular"
-    context_rows = 0
-    FILE = "meta_model.joblib"
-
-    def __init__(self, *, feature_names: Sequence[str] = tuple(META_FEATURES), seed: int = 42, C: float = 0.5) -> None:
-        self.feature_names = list(feature_names)
-        self.seed = int(seed)
-        self.C = float(C)
-        self._pipe: Any = None
-        self._info: dict[str, Any] = {}
-
-    def fit(self, X: pd.DataFrame, y: pd.Series, *, sample_weight: pd.Series | None = None,
-            returns: pd.Series | None = None) -> Self:
-        from sklearn.impute import SimpleImputer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        target = np.asarray(y, dtype=int)
-        if np.unique(target).size < 2:
-            raise ModelError("meta-model: need both wins and losses to fit")
-        self._pipe = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
-                                   LogisticRegression(C=self.C, max_iter=500, random_state=self.seed))
-        self._pipe.fit(self._arr(X), target,
-                       logisticregression__sample_weight=None if sample_weight is None else np.asarray(sample_weight))
-        self._info = {"train_rows": len(X), "win_rate": float(target.mean())}
-        return self
-
-    def _arr(self, X: pd.DataFrame) -> np.ndarray:
-        arr = X.reindex(columns=self.feature_names).to_numpy(dtype="float64", copy=True)
-        arr[~np.isfinite(arr)] = np.nan
-        return arr
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        if self._pipe is None:
-            raise ModelError("meta-model: predict before fit/load")
-        return np.asarray(self._pipe.predict_proba(self._arr(X))[:, 1], dtype="float64")
-
-    def save(self, directory: Path) -> list[Path]:
-        import joblib
-
-        directory = Path(directory)
-        p = directory / self.FILE
-        joblib.dump(self._pipe, p)
-        m = directory / "meta_model.json"
-        m.write_text(json.dumps({"feature_names": self.feature_names, "seed": self.seed, "C": self.C, **self._info}))
-        return [p, m]
-
-    @classmethod
-    def load(cls, directory: Path) -> Self:
-        import joblib
-
-        info = json.loads((Path(directory) / "meta_model.json").read_text(encoding="utf-8"))
-        obj = cls(feature_names=info["feature_names"], seed=info["seed"], C=info["C"])
-        obj._pipe = joblib.load(Path(directory) / cls.FILE)  # the registry verified sha256 first
-        obj._info = {k: info.get(k) for k in ("train_rows", "win_rate")}
-        return obj
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return {"name": self.name, "seed": self.seed, "C": self.C, "feature_names": self.feature_names,
-                "context_rows": 0, **self._info}
-
-
-# --------------------------------------------------------------------------- features
-def _vote_probs(votes: Sequence[ModelVote | dict[str, Any]]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for v in votes:
-        d = v if isinstance(v, dict) else v.__dict__
-        p = d.get("prob_up")
-        if d.get("model") in ALL_MODELS and d.get("error") is None and p is not None and math.isfinite(float(p)):
-            out[f"p_{d['model']}"] = float(p)
-    return out
-
-
-def meta_row(votes: Sequence[ModelVote | dict[str, Any]], *, confidence: float, signal: str,
-             entry_features: pd.Series | dict[str, Any] | None) -> dict[str, float]:
-    """One meta-feature row (see :data:`META_FEATURES`); missing values are NaN."""
-    row = dict.fromkeys(META_FEATURES, np.nan)
-    probs = _vote_probs(votes)
-    row.update(probs)
-    if probs:
-        vals = np.array(list(probs.values()))
-        row["p_mean"], row["p_std"] = float(vals.mean()), float(vals.std())
-    row["ens_confidence"] = float(confidence)
-    row["side"] = 1.0 if signal == "buy" else -1.0 if signal == "sell" else 0.0
-    if entry_features is not None:
-        for f in ENTRY_FEATURES:
-            if f in entry_features:
-                val = entry_features[f]
-                row[f] = float(val) if val is not None else np.nan
-    return row
-
-
-def meta_feature_frame(votes: Sequence[ModelVote], decision: EnsembleDecision, features_row: pd.DataFrame | None,
-                       feature_names: Sequence[str]) -> pd.DataFrame:
-    """The meta-model input for a live decision (used by ``MLPredictor``)."""
-    entry = features_row.iloc[-1] if features_row is not None and len(features_row) else None
-    row = meta_row(votes, confidence=decision.confidence, signal=decision.signal, entry_features=entry)
-    return pd.DataFrame([row]).reindex(columns=list(feature_names))
 
 
 # --------------------------------------------------------------------------- journal
@@ -210,8 +109,12 @@ def trade_sample_weights(*, home: Home, symbol: str, index: pd.DatetimeIndex, we
     except AitraderError as exc:  # an unreadable journal must not stop retraining
         log.warning("self-learn weights skipped: %s", exc)
         return None
-    pos = index.searchsorted(pd.DatetimeIndex(times).to_numpy(), side="right") - 1
-    pos = pos[(pos >= 0) & (pos < len(index))]
+    when = pd.DatetimeIndex(times)
+    # A trade entered after the last training row has no row of its own: it carries no
+    # weight (it used to land on the last row, which it never was).
+    when = when[when <= index[-1]]
+    pos = index.searchsorted(when.to_numpy(), side="right") - 1
+    pos = pos[pos >= 0]
     if pos.size == 0:
         return None
     w = np.ones(len(index))
@@ -220,11 +123,17 @@ def trade_sample_weights(*, home: Home, symbol: str, index: pd.DatetimeIndex, we
 
 
 def trade_dataset(data: DataAccess) -> tuple[pd.DataFrame, pd.Series]:
-    """Meta features and win (1) / loss (0) labels of every closed trade, oldest first."""
+    """Meta features and win (1) / loss (0) labels of every closed trade, in exit order."""
+    X, y, _ = _trade_table(data)
+    return X, y
+
+
+def _trade_table(data: DataAccess) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """(meta features, win labels, entry/exit times) of every closed trade, in exit order."""
     home = data.home
     trades = closed_trades(home)
     if trades.empty:
-        return pd.DataFrame(columns=META_FEATURES), pd.Series(dtype="float64")
+        return pd.DataFrame(columns=META_FEATURES), pd.Series(dtype="float64"), pd.DataFrame()
     decisions = _decisions(home)
     trades = trades.assign(bar_time=_entry_bar_times(trades, decisions).to_numpy())
     trades = trades.sort_values(["exit_time", "entry_time"], kind="stable").reset_index(drop=True)
@@ -254,7 +163,9 @@ def trade_dataset(data: DataAccess) -> tuple[pd.DataFrame, pd.Series]:
         rows.append(meta_row(votes, confidence=confidence, signal=signal, entry_features=entry))
     X = pd.DataFrame(rows, columns=META_FEATURES)
     y = pd.Series((pd.to_numeric(trades["pnl"], errors="coerce") > 0).astype(float).to_numpy(), name="win")
-    return X, y
+    times = pd.DataFrame({"entry": pd.to_datetime(trades["entry_time"], format="ISO8601"),
+                          "exit": pd.to_datetime(trades["exit_time"], format="ISO8601")})
+    return X, y, times
 
 
 # --------------------------------------------------------------------------- learn
@@ -269,7 +180,10 @@ class SelfLearnReport:
 
 
 def _time_ordered_cv(X: pd.DataFrame, y: pd.Series, *, seed: int) -> dict[str, Any]:
-    """Expanding folds over trades in exit order: fit on earlier trades, score later ones."""
+    """Expanding folds over trades in exit order: fit on earlier trades, score later ones.
+
+    Adds the one-sided Mann-Whitney p-value of "held-out AUC > 0.5" (``auc_p_value``) and
+    the number of held-out trades (``n_test``)."""
     from aitrader.models.evaluate import classification_metrics
 
     n = len(X)
@@ -289,7 +203,42 @@ def _time_ordered_cv(X: pd.DataFrame, y: pd.Series, *, seed: int) -> dict[str, A
     ll = metrics.get("log_loss")
     metrics["neg_log_loss"] = -float(ll) if ll is not None and math.isfinite(float(ll)) else None
     metrics["n_test"] = int(mask.sum())
+    metrics["auc_p_value"] = auc_p_value(y.to_numpy()[mask], preds[mask])
     return metrics
+
+
+def auc_p_value(y: np.ndarray, p: np.ndarray) -> float | None:
+    """One-sided p-value of AUC > 0.5 (Mann-Whitney U: AUC = U / (wins * losses)); None
+    without both classes."""
+    from scipy.stats import mannwhitneyu
+
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    wins, losses = p[y == 1], p[y == 0]
+    if not len(wins) or not len(losses):
+        return None
+    return float(mannwhitneyu(wins, losses, alternative="greater").pvalue)
+
+
+def significant_edge(metrics: dict[str, Any]) -> tuple[bool, str]:
+    """The meta-model's own bar: held-out AUC significantly > 0.5 on >= MIN_HELD_OUT trades."""
+    n_test, auc, pv = metrics.get("n_test", 0), metrics.get("auc"), metrics.get("auc_p_value")
+    if n_test < MIN_HELD_OUT:
+        return False, f"only {n_test} held-out trades (need {MIN_HELD_OUT})"
+    if auc is None or pv is None or not math.isfinite(float(auc)):
+        return False, f"no held-out AUC on {n_test} trades (one class only)"
+    if float(pv) >= ALPHA:
+        return False, (f"held-out AUC {float(auc):.3f} on {n_test} trades is not significantly above 0.5 "
+                       f"(one-sided p {float(pv):.3f} >= {ALPHA:g})")
+    return True, f"held-out AUC {float(auc):.3f} on {n_test} trades, one-sided p {float(pv):.3g} < {ALPHA:g}"
+
+
+def check_min_trades(min_trades: int) -> int:
+    """``--min-trades`` may raise the bar, never lower it below :data:`MIN_TRADES`."""
+    if int(min_trades) < MIN_TRADES:
+        raise ConfigError(f"--min-trades must be at least {MIN_TRADES} (got {min_trades}): fewer trades "
+                          f"cannot show that the meta-model beats chance")
+    return int(min_trades)
 
 
 def self_learn(data: DataAccess, *, min_trades: int = MIN_TRADES) -> SelfLearnReport:
@@ -297,7 +246,8 @@ def self_learn(data: DataAccess, *, min_trades: int = MIN_TRADES) -> SelfLearnRe
     from aitrader.models.registry import ModelRegistry
 
     home, settings = data.home, data.settings
-    X, y = trade_dataset(data)
+    min_trades = check_min_trades(min_trades)
+    X, y, times = _trade_table(data)
     n, wins = len(y), int(y.sum()) if len(y) else 0
     if n == 0:
         return SelfLearnReport(trades=0)
@@ -308,17 +258,28 @@ def self_learn(data: DataAccess, *, min_trades: int = MIN_TRADES) -> SelfLearnRe
     seed = settings.models.seed
     metrics = _time_ordered_cv(X, y, seed=seed)
     model = MetaModel(seed=seed).fit(X, y)
+    window = {"rows": n, "wins": wins, "start": times["entry"].min().isoformat(),
+              "end": times["exit"].max().isoformat(), "sides": sides_of(X)}
+    ok, why = significant_edge(metrics)
     reg = ModelRegistry(home.models, keep_versions=settings.models.keep_versions,
                         model_classes={META: MetaModel})
+    # The verdict travels in the manifest's "edge" block, which the registry's gate reads.
     version = reg.register(META_SYMBOL, META, model, feature_names=META_FEATURES,
                            label_config={"kind": "trade_win", "definition": "pnl > 0"},
-                           training_window={"rows": n, "wins": wins}, metrics=metrics, seed=seed,
-                           profile="meta")
+                           training_window=window, metrics=metrics, seed=seed, profile="meta",
+                           extra={"edge": {"passed": ok, "reason": why, "test": "one-sided Mann-Whitney on held-out "
+                                           f"AUC, alpha {ALPHA:g}, >= {MIN_HELD_OUT} trades"}})
+    head = f"meta-model on {n} closed trades ({wins} wins, sides {'/'.join(window['sides'])})"
+    if not ok:
+        log.warning("self-learn: %s: %s: %s kept as candidate", head, why, version)
+        return SelfLearnReport(trades=n, wins=wins, status="candidate", version=version, metrics=metrics,
+                               message=f"{head}: {why}: {version} kept as candidate (no veto from it)")
     promoted, reason = reg.promote_if_better(META_SYMBOL, META, version, metric="auc",
                                              tolerance=settings.models.promotion_tolerance)
     return SelfLearnReport(trades=n, wins=wins, status="promoted" if promoted else "candidate", version=version,
-                           metrics=metrics, message=f"meta-model on {n} closed trades ({wins} wins): {reason}")
+                           metrics=metrics, message=f"{head}: {why}; {reason}")
 
 
-__all__ = ["ENTRY_FEATURES", "META_FEATURES", "MIN_TRADES", "MetaModel", "SelfLearnReport", "closed_trades",
-           "meta_feature_frame", "meta_row", "self_learn", "trade_dataset", "trade_sample_weights"]
+__all__ = ["ENTRY_FEATURES", "META_FEATURES", "MIN_HELD_OUT", "MIN_TRADES", "MetaModel", "SelfLearnReport",
+           "auc_p_value", "check_min_trades", "closed_trades", "meta_feature_frame", "meta_row", "self_learn",
+           "significant_edge", "trade_dataset", "trade_sample_weights"]

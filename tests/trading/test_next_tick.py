@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from aitrader.config import load_settings
-from aitrader.trading.agent import next_tick_text
 from aitrader.core.paths import Home
+from aitrader.trading.agent import next_tick_text
 from aitrader.workspace import Workspace
 
 FRIDAY_5PM_NY = dt.datetime(2026, 12, 4, 22, 0, tzinfo=dt.UTC)
