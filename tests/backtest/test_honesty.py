@@ -28,6 +28,7 @@ from aitrader.backtest.honesty import (
 )
 from aitrader.backtest.metrics import return_moments
 from aitrader.core.paths import Home
+from aitrader.workspace import Workspace
 
 EULER = 0.5772156649015329
 
@@ -199,7 +200,7 @@ def test_every_backtest_report_carries_the_honesty_block(sample_home: Home) -> N
     from aitrader.backtest.report import honesty_lines, to_json_dict
     from tests.backtest.conftest import quick_settings
 
-    res = run_backtest(home=sample_home, settings=quick_settings(), symbol="GOOG", strategy="sma_cross",
+    res = run_backtest(Workspace.open(home=sample_home, settings=quick_settings()), symbol="GOOG", strategy="sma_cross",
                        params={"fast": 10, "slow": 30}, start=pd.Timestamp("2008-01-01"), mode="fast")
     doc = json.loads(json.dumps(to_json_dict(res), allow_nan=False))
     rc = doc["random_control"]

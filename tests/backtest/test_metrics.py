@@ -47,7 +47,7 @@ def test_hourly_fx_is_annualised_on_the_fx_week(sample_home: Home) -> None:
     # EURUSD trades on the "24/5" calendar: 1h bars annualise with 52 x 5 x 24 = 6240 periods
     # (not an equity session's 1638).
     s = load_settings().derive(timeframes={"EURUSD": "1h"})
-    res = run_backtest(home=sample_home, settings=s, symbol="EURUSD", strategy="buy_hold", mode="fast",
+    res = run_backtest(Workspace.open(home=sample_home, settings=s), symbol="EURUSD", strategy="buy_hold", mode="fast",
                        start=pd.Timestamp("2017-11-01"), end=pd.Timestamp("2017-11-30"))
     r = res.benchmark.pct_change().iloc[1:]
     assert res.metrics["buy_and_hold"]["volatility"] == pytest.approx(float(r.std(ddof=1)) * math.sqrt(6240),

@@ -197,11 +197,11 @@ def test_backtests_over_its_training_window_do_not_use_it(trained_home: Home) ->
     after = end + pd.Timedelta(days=3)
     assert load_predictor(models_home=trained_home, settings=s, symbol="GOOG", start=after, notes=notes).meta \
         is not None and "meta-model used" in notes[0]
-    before = run_backtest(home=trained_home, settings=s, symbol="GOOG", start=end - pd.Timedelta(days=30),
+    before = run_backtest(Workspace.open(home=trained_home, settings=s), symbol="GOOG", start=end - pd.Timedelta(days=30),
                           end=end + pd.Timedelta(days=60), mode="fast")
     mv = before.honesty["meta_veto"]
     assert mv["used"] is False and mv["asked"] == 0 and "learned from trades up to" in mv["note"]
-    later = run_backtest(home=trained_home, settings=s, symbol="GOOG", start=after, mode="fast")
+    later = run_backtest(Workspace.open(home=trained_home, settings=s), symbol="GOOG", start=after, mode="fast")
     mv = later.honesty["meta_veto"]
     assert mv["used"] is True and mv["vetoed"]["sell"] == 0  # trained on long entries: never judges a sell
     assert mv["asked"] > mv["vetoed"]["buy"] > 0  # it judged the buys and vetoed some
