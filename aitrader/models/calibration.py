@@ -1,9 +1,9 @@
 """Calibrated probabilities and the one decision rule (expected value after costs vs the base rate).
 
-* :class:`Platt` maps a model's raw P(up) to a calibrated one with scikit-learn's logistic
-  regression on ``logit(p)``, fitted on out-of-sample predictions only (a purged
-  validation slice: rows whose labels reach into the period being predicted are dropped).
-  Two parameters, JSON-serialisable, so the manifest carries it without pickles.
+* :class:`Platt` maps a model's raw P(up) to a calibrated one (Platt scaling anchored at
+  the training base rate), fitted on out-of-sample predictions only (a purged validation
+  slice: rows whose labels reach into the period being predicted are dropped). One
+  parameter, JSON-serialisable, so the manifest carries it without pickles.
 * :func:`calibrate_sequential` calibrates walk-forward predictions fold by fold, each fold
   with a map fitted on earlier folds only: the first fold has no calibration (NaN).
 * :class:`DecisionRule` turns a calibrated P(up) into buy / sell / hold by the expected
@@ -34,43 +34,57 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Platt:
-    """``P = sigmoid(coef * logit(p_raw) + intercept)``; identity is ``(1, 0)``."""
+    """Platt scaling anchored at the base rate: ``logit P = logit b + coef * (logit p_raw - logit b)``.
+
+    ``b`` is the training window's up-rate (what the ``always_up`` baseline predicts), so
+    calibration only learns how much of a model's departure from the base rate to trust
+    (``coef`` in [0, 5]; 0 = the base rate, 1 = as the model says). A free intercept would
+    learn the previous folds' up-rate instead, which on market data is mostly noise and
+    can flip a model's ranking. Fitted by minimum log-loss; JSON-serialisable.
+    """
 
     coef: float = 1.0
-    intercept: float = 0.0
     rows: int = 0
 
     @classmethod
-    def fit(cls, p_raw: np.ndarray, y: np.ndarray) -> Platt:
-        """Fit on rows where both are finite; too few rows or one class -> the base rate map."""
-        from sklearn.linear_model import LogisticRegression
+    def fit(cls, p_raw: np.ndarray, y: np.ndarray, base: np.ndarray | float) -> Platt:
+        """Fit on rows where all are finite; too few rows or one class -> identity."""
+        from scipy.optimize import minimize_scalar
 
         p_raw, y = np.asarray(p_raw, dtype="float64"), np.asarray(y, dtype="float64")
-        ok = np.isfinite(p_raw) & np.isfinite(y)
+        b = np.broadcast_to(np.asarray(base, dtype="float64"), p_raw.shape)
+        ok = np.isfinite(p_raw) & np.isfinite(y) & np.isfinite(b)
         if ok.sum() < MIN_CALIBRATION_ROWS or np.unique(y[ok]).size < 2:
             return cls()
-        x = _logit(p_raw[ok]).reshape(-1, 1)
-        lr = LogisticRegression(C=1.0).fit(x, y[ok].astype(int))  # mild L2: few rows, noisy scores
-        return cls(coef=float(lr.coef_[0, 0]), intercept=float(lr.intercept_[0]), rows=int(ok.sum()))
+        lb, dx, yy = _logit(b[ok]), _logit(p_raw[ok]) - _logit(b[ok]), y[ok]
 
-    def apply(self, p_raw: np.ndarray | float) -> np.ndarray:
-        z = self.coef * _logit(np.atleast_1d(np.asarray(p_raw, dtype="float64"))) + self.intercept
-        out = 1.0 / (1.0 + np.exp(-z))
-        out[~np.isfinite(np.atleast_1d(np.asarray(p_raw, dtype="float64")))] = np.nan
+        def loss(a: float) -> float:
+            q = np.clip(1.0 / (1.0 + np.exp(-(lb + a * dx))), 1e-12, 1 - 1e-12)
+            return float(-np.mean(yy * np.log(q) + (1 - yy) * np.log(1 - q)))
+
+        res = minimize_scalar(loss, bounds=(0.0, 5.0), method="bounded")
+        return cls(coef=float(res.x), rows=int(ok.sum()))
+
+    def apply(self, p_raw: np.ndarray | float, base: np.ndarray | float) -> np.ndarray:
+        raw = np.atleast_1d(np.asarray(p_raw, dtype="float64"))
+        lb = _logit(np.broadcast_to(np.asarray(base, dtype="float64"), raw.shape))
+        out = 1.0 / (1.0 + np.exp(-(lb + self.coef * (_logit(raw) - lb))))
+        out[~np.isfinite(raw)] = np.nan
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": "platt", **asdict(self)}
+        return {"method": "platt_anchored", **asdict(self)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> Platt:
         if not d:
             return cls()
-        return cls(coef=float(d.get("coef", 1.0)), intercept=float(d.get("intercept", 0.0)), rows=int(d.get("rows", 0)))
+        return cls(coef=float(d.get("coef", 1.0)), rows=int(d.get("rows", 0)))
 
 
 def calibrate_sequential(preds: pd.DataFrame, columns: list[str], *, purge: int) -> pd.DataFrame:
-    """Calibrated copies of ``columns`` of walk-forward ``preds`` (needs ``y``, ``split``).
+    """Calibrated copies of ``columns`` of walk-forward ``preds`` (needs ``y``, ``split``
+    and ``always_up``, the training up-rate of each fold).
 
     Fold ``k`` is calibrated with a map fitted on the out-of-sample rows of folds ``< k``,
     minus the last ``purge`` of them (their labels overlap fold ``k``); fold 0 stays NaN.
@@ -78,6 +92,7 @@ def calibrate_sequential(preds: pd.DataFrame, columns: list[str], *, purge: int)
     out = pd.DataFrame(np.nan, index=preds.index, columns=columns)
     split = preds["split"].to_numpy()
     y = preds["y"].to_numpy(dtype="float64")
+    base = preds["always_up"].to_numpy(dtype="float64")
     folds = sorted(pd.unique(split))
     pos = np.arange(len(preds))
     for k in folds[1:]:
@@ -86,7 +101,7 @@ def calibrate_sequential(preds: pd.DataFrame, columns: list[str], *, purge: int)
         calib = (split < k) & (pos < first - purge)
         for col in columns:
             raw = preds[col].to_numpy(dtype="float64")
-            out.loc[test, col] = Platt.fit(raw[calib], y[calib]).apply(raw[test])
+            out.loc[test, col] = Platt.fit(raw[calib], y[calib], base[calib]).apply(raw[test], base[test])
     return out
 
 

@@ -69,8 +69,11 @@ def model_rule(lm: Any, *, cost: float) -> DecisionRule:
 
 
 def calibrated(lm: Any, p_raw: np.ndarray) -> np.ndarray:
-    """A model's raw P(up) through the calibration map in its manifest (identity if none)."""
-    return Platt.from_dict((getattr(lm, "manifest", None) or {}).get("calibration")).apply(p_raw)
+    """A model's raw P(up) through the calibration map in its manifest (identity if none),
+    anchored at the training base rate recorded with its decision rule."""
+    manifest = getattr(lm, "manifest", None) or {}
+    base = float((manifest.get("decision") or {}).get("base_rate", 0.5))
+    return Platt.from_dict(manifest.get("calibration")).apply(p_raw, base)
 
 
 def model_has_edge(lm: Any) -> bool:

@@ -82,9 +82,7 @@ class TrainReport:
         for r in self.results:
             m = r.metrics
             auc = f"auc {m['auc']:.4f}" if isinstance(m.get("auc"), float) and np.isfinite(m["auc"]) else "auc n/a"
-            edge = m.get("edge") or {}
-            tag = "EDGE" if edge.get("passed") else "no edge"
-            lines.append(f"  {r.model:<12} {r.status:<9} {r.version or '-':<32} {auc} {tag}: {r.reason}")
+            lines.append(f"  {r.model:<12} {r.status:<9} {r.version or '-':<32} {auc}  {r.reason}")
         return "\n".join(lines)
 
 
@@ -225,7 +223,8 @@ def _calibration_and_rule(evaluation: dict[str, Any], ds: Dataset, name: str, se
     from aitrader.models.evaluate import forward_horizon_returns
 
     preds = evaluation["predictions"]
-    platt = Platt.fit(preds[name].to_numpy(dtype="float64"), preds["y"].to_numpy(dtype="float64"))
+    platt = Platt.fit(preds[name].to_numpy(dtype="float64"), preds["y"].to_numpy(dtype="float64"),
+                      preds["always_up"].to_numpy(dtype="float64"))
     fwd = forward_horizon_returns(ds.returns, settings.labels.horizon)
     rule = DecisionRule.from_forward_returns(fwd[ds.y.notna().to_numpy()],
                                              cost=round_trip_cost(settings.broker.slippage_bps))
