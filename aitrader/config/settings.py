@@ -123,7 +123,7 @@ class ModelsConfig(_Section):
     promotion_tolerance: float = Field(0.0, ge=0)
     gate_alpha: float = Field(0.05, gt=0, lt=0.5)
     leak_max_auc: float = Field(0.75, gt=0.5, le=1)
-    leak_max_corr: float = Field(0.3, gt=0, le=1)
+    leak_max_corr: float = Field(0.5, gt=0, le=1)
     # What a symbol with no model that has an edge does: hold ("none") or a rule strategy.
     fallback: Literal["none", "sma_cross", "rsi_reversion", "buy_hold"] = "none"
     keep_versions: int = Field(5, ge=1)

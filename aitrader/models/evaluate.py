@@ -291,7 +291,7 @@ def edge_evaluation(
     params: dict[str, dict[str, Any]] | None = None,
     alpha: float = 0.05,
     max_auc: float = 0.75,
-    max_corr: float = 0.3,
+    max_corr: float = 0.5,
     reps: int = 1000,
 ) -> dict[str, Any]:
     """The whole protocol on one dataset; see the module docstring and ``docs/EVALUATION.md``.
