@@ -165,9 +165,9 @@ def weighted_vote(
     skipped = [v.model for v in votes if v.model != META and v not in usable]
     tail = f"; not voting: {', '.join(skipped)}" if skipped else ""
     excess = float(rule.excess(p_mean))
-    cmp = ">" if agg.signal == "buy" else "< -" if agg.signal == "sell" else "within ±"
+    cmp = "above" if agg.signal == "buy" else "below minus" if agg.signal == "sell" else "within plus/minus"
     reason = (f"calibrated P(up) {p_mean:.3f} vs base rate {rule.base_rate:.3f}: expected excess return "
-              f"{excess:+.4f} {cmp}cost {rule.cost:.4f} over {len(usable)} model(s) ({parts}){tail}")
+              f"{excess:+.5f} {cmp} cost {rule.cost:.5f} over {len(usable)} model(s) ({parts}){tail}")
     return EnsembleDecision(symbol=symbol, timestamp=timestamp, signal=agg.signal, confidence=agg.confidence,
                             policy="weighted_vote", reason=reason, votes=list(votes))
 
