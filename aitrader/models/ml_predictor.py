@@ -312,7 +312,7 @@ class MLPredictor:
 
     def _decide(self, votes: list[ModelVote], symbol: str, ts: str) -> EnsembleDecision:
         votes = self._edge_votes(votes)
-        if not self.has_edge and (self.models or all(NO_EDGE in e for e in self.load_errors.values())):
+        if not self.has_edge and (self.models or any(NO_EDGE in e for e in self.load_errors.values())):
             return no_edge_decision(votes, symbol=symbol, timestamp=ts, policy=self.settings.models.policy)
         return decide_votes(votes, settings=self.settings, symbol=symbol, timestamp=ts, rule=self.ensemble_rule)
 

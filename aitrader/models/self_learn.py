@@ -298,6 +298,13 @@ def _time_ordered_cv(X: pd.DataFrame, y: pd.Series, *, seed: int) -> dict[str, A
     return metrics
 
 
+def _meta_edge(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The edge record the registry's gate reads (interim: held-out AUC above 0.5)."""
+    auc = metrics.get("auc")
+    ok = auc is not None and math.isfinite(float(auc)) and float(auc) > 0.5
+    return {"passed": bool(ok), "reason": f"time-ordered validation AUC {auc} on {metrics.get('n_test')} trades"}
+
+
 def self_learn(*, home: Home, settings: Settings, min_trades: int = MIN_TRADES) -> SelfLearnReport:
     """Fit, validate, register and gate the meta-model from the journal's closed trades."""
     from aitrader.models.registry import ModelRegistry
@@ -318,7 +325,7 @@ def self_learn(*, home: Home, settings: Settings, min_trades: int = MIN_TRADES) 
     version = reg.register(META_SYMBOL, META, model, feature_names=META_FEATURES,
                            label_config={"kind": "trade_win", "definition": "pnl > 0"},
                            training_window={"rows": n, "wins": wins}, metrics=metrics, seed=seed,
-                           profile="meta")
+                           profile="meta", extra={"edge": _meta_edge(metrics)})
     promoted, reason = reg.promote_if_better(META_SYMBOL, META, version, metric="auc",
                                              tolerance=settings.models.promotion_tolerance)
     return SelfLearnReport(trades=n, wins=wins, status="promoted" if promoted else "candidate", version=version,
