@@ -348,8 +348,9 @@ def shuffled_edge_control(X: pd.DataFrame, y: pd.Series, *, returns: pd.Series, 
                           **kwargs: Any) -> dict[str, Any]:
     """:func:`edge_evaluation` on labels (and returns) permuted among the labelled rows.
 
-    With nothing leaking, no model can have an edge there and every AUC interval should
-    hold 0.5: ``ok`` says whether that is what happened.
+    With nothing leaking, no model can have an edge there: ``ok`` says whether none had.
+    Each AUC interval should usually hold 0.5 too (``auc_ci_has_half``), but a 95%
+    interval misses it one time in twenty by chance, so that alone is not an alarm.
     """
     rng = np.random.default_rng(seed)
     values = y.to_numpy(dtype="float64", copy=True)
@@ -360,9 +361,8 @@ def shuffled_edge_control(X: pd.DataFrame, y: pd.Series, *, returns: pd.Series, 
     rv[labelled] = rv[perm]
     res = edge_evaluation(X, pd.Series(values, index=y.index), returns=pd.Series(rv, index=y.index), seed=seed,
                           **kwargs)
-    models = {n: {"auc": m.get("auc"), "auc_ci": m.get("auc_ci"), "edge": bool((m.get("edge") or {}).get("passed"))}
+    models = {n: {"auc": m.get("auc"), "auc_ci": m.get("auc_ci"), "edge": bool((m.get("edge") or {}).get("passed")),
+                  "auc_ci_has_half": bool(m["auc_ci"][0] is None or m["auc_ci"][0] <= 0.5 <= m["auc_ci"][1])}
               for n, m in res["models"].items()}
-    ok = all(not m["edge"] and (m["auc_ci"][0] is None or m["auc_ci"][0] <= 0.5 <= m["auc_ci"][1])
-             for m in models.values())
-    return {"models": models, "ok": ok,
-            "note": "labels shuffled: no model should show an edge and every AUC interval should contain 0.5"}
+    return {"models": models, "ok": not any(m["edge"] for m in models.values()),
+            "note": "labels shuffled: no model may show an edge (ok); AUC intervals should usually contain 0.5"}
