@@ -35,8 +35,11 @@ def record_trials(models_dir: Path, *, symbol: str, kind: str, models: Sequence[
                                 **{k: v for k, v in details.items() if v is not None}}, default=str) + "\n"
                     for m in models)
     with exclusive_lock(path.with_name(LEDGER + ".lock"), what="trials ledger", blocking=True):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn last line: start a fresh one
+                lines = "\n" + lines
             os.write(fd, lines.encode("utf-8"))
             os.fsync(fd)
         finally:
