@@ -91,6 +91,9 @@ def load_predictor(*, models_home: Home, settings: Settings, symbol: str) -> Any
     from aitrader.models.ml_predictor import MLPredictor
 
     pred = MLPredictor.from_registry(home=models_home, settings=settings, symbol=symbol)
+    if not pred.models and pred.load_errors and all("no edge" in e for e in pred.load_errors.values()):
+        raise ModelError(f"no model of {symbol} passed the edge gate (see 'aitrader models list'): the ensemble "
+                         "would only hold; pick a rule strategy (--strategy sma_cross) to backtest")
     if not pred.models:
         raise ModelError(f"no trained models for {symbol} in {models_home.models}: run "
                          f"'aitrader train --symbols {symbol}' first, or pick a rule strategy (--strategy sma_cross)")
