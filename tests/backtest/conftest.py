@@ -39,8 +39,16 @@ def ensemble_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     # so the gate keeps them as candidates: promote them by hand (a labelled override).
     from aitrader.models.registry import ModelRegistry
 
+    # Calibrated, they sit at the base rate and never trade; these tests need trades, so their
+    # manifests get the identity calibration (raw probabilities; the manifest is not hashed).
+    import json
+
     reg = ModelRegistry(home.models)
     for r in rep.results:
         assert r.version is not None
         reg.promote("GOOG", r.model, r.version)
+        path = reg.version_dir("GOOG", r.model, r.version) / "manifest.json"
+        manifest = json.loads(path.read_text())
+        manifest["calibration"] = {"method": "platt_anchored", "coef": 1.0, "rows": 0}
+        path.write_text(json.dumps(manifest))
     return home
