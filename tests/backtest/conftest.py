@@ -37,11 +37,11 @@ def ensemble_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     assert rep.ok, rep.format()
     # These tests exercise the backtest machinery on real models; GOOG's models have no edge,
     # so the gate keeps them as candidates: promote them by hand (a labelled override).
-    from aitrader.models.registry import ModelRegistry
-
     # Calibrated, they sit at the base rate and never trade; these tests need trades, so their
     # manifests get the identity calibration (raw probabilities; the manifest is not hashed).
     import json
+
+    from aitrader.models.registry import ModelRegistry
 
     reg = ModelRegistry(home.models)
     for r in rep.results:
