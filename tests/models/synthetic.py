@@ -47,11 +47,5 @@ def synthetic_home(root: Path, *, seed: int, planted: bool) -> Home:
 
 def synthetic_settings() -> Settings:
     """Fast models and windows that cover ~1200 labelled rows with five folds."""
-    s = load_settings()
-    s.symbols = [SYMBOL]
-    s.models.enabled = ["rf", "lgbm"]  # type: ignore[list-item]
-    s.models.walk_forward.train_window = 300
-    s.models.walk_forward.test_window = 150
-    s.models.walk_forward.n_splits = 2
-    s.labels.horizon = 1
-    return s
+    return load_settings().derive(symbols=[SYMBOL], labels={"horizon": 1}, models={
+        "enabled": ["rf", "lgbm"], "walk_forward": {"train_window": 300, "test_window": 150, "n_splits": 2}})
