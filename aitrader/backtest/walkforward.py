@@ -87,8 +87,7 @@ def walk_forward_source(
     store = BarStore(wf_home)
     tf = settings.timeframe_for(symbol)
     names = list(models or settings.models.enabled)
-    settings = settings.model_copy(deep=True)  # the walk-forward ensemble is exactly the retrained models
-    settings.models.enabled = names  # type: ignore[assignment]
+    settings = settings.derive(models={"enabled": names})  # the walk-forward ensemble is exactly the retrained models
     schedule: list[tuple[pd.Timestamp, Any]] = []
     windows: list[WalkForwardWindow] = []
     registry = ModelRegistry(wf_home.models, keep_versions=settings.models.keep_versions)
