@@ -23,7 +23,34 @@ from aitrader.workspace import Workspace
 
 def _has_models(ws: Workspace, symbol: str) -> bool:
     registry = ws.registry
-    return any(registry.current_version(symbol, m) for m in registry.model_names(symbol))
+    return any(registry.list_versions(symbol, m) for m in registry.model_names(symbol))
+
+
+def print_verdicts(ws: Workspace, symbol: str) -> None:
+    """The edge gate's verdict on each model's newest version: only a model with an edge trades."""
+    from aitrader.models.gate import has_edge
+
+    settings = ws.settings
+    registry = ws.registry
+    edge_models = []
+    for m in registry.model_names(symbol):
+        versions = registry.list_versions(symbol, m)
+        if not versions:
+            continue
+        latest = versions[-1]
+        current = registry.current_version(symbol, m)
+        reason = str((latest.manifest.get("edge") or {}).get("reason", "no edge verdict"))
+        if latest.manifest.get("leak"):
+            reason = str(latest.manifest["leak"])
+        if current and has_edge(registry.read_manifest(symbol, m, current)):
+            edge_models.append(m)
+            print(f"      {m:<12} EDGE     {reason} -> trades")
+        else:
+            print(f"      {m:<12} no edge  {reason} -> not used")
+    fallback = settings.models.fallback
+    if not edge_models:
+        what = "holds (no edge, no trade)" if fallback == "none" else f"uses the fallback rule {fallback}"
+        print(f"      no model of {symbol} beat the naive baselines out of sample: the agent {what}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"      trained in {time.perf_counter() - t0:.0f} s", flush=True)
     else:
         print(f"[2/3] models for {args.symbol} already exist under {home.models} (use --fresh to retrain)")
+    print("      the edge gate's verdict (out-of-sample log-loss vs the best naive baseline, Holm-corrected):")
+    print_verdicts(ws, args.symbol)
 
     # A fresh journal each demo run, so the summary describes this run; keep the old one.
     if home.journal.exists():

@@ -73,6 +73,9 @@ def run() -> dict[str, Any]:
         train_s = time.perf_counter() - t0
         if rc != 0:
             raise RuntimeError("training failed")
+        from bench.promote import promote_newest
+
+        promote_newest(home, "GOOG")
         symbols = [f"S{i}" for i in range(10)]
         for i, sym in enumerate(symbols):
             scaled = goog.copy()

@@ -259,6 +259,9 @@ def ensemble_times(*, walk_forward: bool = True) -> dict[str, Any]:
                                                 end=pd.Timestamp("2006-12-31"), progress=False))
         out["train_all_models_s"] = round(secs, 1)
         out["models_trained"] = [r.model for r in rep.results if r.status in ("promoted", "candidate")]
+        from bench.promote import promote_newest
+
+        promote_newest(home, "SPX")
         for mode in ("fast", "agent"):
             # the bar-by-bar path: one year is enough to time it per bar
             start = pd.Timestamp("2018-01-01") if mode == "agent" else None

@@ -57,6 +57,9 @@ def _prepare(root: Path) -> None:
     report = train_symbol(Workspace.open(home=home, settings=s), symbol="GOOG", end=END, progress=False)
     if not report.ok:
         raise RuntimeError(report.format())
+    from bench.promote import promote_newest
+
+    promote_newest(home, "GOOG")
 
 
 _RSS_CHILD = """

@@ -98,6 +98,9 @@ def load_predictor(*, models_home: Home, settings: Settings, symbol: str, start:
     from aitrader.models.ml_predictor import MLPredictor
 
     pred = MLPredictor.from_registry(home=models_home, settings=settings, symbol=symbol)
+    if not pred.models and pred.load_errors and all("no edge" in e for e in pred.load_errors.values()):
+        raise ModelError(f"no model of {symbol} passed the edge gate (see 'aitrader models list'): the ensemble "
+                         "would only hold; pick a rule strategy (--strategy sma_cross) to backtest")
     if not pred.models:
         raise ModelError(f"no trained models for {symbol} in {models_home.models}: run "
                          f"'aitrader train --symbols {symbol}' first, or pick a rule strategy (--strategy sma_cross)")
@@ -376,22 +379,21 @@ def run_backtest(
     position = position_series(fills, pd.DatetimeIndex(span.index))
     metrics = compute_metrics(equity, trades, benchmark=benchmark, periods_per_year=ppy, position=position)
     metrics["open_position"] = float(position.iloc[-1])
-    hit = hit_rates(probs, span, horizon=settings.labels.horizon, hold_band=settings.models.hold_band) \
-        if probs is not None else None
+    hit = hit_rates(source.schedule[-1][1].vote_signs(probs), span, horizon=settings.labels.horizon) \
+        if probs is not None and isinstance(source, PredictorSignals) else None
     return BacktestResult(symbol=symbol, strategy=str(run_params["strategy"]), mode=used, equity=equity,
                           benchmark=benchmark, trades=trades, fills=fills, bars=span, params=run_params,
                           metrics=metrics, hit_rates=hit, notes=notes, honesty=honesty)
 
 
-def hit_rates(probs: pd.DataFrame, bars: pd.DataFrame, *, horizon: int, hold_band: float,
-              window: int = 60) -> pd.DataFrame:
-    """Rolling share of each model's buy/sell votes that matched the sign of the next
-    ``horizon``-bar return (hold votes are not counted); NaN until outcomes are known."""
+def hit_rates(signs: pd.DataFrame, bars: pd.DataFrame, *, horizon: int, window: int = 60) -> pd.DataFrame:
+    """Rolling share of each model's buy/sell votes (``signs``: +1/-1/NaN from the
+    predictor's own decision rule, ``MLPredictor.vote_signs``) that matched the sign of the
+    next ``horizon``-bar return (hold votes are not counted); NaN until outcomes are known."""
     fwd = bars["close"].shift(-horizon) / bars["close"] - 1.0
     out = {}
-    for name in probs.columns:
-        p = probs[name].reindex(bars.index)
-        vote = np.where(p > 0.5 + hold_band, 1.0, np.where(p < 0.5 - hold_band, -1.0, np.nan))
+    for name in signs.columns:
+        vote = signs[name].reindex(bars.index).to_numpy(dtype="float64")
         hit = pd.Series(np.where(np.isnan(vote) | fwd.isna().to_numpy(), np.nan,
                                  (np.sign(fwd.to_numpy()) == vote).astype(float)), index=bars.index)
         out[str(name)] = hit.rolling(window, min_periods=max(5, window // 4)).mean()

@@ -82,6 +82,8 @@ class SimResult:
         from aitrader.backtest import kernel as k
 
         oi, idx = self._oi, pd.DatetimeIndex(self.equity.index)
+        if not len(oi):  # no orders (e.g. no model with an edge): nothing to name
+            return []
         base = client_order_ids(self._symbol, idx[oi[:, k.BAR]], [_INTENT[int(x)] for x in oi[:, k.INTENT]])
         legs: dict[int, Leg] = {k.STOP_LEG: "sl", k.TAKE_LEG: "tp"}
         return [b if leg == k.PARENT_LEG else leg_id(b, legs[leg])

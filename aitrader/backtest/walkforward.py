@@ -92,7 +92,8 @@ def walk_forward_source(
             raise ModelError(f"walk-forward retrain as of {as_of.date()} failed: "
                              + "; ".join(rep.refused.values() or [r.error or "" for r in rep.reports]))
         pred = MLPredictor.from_registry(home=wf_home, settings=settings, symbol=symbol)
-        if not pred.models:
+        # No model with an edge is a valid outcome (that window holds); a model that failed is not.
+        if not pred.models and not all("no edge" in e for e in pred.load_errors.values()):
             raise ModelError(f"walk-forward retrain as of {as_of.date()}: no model could be trained "
                              f"({'; '.join(pred.load_errors.values())})")
         stop = min(len(span), k + retrain_every) - 1

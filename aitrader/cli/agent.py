@@ -297,6 +297,9 @@ def cmd_status(args: argparse.Namespace, ctx: Any) -> int:
         "pid": hb.get("pid"),
         "now": dt.datetime.now().isoformat(timespec="seconds"),
         "health": read_health(reader),
+        # The latest decision per symbol, with its reason (e.g. "no edge: ..." when no model has one).
+        "decisions": [{"symbol": d["symbol"], "bar_time": str(d["bar_time"]), "signal": d["signal"],
+                       "reason": d["reason"]} for d in reader.latest_decisions().to_dict("records")],
     }
     if args.json:
         print(json.dumps(data, indent=2, default=str))
@@ -316,6 +319,8 @@ def cmd_status(args: argparse.Namespace, ctx: Any) -> int:
         print(f"health          {health.get('verdict')} at {health.get('ts')}: {why}")
         print(f"                cpu {health.get('cpu_pct')}%, memory {health.get('mem_pct')}%, "
               f"disk free {health.get('disk_free_gb')} GB, broker connected {health.get('broker_connected')}")
+    for d in data["decisions"]:
+        print(f"decision        {d['symbol']} {d['bar_time'][:10]}: {str(d['signal']).upper()}: {d['reason']}")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -52,7 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", help="comma-separated subset (default: enabled models)")
     p.add_argument("--profile", choices=["quick", "full"])
     p.add_argument("--end", help="evaluate only bars up to this date")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                   help="write the machine-readable report to FILE (stdout without FILE)")
+    p.add_argument("--no-control", action="store_true", help="skip the shuffled-label control (half the time)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="each model's vote and the ensemble decision for the latest stored bar")
@@ -123,35 +126,83 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def cmd_evaluate(args: argparse.Namespace, ctx: Context) -> int:
-    from aitrader.models.evaluate import evaluate_walk_forward
+def _control_model(names: list[str]) -> str:
+    """The shuffled-label control reruns the fastest of the evaluated models."""
+    return next((m for m in ("lgbm", "rf", "xgb") if m in names), names[0])
+
+
+def _ci(m: dict[str, Any], key: str) -> str:
+    lo, hi = m.get(f"{key}_ci") or (None, None)
+    return f"{_fmt(m.get(key))} [{_fmt(lo)}, {_fmt(hi)}]"
+
+
+def evaluation_report(ctx: Context, *, symbol: str, names: list[str], profile: str, end: Any,
+                      control: bool) -> dict[str, Any]:
+    """The ``evaluate`` contract (see docs/EVALUATION.md) as a JSON-safe dict."""
+    from aitrader.models.evaluate import edge_evaluation, shuffled_edge_control
+    from aitrader.models.ledger import record_trials
+    from aitrader.models.registry import _jsonable
     from aitrader.models.training import load_dataset, make_splits, model_params
+
+    settings = ctx.settings
+    m = settings.models
+    ds = load_dataset(ctx.workspace, symbol=symbol, end=end)
+    splits, used = make_splits(len(ds.X), settings)
+    kw: dict[str, Any] = dict(splits=splits, profile=profile, seed=m.seed, horizon=settings.labels.horizon,
+                              params={n: model_params(n, settings, profile) for n in names},
+                              alpha=m.gate_alpha, max_auc=m.leak_max_auc, max_corr=m.leak_max_corr)
+    res = edge_evaluation(ds.X, ds.y, models=names, returns=ds.returns, **kw)
+    tried = [*names, *([f"{_control_model(names)}:shuffled"] if control else [])]
+    trials = record_trials(ctx.home.ensure().models, symbol=symbol, kind="evaluate", models=tried,
+                           rows=len(ds.X), last=str(ds.X.index[-1]), profile=profile, folds=len(splits))
+    shuffled = None
+    if control:
+        cm = _control_model(names)
+        shuffled = shuffled_edge_control(ds.X, ds.y, returns=ds.returns, models=[cm],
+                                         **{**kw, "params": {cm: kw["params"][cm]}})
+    out = {"symbol": symbol, "timeframe": ds.timeframe, "rows": len(ds.X), "first": str(ds.X.index[0]),
+           "last": str(ds.X.index[-1]), "scored_rows": res["rows"], "walk_forward": used, "trials": trials,
+           "models": res["models"], "ensemble": res["ensemble"], "baselines": res["baselines"],
+           "shuffled_control": shuffled, "splits": res["splits"], "leak": res["leak"]}
+    return dict(_jsonable(out))
+
+
+def cmd_evaluate(args: argparse.Namespace, ctx: Context) -> int:
+    from aitrader.core.paths import atomic_write_text
 
     settings = ctx.settings
     symbol = check_symbol(args.symbol)
     names = _models(args.models) or list(settings.models.enabled)
-    profile = args.profile or settings.models.profile
-    ds = load_dataset(ctx.workspace, symbol=symbol, end=parse_date(args.end, name="--end"))
-    splits, used = make_splits(len(ds.X), settings)
-    table = evaluate_walk_forward(ds.X, ds.y, models=names, splits=splits, profile=profile,
-                                  seed=settings.models.seed, returns=ds.returns,
-                                  params={n: model_params(n, settings, profile) for n in names})
-    if args.json:
-        out = {"symbol": symbol, "rows": len(ds.X), "walk_forward": used,
-               "metrics": json.loads(table.to_json(orient="index"))}
+    if args.json and args.json != "-" and not Path(args.json).resolve().parent.is_dir():
+        raise DataError(f"--json {args.json}: directory {Path(args.json).resolve().parent} does not exist")
+    out = evaluation_report(ctx, symbol=symbol, names=names, profile=args.profile or settings.models.profile,
+                            end=parse_date(args.end, name="--end"), control=not args.no_control)
+    if args.json == "-":
         print(json.dumps(out, indent=2))
         return 0
-    print(f"{symbol} {ds.timeframe}: {len(ds.X)} rows {ds.X.index[0]:%Y-%m-%d} .. {ds.X.index[-1]:%Y-%m-%d}; "
-          f"walk-forward {used['scheme']} {used['n_splits']} splits, test {used['test_window']} rows each, "
-          f"purge {used['purge']}, embargo {used['embargo']} (out-of-sample)")
-    print(f"{'model':<15}{'auc':>8}{'accuracy':>10}{'log_loss':>10}{'n_test':>8}  note")
-    for name, row in table.iterrows():
-        note = row.get("error") or ""
-        n_test = int(row["n_test"]) if pd.notna(row["n_test"]) else 0
-        print(f"{name!s:<15}{_fmt(row['auc']):>8}{_fmt(row['accuracy']):>10}{_fmt(row['log_loss']):>10}"
-              f"{n_test:>8}  {note}")
-    print("baselines: always_up = always predict up; prev_direction = repeat the previous bar's direction. "
-          "Past out-of-sample scores do not promise future results.")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
+    used = out["walk_forward"]
+    print(f"{symbol} {out['timeframe']}: {out['rows']} rows {out['first'][:10]} .. {out['last'][:10]}; walk-forward "
+          f"{len(out['splits'])} folds of {used['test_window']} rows (purge {used['purge']}, embargo "
+          f"{used['embargo']}); {out['scored_rows']} out-of-sample rows scored after the first fold calibrates")
+    print(f"{'':<15}{'auc [95% CI]':<26}{'logloss':>9}{'brier':>8}{'ic':>8}  edge over the best baseline")
+    rows = [*out["models"].items(), ("ensemble", out["ensemble"]), *out["baselines"].items()]
+    for name, m in rows:
+        edge = m.get("edge")
+        verdict = "" if edge is None else ("EDGE " if edge.get("passed") else "none ") + str(edge.get("reason", ""))
+        print(f"{name:<15}{_ci(m, 'auc'):<26}{_fmt(m.get('logloss')):>9}{_fmt(m.get('brier')):>8}"
+              f"{_fmt(m.get('ic')):>8}  {verdict or m.get('error') or ''}")
+    sc = out["shuffled_control"]
+    if sc:
+        aucs = ", ".join(f"{n} auc {_fmt(v['auc'])}" for n, v in sc["models"].items())
+        print(f"shuffled-label control ({aucs}): {'ok, no edge on shuffled labels' if sc['ok'] else 'FAILED: LEAK?'}")
+    if out["leak"]:
+        print(out["leak"])
+    print(f"trials ever run for {symbol}: {out['trials']} (ledger {ctx.home.models}/trials.jsonl)")
+    print("Out-of-sample scores describe the past; they do not promise future results.")
+    if args.json:
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -198,20 +249,28 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     for s in syms:
         for m in ([args.model] if args.model else reg.model_names(s)):
             for info in reg.list_versions(s, m):
+                edge = info.manifest.get("edge") or {}
                 rows.append({"symbol": s, "model": m, "version": info.version, "status": info.status,
                              "created_at": info.created_at, "auc": info.metrics.get("auc"),
                              "accuracy": info.metrics.get("accuracy"),
-                             "rows": (info.manifest.get("training_window") or {}).get("rows")})
+                             "rows": (info.manifest.get("training_window") or {}).get("rows"),
+                             "edge": "leak" if info.manifest.get("leak") else
+                             ("yes" if edge.get("passed") else "no") if edge else "-",
+                             "edge_delta": edge.get("delta"), "edge_p": edge.get("p_holm"),
+                             "baseline": edge.get("baseline")})
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
     if not rows:
         print(f"no models in {ctx.home.models}: train with 'aitrader train'")
         return 0
-    print(f"{'symbol':<8}{'model':<13}{'version':<32}{'status':<11}{'auc':>8}{'acc':>8}{'rows':>7}  created")
+    print(f"{'symbol':<8}{'model':<13}{'version':<32}{'status':<11}{'auc':>8}{'rows':>7} {'edge':<5}"
+          f"{'vs baseline':>12}{'p':>7}  created")
     for r in rows:
         print(f"{r['symbol']:<8}{r['model']:<13}{r['version']:<32}{r['status']:<11}{_fmt(r['auc']):>8}"
-              f"{_fmt(r['accuracy']):>8}{_fmt(r['rows']):>7}  {r['created_at']}")
+              f"{_fmt(r['rows']):>7} {r['edge']:<5}{_fmt(r['edge_delta']):>12}{_fmt(r['edge_p']):>7}  {r['created_at']}")
+    print("edge: beat the best naive baseline on out-of-sample log-loss (Holm-corrected p < "
+          f"{ctx.settings.models.gate_alpha:g}); only such versions are promoted by the gate")
     return 0
 
 

@@ -94,6 +94,9 @@ class WalkForwardConfig(_Section):
     train_window: int = Field(750, ge=50)
     test_window: int = Field(250, ge=10)
     embargo: int = Field(5, ge=0)
+    # Evaluation covers the whole history: n_splits is a minimum, more test blocks are added
+    # until they reach back to the first train_window rows.
+    cover_history: bool = True
 
     @model_validator(mode="after")
     def _embargo_fits(self) -> Self:
@@ -113,10 +116,19 @@ class ModelsConfig(_Section):
     policy: Literal["weighted_vote", "independent"] = "weighted_vote"
     weights: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(ALL_MODELS, 1.0))
     thresholds: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(ALL_MODELS, 0.55))
-    # A probability of "up" inside [0.5 - hold_band, 0.5 + hold_band] is a hold.
+    # Decisions use expected value after costs vs the base rate (models/calibration.py:
+    # DecisionRule); hold_band is kept so old config files load, and is not used.
     hold_band: float = Field(0.02, ge=0, lt=0.5)
+    # The edge gate (docs/EVALUATION.md) compares log-loss with the naive baselines;
+    # promotion_metric is kept so old config files load, and is not used.
     promotion_metric: Literal["auc", "accuracy", "neg_log_loss"] = "auc"
-    promotion_tolerance: float = Field(0.01, ge=0)
+    # Log-loss a candidate may lose to the current version on their common recent rows.
+    promotion_tolerance: float = Field(0.0, ge=0)
+    gate_alpha: float = Field(0.05, gt=0, lt=0.5)
+    leak_max_auc: float = Field(0.75, gt=0.5, le=1)
+    leak_max_corr: float = Field(0.5, gt=0, le=1)
+    # What a symbol with no model that has an edge does: hold ("none") or a rule strategy.
+    fallback: Literal["none", "sma_cross", "rsi_reversion", "buy_hold"] = "none"
     keep_versions: int = Field(5, ge=1)
     sequence_length: int = Field(30, ge=2)
     n_jobs: int = Field(1, ge=1)

@@ -6,12 +6,17 @@ as history (those rows' features are causal, so this is what a live run sees too
 Metrics are computed on the pooled out-of-sample predictions of all splits, for:
 
 * each model, and ``ensemble`` = the equal-weight mean of the models' P(up);
-* ``always_up``: always predicts up, with P(up) = the training window's up-rate;
-* ``prev_direction``: predicts the direction of the previous bar's return, with P(up) = the
-  training window's up-rate given that direction (needs ``returns``).
+* the naive baselines of :mod:`aitrader.models.baselines` (base rate, previous direction,
+  k-bar momentum sign), learned on the same training rows.
 
 :func:`shuffled_label_control` reruns the evaluation with shuffled labels: any AUC far from
 0.5 there means information leaks from the test rows into training (the leakage alarm).
+
+:func:`edge_evaluation` is the full protocol behind ``aitrader evaluate`` and the promotion
+gate: walk-forward predictions over the whole history, fold-by-fold calibration (fitted on
+earlier folds only), metrics with block-bootstrap confidence intervals, the edge test
+against the best baseline (:mod:`aitrader.models.gate`), reliability tables and the leak
+alarm. See ``docs/EVALUATION.md``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from aitrader.core.errors import AitraderError, ModelError
+from aitrader.models.baselines import BASELINES, baseline_states, conditional_rate
 from aitrader.models.labels import up_target
 from aitrader.models.splits import Split
 from aitrader.models.zoo import make_model
@@ -32,7 +38,6 @@ from aitrader.models.zoo import make_model
 log = logging.getLogger(__name__)
 
 ENSEMBLE = "ensemble"
-BASELINES: tuple[str, ...] = ("always_up", "prev_direction")
 METRIC_COLUMNS: tuple[str, ...] = ("auc", "auc_split_mean", "accuracy", "log_loss", "n_test", "splits_ok",
                                    "fit_seconds", "error")
 
@@ -89,8 +94,7 @@ def walk_forward_predictions(
     if returns is not None:  # align once, so positional slices below match X's rows
         returns = (returns.reindex(X.index) if isinstance(returns, pd.Series)
                    else pd.Series(np.asarray(returns, dtype="float64"), index=X.index))
-    rets = None if returns is None else returns.to_numpy(dtype="float64")
-    prev_up = None if rets is None else np.concatenate([[np.nan], rets[:-1]]) > 0  # direction of bar t-1 -> t
+    states = baseline_states(returns, len(X))
     features = list(map(str, X.columns))
     params = params or {}
     info: dict[str, dict[str, Any]] = {m: {"fit_seconds": 0.0, "splits_ok": 0, "error": None} for m in models}
@@ -116,20 +120,13 @@ def walk_forward_predictions(
                 block[name] = np.nan
         block[ENSEMBLE] = block[list(models)].mean(axis=1, skipna=True)
         y_tr = target[train]
-        rate = float(np.nanmean(y_tr)) if np.isfinite(y_tr).any() else 0.5
-        block["always_up"] = rate
-        block["always_up_pred"] = 1.0
-        if prev_up is not None:
-            p_prev = np.full(len(test), rate)
-            for direction in (True, False):
-                sel_tr = (prev_up[train] == direction) & np.isfinite(y_tr)
-                cond = float(np.mean(y_tr[sel_tr])) if sel_tr.any() else rate
-                p_prev[prev_up[test] == direction] = cond
-            block["prev_direction"] = p_prev
-            block["prev_direction_pred"] = prev_up[test].astype(float)
-        else:
-            block["prev_direction"] = np.nan
-            block["prev_direction_pred"] = np.nan
+        for base, state in states.items():
+            if state is None and base != "always_up":
+                block[base], block[f"{base}_pred"] = np.nan, np.nan
+                continue
+            p_b, call = conditional_rate(y_tr, None if state is None else state[train],
+                                         None if state is None else state[test])
+            block[base], block[f"{base}_pred"] = p_b, call
         blocks.append(block)
     if not blocks:
         raise ModelError("evaluate: no splits given")
@@ -214,3 +211,158 @@ def shuffled_label_control(
         shuffled_returns = pd.Series(rv, index=y.index, name=getattr(returns, "name", None))
     return evaluate_walk_forward(X, shuffled, models=models, splits=splits, profile=profile, seed=seed,
                                  returns=shuffled_returns, params=params)
+
+
+# --------------------------------------------------------------------------- full protocol
+CI_REPS = 200
+
+
+def forward_horizon_returns(returns: pd.Series | np.ndarray, horizon: int) -> np.ndarray:
+    """Return over the ``horizon`` bars after each row, from next-bar returns (NaN at the end)."""
+    logr = np.log1p(np.asarray(returns, dtype="float64"))
+    csum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(logr))])
+    n = len(logr)
+    out = np.full(n, np.nan)
+    t = np.arange(0, max(0, n - horizon + 1))
+    out[t] = np.expm1(csum[t + horizon] - csum[t])
+    return out
+
+
+def _rank(a: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return np.asarray(rankdata(a, axis=-1), dtype="float64")
+
+
+def _auc_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """AUC per row of 2-D ``y``/``p`` (rank formula; ties get average ranks)."""
+    r = _rank(p)
+    n1 = y.sum(axis=1)
+    n0 = y.shape[1] - n1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ((r * y).sum(axis=1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
+def _corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(axis=1) / np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+
+
+def _metric_rows(y: np.ndarray, p: np.ndarray, fwd: np.ndarray) -> dict[str, np.ndarray]:
+    """auc, logloss, brier, accuracy, ic for each row of the 2-D arrays (one bootstrap draw per row)."""
+    q = np.clip(p, 1e-15, 1 - 1e-15)
+    return {"auc": _auc_rows(y, p),
+            "logloss": -(y * np.log(q) + (1 - y) * np.log(1 - q)).mean(axis=1),
+            "brier": ((p - y) ** 2).mean(axis=1),
+            "accuracy": ((p > 0.5) == (y > 0.5)).mean(axis=1),
+            "ic": _corr_rows(_rank(p), _rank(fwd))}
+
+
+def metrics_with_ci(y: np.ndarray, p: np.ndarray, fwd: np.ndarray, idx: np.ndarray) -> dict[str, Any]:
+    """Point metrics and 95% block-bootstrap intervals (``idx``: reps x n resampled rows)."""
+    point = {k: float(v[0]) for k, v in _metric_rows(y[None, :], p[None, :], fwd[None, :]).items()}
+    boot = _metric_rows(y[idx], p[idx], fwd[idx])
+    out: dict[str, Any] = dict(point)
+    for k, v in boot.items():
+        v = v[np.isfinite(v)]
+        out[f"{k}_ci"] = [float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975))] if v.size else [None, None]
+    out["n"] = int(len(y))
+    return out
+
+
+def describe_splits(index: pd.Index, splits: Sequence[Split]) -> list[dict[str, Any]]:
+    return [{"fold": k, "train_rows": int(len(tr)), "train_first": str(index[tr[0]]), "train_last": str(index[tr[-1]]),
+             "test_rows": int(len(te)), "test_first": str(index[te[0]]), "test_last": str(index[te[-1]])}
+            for k, (tr, te) in enumerate(splits)]
+
+
+def edge_evaluation(
+    X: pd.DataFrame,
+    y: pd.Series,
+    *,
+    models: Sequence[str],
+    splits: Sequence[Split],
+    returns: pd.Series,
+    horizon: int,
+    profile: Literal["quick", "full"] = "quick",
+    seed: int = 42,
+    params: dict[str, dict[str, Any]] | None = None,
+    alpha: float = 0.05,
+    max_auc: float = 0.75,
+    max_corr: float = 0.5,
+    reps: int = 1000,
+) -> dict[str, Any]:
+    """The whole protocol on one dataset; see the module docstring and ``docs/EVALUATION.md``.
+
+    Returns ``{"models", "ensemble", "baselines", "splits", "rows", "leak", "predictions",
+    "calibrated"}``: per model/ensemble ``auc, auc_ci, logloss, brier, ic, accuracy`` (each
+    with ``_ci``), ``edge`` (the gate verdict) and ``reliability``; ``predictions`` holds
+    the raw walk-forward predictions, ``calibrated`` the fold-by-fold calibrated ones.
+    """
+    from aitrader.models.calibration import calibrate_sequential, reliability_table
+    from aitrader.models.gate import block_size, bootstrap_indices, edge_tests, leak_alarm
+
+    preds, info = walk_forward_predictions(X, y, models=models, splits=splits, profile=profile, seed=seed,
+                                           returns=returns, params=params)
+    cal = calibrate_sequential(preds, list(models), purge=horizon)
+    cal[ENSEMBLE] = cal[list(models)].mean(axis=1, skipna=False)
+    for b in BASELINES:
+        cal[b] = preds[b]
+    cal["y"], cal["split"] = preds["y"], preds["split"]
+    fwd_all = pd.Series(forward_horizon_returns(returns.reindex(X.index), horizon), index=X.index)
+    verdicts = edge_tests(cal, [*models, ENSEMBLE], BASELINES, horizon=horizon, alpha=alpha, reps=reps, seed=seed)
+    usable = [c for c in [*models, ENSEMBLE, *BASELINES] if cal[c].notna().any()]
+    rows = cal[["y", *usable]].dropna()
+    fwd = fwd_all.reindex(rows.index).fillna(0.0).to_numpy()
+    yv = rows["y"].to_numpy(dtype="float64")
+    idx = bootstrap_indices(len(rows), block=block_size(horizon), reps=CI_REPS, seed=seed) if len(rows) else None
+
+    def score(name: str) -> dict[str, Any]:
+        if name not in usable or idx is None:
+            return {"auc": None, "auc_ci": [None, None], "logloss": None, "brier": None, "ic": None,
+                    "error": info.get(name, {}).get("error") or "no out-of-sample predictions"}
+        m = metrics_with_ci(yv, rows[name].to_numpy(dtype="float64"), fwd, idx)
+        m["reliability"] = reliability_table(yv, rows[name].to_numpy())
+        return m
+
+    out_models = {}
+    for name in models:
+        m = score(name)
+        m["edge"] = verdicts.get(name)
+        m["splits_ok"] = info[name]["splits_ok"]
+        m["fit_seconds"] = round(float(info[name]["fit_seconds"]), 3)
+        m["auc_raw"] = classification_metrics(preds["y"].to_numpy(), preds[name].to_numpy())["auc"]
+        out_models[name] = m
+    ens = score(ENSEMBLE)
+    ens["edge"] = verdicts.get(ENSEMBLE)
+    aucs = {n: out_models[n].get("auc") for n in models}
+    return {"models": out_models, "ensemble": ens, "baselines": {b: score(b) for b in BASELINES},
+            "splits": describe_splits(X.index, splits), "rows": int(len(rows)),
+            "leak": leak_alarm(X, pd.Series(up_target(y), index=y.index), aucs, max_auc=max_auc, max_corr=max_corr),
+            "predictions": preds, "calibrated": cal}
+
+
+def shuffled_edge_control(X: pd.DataFrame, y: pd.Series, *, returns: pd.Series, seed: int = 42,
+                          **kwargs: Any) -> dict[str, Any]:
+    """:func:`edge_evaluation` on labels (and returns) permuted among the labelled rows.
+
+    With nothing leaking, no model can have an edge there: ``ok`` says whether none had.
+    Each AUC interval should usually hold 0.5 too (``auc_ci_has_half``), but a 95%
+    interval misses it one time in twenty by chance, so that alone is not an alarm.
+    """
+    rng = np.random.default_rng(seed)
+    values = y.to_numpy(dtype="float64", copy=True)
+    labelled = np.flatnonzero(np.isfinite(values))
+    perm = rng.permutation(labelled)
+    values[labelled] = values[perm]
+    rv = returns.reindex(y.index).to_numpy(dtype="float64", copy=True)
+    rv[labelled] = rv[perm]
+    res = edge_evaluation(X, pd.Series(values, index=y.index), returns=pd.Series(rv, index=y.index), seed=seed,
+                          **kwargs)
+    models = {n: {"auc": m.get("auc"), "auc_ci": m.get("auc_ci"), "edge": bool((m.get("edge") or {}).get("passed")),
+                  "auc_ci_has_half": bool(m["auc_ci"][0] is None or m["auc_ci"][0] <= 0.5 <= m["auc_ci"][1])}
+              for n, m in res["models"].items()}
+    return {"models": models, "ok": not any(m["edge"] for m in models.values()),
+            "note": "labels shuffled: no model may show an edge (ok); AUC intervals should usually contain 0.5"}

@@ -1,7 +1,12 @@
 """The ensemble: every model votes on the latest bar, a pure policy turns votes into a decision.
 
-* :func:`vote_from_prob` maps one model's P(up) to buy/sell/hold (the single rule used by
-  both the bar-by-bar and the batch path, so they cannot disagree).
+* :func:`vote_from_prob` maps one model's calibrated P(up) to buy/sell/hold with its
+  :class:`~aitrader.models.calibration.DecisionRule` (expected excess return over the base
+  rate after round-trip costs): the single rule used by the bar-by-bar path, the batch
+  path and the backtest's hit rates, so they cannot disagree.
+* No edge, no trade: only models whose version passed the edge gate (or was promoted by
+  hand, which the vote says) vote; with none, the decision is ``hold`` with reason
+  ``no edge`` (the agent may then use ``models.fallback``).
 * :func:`predict_with_all_models` asks each loaded model for P(up) of the last row. A
   model that raises yields a ``hold`` vote carrying the ``error``: one model failing only
   degrades the ensemble, it never stops the agent.
@@ -22,14 +27,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from aitrader.core.errors import AitraderError, IntegrityError
 from aitrader.models.meta import META, META_SYMBOL, answers, meta_feature_frame
-from aitrader.models.registry import LoadedModel, ModelClassMap, ModelRegistry
 from aitrader.core.decisions import EnsembleDecision, ModelVote, Signal
+from aitrader.core.errors import AitraderError, IntegrityError
+from aitrader.models.calibration import DecisionRule, Platt, round_trip_cost, vote_signs
 
 if TYPE_CHECKING:
     from aitrader.config import Settings
     from aitrader.core.paths import Home
+    from aitrader.models.registry import LoadedModel, ModelClassMap
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +44,41 @@ DEFAULT_THRESHOLD = 0.55
 META_VETO_THRESHOLD = 0.5
 
 
-def vote_from_prob(model: str, p_up: float, *, hold_band: float, version: str | None = None) -> ModelVote:
-    """P(up) > 0.5+band -> buy (confidence P(up)); < 0.5-band -> sell (confidence 1-P(up));
-    else hold with confidence ``1 - 2|P(up) - 0.5|`` (how sure the model is of "no edge").
-    A non-finite probability is an error vote."""
+def vote_from_prob(model: str, p_up: float, *, rule: DecisionRule, version: str | None = None) -> ModelVote:
+    """Calibrated P(up) -> buy (confidence P(up)) / sell (confidence 1-P(up)) / hold by
+    ``rule`` (expected excess return over the base rate vs the round-trip cost); a hold's
+    confidence is ``1 - 2|P(up) - base rate|``. A non-finite probability is an error vote."""
     if p_up is None or not math.isfinite(float(p_up)):
         return ModelVote(model=model, signal="hold", confidence=0.0, prob_up=None, version=version,
                          error="no prediction (NaN)")
     p = float(min(1.0, max(0.0, p_up)))
-    if p > 0.5 + hold_band:
+    signal = rule.signal(p)
+    if signal == "buy":
         return ModelVote(model=model, signal="buy", confidence=p, prob_up=p, version=version)
-    if p < 0.5 - hold_band:
+    if signal == "sell":
         return ModelVote(model=model, signal="sell", confidence=1.0 - p, prob_up=p, version=version)
-    return ModelVote(model=model, signal="hold", confidence=1.0 - 2.0 * abs(p - 0.5), prob_up=p, version=version)
+    return ModelVote(model=model, signal="hold", confidence=max(0.0, 1.0 - 2.0 * abs(p - rule.base_rate)),
+                     prob_up=p, version=version)
+
+
+def model_rule(lm: Any, *, cost: float) -> DecisionRule:
+    """The decision rule recorded in a model's manifest (base rate, payoffs), at ``cost``."""
+    return DecisionRule.from_dict((getattr(lm, "manifest", None) or {}).get("decision"), cost=cost)
+
+
+def calibrated(lm: Any, p_raw: np.ndarray) -> np.ndarray:
+    """A model's raw P(up) through the calibration map in its manifest (identity if none),
+    anchored at the training base rate recorded with its decision rule."""
+    manifest = getattr(lm, "manifest", None) or {}
+    base = float((manifest.get("decision") or {}).get("base_rate", 0.5))
+    return Platt.from_dict(manifest.get("calibration")).apply(p_raw, base)
+
+
+def model_has_edge(lm: Any) -> bool:
+    """Passed the edge gate, or was made current by hand (``models promote``: a human override)."""
+    from aitrader.models.gate import has_edge
+
+    return has_edge(getattr(lm, "manifest", None)) or getattr(lm, "promoted_how", "") == "manual"
 
 
 def error_vote(model: str, error: str, *, version: str | None = None) -> ModelVote:
@@ -74,7 +102,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def predict_with_all_models(
-    models: Mapping[str, LoadedModel], X: pd.DataFrame, *, hold_band: float
+    models: Mapping[str, LoadedModel], X: pd.DataFrame, *, cost: float
 ) -> list[ModelVote]:
     """Each model's vote for the LAST row of ``X``; never raises because of a model.
 
@@ -93,7 +121,8 @@ def predict_with_all_models(
             p = np.asarray(lm.predict_proba(window), dtype="float64").reshape(-1)
             if p.size == 0:
                 raise ValueError("empty prediction")
-            vote = vote_from_prob(name, float(p[-1]), hold_band=hold_band, version=version)
+            vote = vote_from_prob(name, float(calibrated(lm, p[-1:])[0]), rule=model_rule(lm, cost=cost),
+                                  version=version)
         except Exception as exc:  # one model failing only degrades the ensemble
             log.warning("model %s failed to predict: %s", name, _one_line(exc))
             vote = error_vote(name, _one_line(exc), version=version)
@@ -117,29 +146,26 @@ def weighted_vote(
     votes: Sequence[ModelVote],
     *,
     weights: Mapping[str, float],
-    hold_band: float,
+    rule: DecisionRule,
     symbol: str = "",
     timestamp: str = "",
 ) -> EnsembleDecision:
-    """Weighted mean P(up) over usable votes (weight missing = 1.0, weight 0 = ignored),
-    mapped to a signal with the same hold band as a single model."""
+    """Weighted mean calibrated P(up) over usable votes (weight missing = 1.0, weight 0 =
+    ignored; weights are configured, never fitted in sample), decided by ``rule``."""
     usable = [v for v in _usable(votes) if float(weights.get(v.model, 1.0)) > 0]
     if not usable:
         return _no_usable(votes, symbol, timestamp, "weighted_vote")
     w = np.array([float(weights.get(v.model, 1.0)) for v in usable])
     p = np.array([float(v.prob_up) for v in usable])  # type: ignore[arg-type]
     p_mean = float((w * p).sum() / w.sum())
-    agg = vote_from_prob("ensemble", p_mean, hold_band=hold_band)
+    agg = vote_from_prob("ensemble", p_mean, rule=rule)
     parts = ", ".join(f"{v.model} {v.prob_up:.3f}" for v in usable)
     skipped = [v.model for v in votes if v.model != META and v not in usable]
     tail = f"; not voting: {', '.join(skipped)}" if skipped else ""
-    if agg.signal == "hold":
-        why = f"inside the hold band 0.5±{hold_band:g}"
-    elif agg.signal == "buy":
-        why = f"> {0.5 + hold_band:g}"
-    else:
-        why = f"< {0.5 - hold_band:g}"
-    reason = f"weighted P(up) {p_mean:.3f} {why} over {len(usable)} model(s) ({parts}){tail}"
+    excess = float(rule.excess(p_mean))
+    cmp = "above" if agg.signal == "buy" else "below minus" if agg.signal == "sell" else "within plus/minus"
+    reason = (f"calibrated P(up) {p_mean:.3f} vs base rate {rule.base_rate:.3f}: expected excess return "
+              f"{excess:+.5f} {cmp} cost {rule.cost:.5f} over {len(usable)} model(s) ({parts}){tail}")
     return EnsembleDecision(symbol=symbol, timestamp=timestamp, signal=agg.signal, confidence=agg.confidence,
                             policy="weighted_vote", reason=reason, votes=list(votes))
 
@@ -201,12 +227,25 @@ def apply_meta_veto(decision: EnsembleDecision, meta_vote: ModelVote | None, *,
                             votes=votes)
 
 
-def decide_votes(votes: Sequence[ModelVote], *, settings: Settings, symbol: str, timestamp: str) -> EnsembleDecision:
-    """Apply ``settings.models.policy`` to the votes."""
+def decide_votes(votes: Sequence[ModelVote], *, settings: Settings, symbol: str, timestamp: str,
+                 rule: DecisionRule | None = None) -> EnsembleDecision:
+    """Apply ``settings.models.policy`` to the votes (``rule``: the ensemble's decision rule)."""
     m = settings.models
     if m.policy == "independent":
         return independent_model_decisions(votes, thresholds=m.thresholds, symbol=symbol, timestamp=timestamp)
-    return weighted_vote(votes, weights=m.weights, hold_band=m.hold_band, symbol=symbol, timestamp=timestamp)
+    rule = rule or DecisionRule(cost=round_trip_cost(settings.broker.slippage_bps))
+    return weighted_vote(votes, weights=m.weights, rule=rule, symbol=symbol, timestamp=timestamp)
+
+
+NO_EDGE = "no edge"
+
+
+def no_edge_decision(votes: Sequence[ModelVote], *, symbol: str, timestamp: str, policy: str) -> EnsembleDecision:
+    """``hold`` because no model of the symbol showed an edge over the naive baselines."""
+    names = ", ".join(v.model for v in votes if v.model != META) or "no models loaded"
+    return EnsembleDecision.hold(symbol, timestamp, votes=list(votes), policy=policy,
+                                 reason=f"{NO_EDGE}: no model of {symbol} beat the naive baselines out of sample "
+                                        f"({names}): not trading on them")
 
 
 def _ts(timestamp: Any) -> str:
@@ -234,6 +273,46 @@ class MLPredictor:
         self.symbol = symbol
         self.load_errors: dict[str, str] = dict(load_errors or {})
         self.meta = meta
+        self.cost = round_trip_cost(settings.broker.slippage_bps)
+        self.rules = {name: model_rule(lm, cost=self.cost) for name, lm in self.models.items()}
+        self.edge = {name: model_has_edge(lm) for name, lm in self.models.items()}
+
+    @property
+    def has_edge(self) -> bool:
+        """Whether any loaded model passed the edge gate (or was promoted by hand)."""
+        return any(self.edge.values())
+
+    @property
+    def ensemble_rule(self) -> DecisionRule:
+        """The voting models' decision rules averaged (they were fitted on the same rows)."""
+        rules = [r for n, r in self.rules.items() if self.edge.get(n)] or list(self.rules.values())
+        if not rules:
+            return DecisionRule(cost=self.cost)
+        return DecisionRule(base_rate=float(np.mean([r.base_rate for r in rules])),
+                            up_mean=float(np.mean([r.up_mean for r in rules])),
+                            down_mean=float(np.mean([r.down_mean for r in rules])), cost=self.cost)
+
+    def vote_signs(self, probs: pd.DataFrame) -> pd.DataFrame:
+        """+1/-1/NaN per model column of :meth:`predict_batch`: the same rule the votes use."""
+        return pd.DataFrame({c: vote_signs(probs[c].to_numpy(dtype="float64"),
+                                           self.rules.get(str(c), self.ensemble_rule)) for c in probs.columns},
+                            index=probs.index)
+
+    def _edge_votes(self, votes: list[ModelVote]) -> list[ModelVote]:
+        """Votes of models without an edge stay visible but do not count (an ``error`` vote)."""
+        out = []
+        for v in votes:
+            if v.model in self.models and not self.edge.get(v.model) and v.error is None:
+                v = ModelVote(model=v.model, signal="hold", confidence=0.0, prob_up=v.prob_up, version=v.version,
+                              error=f"{NO_EDGE}: did not pass the edge gate")
+            out.append(v)
+        return out
+
+    def _decide(self, votes: list[ModelVote], symbol: str, ts: str) -> EnsembleDecision:
+        votes = self._edge_votes(votes)
+        if not self.has_edge and (self.models or any(NO_EDGE in e for e in self.load_errors.values())):
+            return no_edge_decision(votes, symbol=symbol, timestamp=ts, policy=self.settings.models.policy)
+        return decide_votes(votes, settings=self.settings, symbol=symbol, timestamp=ts, rule=self.ensemble_rule)
 
     @classmethod
     def from_registry(
@@ -248,11 +327,18 @@ class MLPredictor:
         """Load the current version of every enabled model; a missing or refused artifact
         is logged by name and skipped (a degraded ensemble). ``feature_names``, if given,
         are the columns the caller will feed; each manifest must match them exactly."""
+        from aitrader.models.registry import ModelRegistry
+
         registry = ModelRegistry(home.models, keep_versions=settings.models.keep_versions,
                                  model_classes=model_classes)
         loaded: dict[str, LoadedModel] = {}
         errors: dict[str, str] = {}
+        trained = set(registry.model_names(symbol))
         for name in settings.models.enabled:
+            if name in trained and not registry.current_version(symbol, name):
+                errors[name] = f"{NO_EDGE}: no version passed the edge gate (see 'aitrader models list')"
+                log.info("%s: model %s: %s", symbol, name, errors[name])
+                continue
             try:
                 loaded[name] = registry.load_current(symbol, name, expected_features=feature_names)
             except AitraderError as exc:
@@ -299,14 +385,14 @@ class MLPredictor:
         """The decision for the last row of ``features`` (recent rows of build_features)."""
         symbol = symbol or self.symbol
         ts = _ts(timestamp if timestamp is not None else (features.index[-1] if len(features) else None))
-        votes = predict_with_all_models(self.models, features, hold_band=self.settings.models.hold_band)
+        votes = predict_with_all_models(self.models, features, cost=self.cost)
         votes += self._load_error_votes()
-        decision = decide_votes(votes, settings=self.settings, symbol=symbol, timestamp=ts)
+        decision = self._decide(votes, symbol, ts)
         meta_vote = self._meta_vote(votes, decision, features.iloc[-1:] if len(features) else None)
         return apply_meta_veto(decision, meta_vote)
 
     def predict_batch(self, features: pd.DataFrame, *, first_row: int = 0) -> pd.DataFrame:
-        """P(up) per model (columns, in load order) per row of ``features[first_row:]``.
+        """Calibrated P(up) per model (columns, in load order) per row of ``features[first_row:]``.
 
         Rows before ``first_row`` are history only: sequence models see them in their
         windows, exactly as ``decide`` on the full history would, so a batch that starts
@@ -326,7 +412,7 @@ class MLPredictor:
                 p = np.asarray(lm.predict_proba(feats), dtype="float64").reshape(-1)
                 if p.shape != (len(feats),):
                     raise ValueError(f"{p.shape[0]} predictions for {len(feats)} rows")
-                p = p[skip:]
+                p = calibrated(lm, p[skip:])
             except Exception as exc:
                 log.warning("model %s failed in batch prediction: %s", name, _one_line(exc))
                 p = np.full(n, np.nan)
@@ -347,16 +433,16 @@ class MLPredictor:
         """The same decision as :meth:`decide`, from one row of :meth:`predict_batch`."""
         symbol = symbol or self.symbol
         ts = _ts(timestamp if timestamp is not None else probs_row.name)
-        hb = self.settings.models.hold_band
         votes: list[ModelVote] = []
         for name, p in probs_row.items():
             name = str(name)
             if name in self.load_errors:
                 continue
             version = self.models[name].version if name in self.models else None
-            votes.append(vote_from_prob(name, float(p), hold_band=hb, version=version))
+            votes.append(vote_from_prob(name, float(p), rule=self.rules.get(name, self.ensemble_rule),
+                                        version=version))
         votes += self._load_error_votes()
-        decision = decide_votes(votes, settings=self.settings, symbol=symbol, timestamp=ts)
+        decision = self._decide(votes, symbol, ts)
         return apply_meta_veto(decision, self._meta_vote(votes, decision, features_row))
 
     def _meta_vote(self, votes: Sequence[ModelVote], decision: EnsembleDecision,

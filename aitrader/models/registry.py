@@ -119,6 +119,7 @@ class LoadedModel:
     version: str
     model: Model
     manifest: dict[str, Any]
+    promoted_how: str = ""  # "gate" | "manual" | "" (how the current version became current)
 
     @property
     def feature_names(self) -> list[str]:
@@ -327,35 +328,31 @@ class ModelRegistry:
         return version
 
     def promote_if_better(
-        self, symbol: str, model: str, version: str, *, metric: str, tolerance: float
+        self, symbol: str, model: str, version: str, *, tolerance: float = 0.0, metric: str | None = None
     ) -> tuple[bool, str]:
-        """The gate: promote ``version`` if there is no current one, or if its validation
-        ``metric`` (higher is better) is >= the current one's minus ``tolerance``.
+        """The edge gate (:func:`aitrader.models.gate.promotion_verdict`): promote ``version``
+        only if its manifest records an out-of-sample edge over the naive baselines, no leak
+        alarm, and it is no worse than the current version on their latest common
+        out-of-sample rows (log-loss, ``tolerance``). The first version gets no exception.
 
-        Otherwise it stays a candidate; the reason is logged and kept in ``current.json``.
+        ``metric`` is accepted for old callers and ignored: the gate is log-loss against the
+        baselines. Otherwise the version stays a candidate; the reason is logged and kept
+        in ``current.json``.
         """
+        from aitrader.models.gate import promotion_verdict
+
         with self._locked(symbol, model):
             state = self._read_state(symbol, model)
-            new_m = self.read_manifest(symbol, model, version).get("metrics", {}).get(metric)
+            manifest = self.read_manifest(symbol, model, version)
             cur = state.get("version")
             if cur == version:
                 promoted, reason = False, f"{version} is already current"
-            elif new_m is None or not math.isfinite(float(new_m)):
-                promoted, reason = False, f"candidate {version} has no validation {metric}: kept as candidate"
-            elif not cur or not (self._dir(symbol, model) / cur).is_dir():
-                promoted, reason = True, f"no current version: promoted {version} ({metric}={float(new_m):.4f})"
             else:
-                cur_m = self.read_manifest(symbol, model, cur).get("metrics", {}).get(metric)
-                if cur_m is None or not math.isfinite(float(cur_m)):
-                    promoted, reason = True, f"current {cur} has no {metric}: promoted {version}"
-                elif float(new_m) >= float(cur_m) - tolerance:
-                    promoted = True
-                    reason = (f"{metric} {float(new_m):.4f} >= current {float(cur_m):.4f} - tolerance {tolerance:g}: "
-                              f"promoted {version}")
-                else:
-                    promoted = False
-                    reason = (f"{metric} {float(new_m):.4f} < current {float(cur_m):.4f} - tolerance {tolerance:g}: "
-                              f"{version} kept as candidate")
+                incumbent = None
+                if cur and (self._dir(symbol, model) / cur).is_dir():
+                    with contextlib.suppress(IntegrityError):
+                        incumbent = self.read_manifest(symbol, model, cur)
+                promoted, reason = promotion_verdict(manifest, incumbent, tolerance=tolerance)
             state["gate_log"].append({"version": version, "promoted": promoted, "reason": reason, "at": _utcnow()})
             if promoted:
                 self._set_current(state, version, how="gate")
@@ -501,10 +498,14 @@ class ModelRegistry:
         skips the feature check. Raises :class:`IntegrityError` (naming the file or the
         features) or :class:`ModelError` (no current version).
         """
-        version = self.current_version(symbol, model)
+        state = self._read_state(symbol, model)
+        version = str(state.get("version") or "")
         if not version:
             raise ModelError(f"no current {model} model for {symbol}: train one with 'aitrader train --symbols {symbol}'")
-        return self.load_version(symbol, model, version, expected_features=expected_features)
+        loaded = self.load_version(symbol, model, version, expected_features=expected_features)
+        hist = [h for h in state.get("history", []) if h.get("version") == version]
+        loaded.promoted_how = str(hist[-1].get("how", "")) if hist else ""
+        return loaded
 
     def find_by_fingerprint(self, symbol: str, model: str, fingerprint: str) -> str | None:
         """The newest version trained from exactly the same inputs, if any (for idempotent retrain)."""

@@ -5,10 +5,14 @@
 
 1. bars up to ``end`` from the store, features (with market context), labels from
    ``settings.labels``; rows whose label needs bars after ``end`` are dropped (purged);
-2. a walk-forward, out-of-sample validation metric per model (each fold's imputer,
-   scaler and model are fitted on that fold's training rows only);
-3. a final fit on the whole window, registered as a candidate with its manifest;
-4. the promotion gate (``promote_if_better``) on ``settings.models.promotion_metric``.
+2. the out-of-sample protocol of :func:`aitrader.models.evaluate.edge_evaluation` over the
+   whole history (walk-forward folds covering it; each fold's imputer, scaler and model
+   fitted on that fold's training rows only; fold-by-fold calibration; the edge test
+   against the naive baselines; the leak alarm); every model tried is counted in the
+   trials ledger (:mod:`aitrader.models.ledger`);
+3. a final fit on the whole window, registered as a candidate with its manifest (edge
+   verdict, calibration map, decision rule, out-of-sample predictions);
+4. the edge gate (``promote_if_better``): promoted only with an edge (``docs/EVALUATION.md``).
 
 A *fingerprint* of the exact training inputs (feature matrix, labels, profile, seed,
 params, walk-forward config, library versions) is stored in each manifest. With
@@ -63,7 +67,7 @@ class TrainReport:
     first: str | None = None
     last: str | None = None
     results: list[ModelResult] = field(default_factory=list)
-    evaluation: pd.DataFrame | None = None
+    evaluation: dict[str, Any] | None = None
     error: str | None = None
 
     @property
@@ -143,7 +147,10 @@ def make_splits(n: int, settings: Settings) -> tuple[list[tuple[np.ndarray, np.n
     purge = settings.labels.horizon
     cfg: dict[str, Any] = {"scheme": wf.scheme, "n_splits": wf.n_splits, "train_window": wf.train_window,
            "test_window": wf.test_window, "purge": purge, "embargo": wf.embargo}
-    if n < min_rows(n_splits=wf.n_splits, train_window=wf.train_window, test_window=wf.test_window, purge=purge):
+    if getattr(wf, "cover_history", False):  # as many test blocks as fit after the first training window
+        cfg["n_splits"] = int(min(50, max(wf.n_splits, (n - wf.train_window - purge) // wf.test_window)))
+    if n < min_rows(n_splits=cfg["n_splits"], train_window=wf.train_window, test_window=wf.test_window, purge=purge):
+        cfg["n_splits"] = wf.n_splits
         test = max(10, int(n * 0.4) // wf.n_splits)
         train = n - purge - wf.n_splits * test
         if train < MIN_TRAIN_ROWS:
@@ -184,17 +191,41 @@ def fingerprint(ds: Dataset, *, model: str, profile: str, seed: int, params: dic
     return h.hexdigest()
 
 
-def _metrics_row(evaluation: pd.DataFrame, name: str) -> dict[str, Any]:
-    row: dict[Any, Any] = evaluation.loc[name].to_dict() if name in evaluation.index else {}
-    out: dict[str, Any] = {str(k): (float(v) if isinstance(v, int | float | np.floating | np.integer) else v)
-                           for k, v in row.items()}
-    ll = out.get("log_loss")
+def _metrics_row(evaluation: dict[str, Any], name: str) -> dict[str, Any]:
+    """The manifest's ``metrics``: out-of-sample scores with intervals and the edge verdict."""
+    m = evaluation["models"].get(name, {})
+    keys = ("auc", "auc_ci", "logloss", "logloss_ci", "brier", "brier_ci", "accuracy", "accuracy_ci", "ic", "ic_ci",
+            "n", "auc_raw", "splits_ok", "fit_seconds", "edge")
+    out: dict[str, Any] = {k: m.get(k) for k in keys}
+    out["log_loss"] = m.get("logloss")
+    ll = m.get("logloss")
     out["neg_log_loss"] = -float(ll) if isinstance(ll, float) and np.isfinite(ll) else None
-    for base in ("always_up", "prev_direction", "ensemble"):
-        if base in evaluation.index:
-            value: Any = evaluation.loc[base, "auc"]
-            out[f"{base}_auc"] = float(value)
+    for base, row in evaluation["baselines"].items():
+        out[f"{base}_auc"] = row.get("auc")
+        out[f"{base}_logloss"] = row.get("logloss")
+    out["ensemble_auc"] = evaluation["ensemble"].get("auc")
     return out
+
+
+def _oos_record(evaluation: dict[str, Any], name: str) -> dict[str, list[Any]]:
+    """The calibrated out-of-sample predictions the gate scored (for comparing versions later)."""
+    cal = evaluation["calibrated"][["y", name]].dropna()
+    return {"t": [str(t) for t in cal.index], "p": [round(float(v), 6) for v in cal[name]],
+            "y": [float(v) for v in cal["y"]]}
+
+
+def _calibration_and_rule(evaluation: dict[str, Any], ds: Dataset, name: str, settings: Settings,
+                          ) -> tuple[dict[str, Any], dict[str, float]]:
+    from aitrader.models.calibration import DecisionRule, Platt, round_trip_cost
+    from aitrader.models.evaluate import forward_horizon_returns
+
+    preds = evaluation["predictions"]
+    platt = Platt.fit(preds[name].to_numpy(dtype="float64"), preds["y"].to_numpy(dtype="float64"),
+                      preds["always_up"].to_numpy(dtype="float64"))
+    fwd = forward_horizon_returns(ds.returns, settings.labels.horizon)
+    rule = DecisionRule.from_forward_returns(fwd[ds.y.notna().to_numpy()],
+                                             cost=round_trip_cost(settings.broker.slippage_bps))
+    return platt.to_dict(), rule.to_dict()
 
 
 # --------------------------------------------------------------------------- train
@@ -215,7 +246,8 @@ def train_symbol(
     Raises :class:`DataError` if the symbol's data cannot be trained on; a model that
     fails is reported as ``failed`` in the report while the others continue.
     """
-    from aitrader.models.evaluate import evaluate_walk_forward
+    from aitrader.models.evaluate import edge_evaluation
+    from aitrader.models.ledger import record_trials
     from aitrader.models.zoo import make_model, model_class
 
     home, settings = data.home, data.settings
@@ -253,9 +285,13 @@ def train_symbol(
 
     splits, wf_used = make_splits(int(len(ds.X)), settings)
     t0 = time.perf_counter()
-    evaluation = evaluate_walk_forward(ds.X, ds.y, models=todo, splits=splits, profile=profile,  # type: ignore[arg-type]
-                                       seed=seed, returns=ds.returns, params=params)
+    m = settings.models
+    evaluation = edge_evaluation(ds.X, ds.y, models=todo, splits=splits, profile=profile,  # type: ignore[arg-type]
+                                 seed=seed, returns=ds.returns, params=params, horizon=settings.labels.horizon,
+                                 alpha=m.gate_alpha, max_auc=m.leak_max_auc, max_corr=m.leak_max_corr)
     report.evaluation = evaluation
+    record_trials(home.models, symbol=symbol, kind="train", models=todo, rows=len(ds.X), last=report.last,
+                  end=None if end_ts is None else str(end_ts), profile=profile, folds=len(splits))
     log.info("%s: walk-forward validation of %s took %.1fs", symbol, ",".join(todo), time.perf_counter() - t0)
 
     bar = _progress(todo, desc=f"train {symbol}", enabled=progress)
@@ -263,6 +299,7 @@ def train_symbol(
         t1 = time.perf_counter()
         metrics = _metrics_row(evaluation, n)
         try:
+            calibration, rule = _calibration_and_rule(evaluation, ds, n, settings)
             model = make_model(n, profile=profile, seed=seed, feature_names=ds.feature_names,  # type: ignore[arg-type]
                                **params[n])
             model.fit(ds.X, ds.y, sample_weight=weights, returns=ds.returns)
@@ -273,13 +310,14 @@ def train_symbol(
                                  "labelled_rows": int(labelled.sum()), "end": None if end_ts is None else str(end_ts),
                                  "timeframe": ds.timeframe},
                 metrics=metrics, seed=seed, profile=profile,
-                extra={"fingerprint": prints[n], "walk_forward": wf_used,
+                extra={"fingerprint": prints[n], "walk_forward": wf_used, "edge": metrics["edge"],
+                       "leak": evaluation["leak"], "calibration": calibration, "decision": rule,
+                       "oos": _oos_record(evaluation, n),
                        "sample_weights": None if weights is None else {
                            "weighted_rows": int((weights != 1.0).sum()),
                            "weight": settings.models.self_learn_weight}},
             )
             promoted, reason = registry.promote_if_better(symbol, n, version,
-                                                          metric=settings.models.promotion_metric,
                                                           tolerance=settings.models.promotion_tolerance)
             report.results.append(ModelResult(model=n, status="promoted" if promoted else "candidate",
                                               version=version, reason=reason, metrics=metrics,

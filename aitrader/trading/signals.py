@@ -43,11 +43,23 @@ class MLSignals:
         from aitrader.models.ml_predictor import MLPredictor
 
         self._predictors = {s: MLPredictor.from_registry(home=home, settings=settings, symbol=s) for s in symbols}
+        self.fallback = settings.models.fallback
 
     def decide(
         self, features: pd.DataFrame, bars: pd.DataFrame, *, symbol: str, timestamp: pd.Timestamp
     ) -> EnsembleDecision:
-        return self._predictors[symbol].decide(features, symbol=symbol, timestamp=timestamp)
+        pred = self._predictors[symbol]
+        decision = pred.decide(features, symbol=symbol, timestamp=timestamp)
+        if pred.has_edge or self.fallback == "none":
+            return decision
+        # No model has an edge: the configured rule strategy decides, and says so.
+        from aitrader.trading.strategies import STRATEGIES
+
+        rule = STRATEGIES[self.fallback]().decide(features, bars, symbol=symbol, timestamp=timestamp)
+        return EnsembleDecision(symbol=rule.symbol, timestamp=rule.timestamp, signal=rule.signal,
+                                confidence=rule.confidence, policy=f"fallback:{self.fallback}",
+                                reason=f"fallback {self.fallback} (no model has an edge): {rule.reason}",
+                                votes=list(decision.votes))
 
     def versions(self, symbol: str) -> dict[str, str]:
         return dict(self._predictors[symbol].model_versions)

@@ -37,4 +37,20 @@ def ensemble_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     rep = train_symbol(Workspace.open(home=home, settings=quick_settings()), symbol="GOOG", models=["rf", "lgbm"],
                        end=ENSEMBLE_TRAIN_END, progress=False)
     assert rep.ok, rep.format()
+    # These tests exercise the backtest machinery on real models; GOOG's models have no edge,
+    # so the gate keeps them as candidates: promote them by hand (a labelled override).
+    # Calibrated, they sit at the base rate and never trade; these tests need trades, so their
+    # manifests get the identity calibration (raw probabilities; the manifest is not hashed).
+    import json
+
+    from aitrader.models.registry import ModelRegistry
+
+    reg = ModelRegistry(home.models)
+    for r in rep.results:
+        assert r.version is not None
+        reg.promote("GOOG", r.model, r.version)
+        path = reg.version_dir("GOOG", r.model, r.version) / "manifest.json"
+        manifest = json.loads(path.read_text())
+        manifest["calibration"] = {"method": "platt_anchored", "coef": 1.0, "rows": 0}
+        path.write_text(json.dumps(manifest))
     return home

@@ -23,44 +23,57 @@ def cli_home(tmp_path: Path) -> tuple[list[str], Home]:
     return ["--home", str(home.root), "--config", str(cfg)], home
 
 
-def test_train_evaluate_predict_list_promote_rollback(cli_home: tuple[list[str], Home],
+def test_train_evaluate_predict_list_promote_rollback(cli_home: tuple[list[str], Home], tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     base, home = cli_home
     rc = main([*base, "train", "--symbols", "GOOG", "--models", "rf,xgb,lgbm", "--profile", "quick",
                "--end", END, "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert out.count("promoted") >= 3 and "GOOG 1d:" in out
+    # GOOG daily up to mid-2008: no model beats the naive baselines, none is promoted.
+    assert [line.split()[1] for line in out.splitlines()[1:4]] == ["candidate"] * 3
+    assert out.count("no edge: does not beat") == 3 and "GOOG 1d:" in out
 
     rc = main([*base, "evaluate", "--symbol", "GOOG", "--models", "rf,xgb,lgbm", "--end", END])
     out = capsys.readouterr().out
     assert rc == 0
-    for name in ("rf", "xgb", "lgbm", "ensemble", "always_up", "prev_direction"):
+    for name in ("rf", "xgb", "lgbm", "ensemble", "always_up", "prev_direction", "mom_5", "mom_10", "mom_20"):
         assert any(line.startswith(name) for line in out.splitlines()), name
-    assert "walk-forward expanding 2 splits" in out
+    assert "walk-forward 2 folds of 150 rows (purge 5, embargo 5)" in out
+    assert "shuffled-label control (lgbm auc" in out
+    assert "trials ever run for GOOG: 7" in out  # 3 trained + 3 evaluated + the control
 
-    rc = main([*base, "evaluate", "--symbol", "GOOG", "--models", "rf", "--end", END, "--json"])
-    data = json.loads(capsys.readouterr().out)
-    assert rc == 0 and 0 <= data["metrics"]["rf"]["auc"] <= 1 and data["walk_forward"]["purge"] == 5
+    report = tmp_path / "e.json"
+    rc = main([*base, "evaluate", "--symbol", "GOOG", "--models", "rf", "--end", END, "--json", str(report)])
+    assert rc == 0 and f"wrote {report}" in capsys.readouterr().out
+    data = json.loads(report.read_text())
+    for part in (data["models"]["rf"], data["ensemble"]):
+        assert {"auc", "auc_ci", "logloss", "brier", "ic", "edge", "reliability"} <= set(part)
+        assert part["auc_ci"][0] <= part["auc"] <= part["auc_ci"][1]
+    assert data["models"]["rf"]["edge"]["passed"] is False
+    assert set(data["baselines"]) == {"always_up", "prev_direction", "mom_5", "mom_10", "mom_20"}
+    assert data["shuffled_control"]["ok"] and len(data["splits"]) == 2 and data["walk_forward"]["purge"] == 5
+    assert main([*base, "evaluate", "--symbol", "GOOG", "--json", str(tmp_path / "no" / "e.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
 
     rc = main([*base, "predict", "--symbol", "GOOG", "--json"])
     d = json.loads(capsys.readouterr().out)
-    assert rc == 0 and d["signal"] in ("buy", "sell", "hold") and d["timestamp"].startswith("2013-")
-    usable = [v for v in d["votes"] if v["error"] is None]
-    assert sorted(v["model"] for v in usable) == ["lgbm", "rf", "xgb"]
-    assert {v["model"] for v in d["votes"] if v["error"]} == {"lstm", "transformer", "ppo"}
-
-    rc = main([*base, "predict", "--symbol", "GOOG"])
-    out = capsys.readouterr().out
-    assert rc == 0 and "decision:" in out and "lstm         ERROR  not loaded" in out
+    assert rc == 0 and d["signal"] == "hold" and d["timestamp"].startswith("2013-")
+    assert d["reason"].startswith("no edge: no model of GOOG beat the naive baselines")
+    errors = {v["model"]: v["error"] for v in d["votes"]}
+    assert all(errors[m].startswith("not loaded: no edge") for m in ("rf", "xgb", "lgbm"))
+    assert all("not loaded" in errors[m] for m in ("lstm", "transformer", "ppo"))
 
     rc = main([*base, "models", "list", "--json"])
     rows = json.loads(capsys.readouterr().out)
-    assert rc == 0 and {(r["model"], r["status"]) for r in rows} == {("rf", "current"), ("xgb", "current"),
-                                                                    ("lgbm", "current")}
+    assert rc == 0 and {(r["model"], r["status"], r["edge"]) for r in rows} == {
+        ("rf", "candidate", "no"), ("xgb", "candidate", "no"), ("lgbm", "candidate", "no")}
     first_rf = next(r["version"] for r in rows if r["model"] == "rf")
+    assert main([*base, "models", "list"]) == 0
+    assert "only such versions are promoted by the gate" in capsys.readouterr().out
 
-    # A second rf, promoted by hand, then rolled back.
+    # rf promoted by hand, a second rf promoted by hand too, then rolled back to the first.
+    assert main([*base, "models", "promote", "--symbol", "GOOG", "--model", "rf", "--version", first_rf]) == 0
     assert main([*base, "train", "--symbols", "GOOG", "--models", "rf", "--end", "2008-12-31",
                  "--no-progress"]) == 0
     capsys.readouterr()

@@ -92,6 +92,8 @@ def _write_version(root: Path, symbol: str, model: str, version: str, auc: float
     (vdir / "model.bin").write_bytes(version.encode())
     manifest = {"symbol": symbol, "model": model, "version": version, "created_at": f"{version[:4]}-{version[4:6]}-01",
                 "metrics": {"auc": auc, "accuracy": auc - 0.05, "note": "text is not a metric"},
+                # The edge gate reads this verdict: v1 and v2 beat the baselines, v3 does not.
+                "edge": {"passed": auc >= 0.55, "reason": "test verdict"},
                 "files": {"model.bin": hashlib.sha256(version.encode()).hexdigest()}}
     (vdir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
 

@@ -34,7 +34,7 @@ def test_walk_forward_all_models_and_baselines_on_goog() -> None:
     splits = walk_forward_splits(len(X), n_splits=2, train_window=1000, test_window=250, purge=HORIZON,
                                  embargo=HORIZON)
     res = evaluate_walk_forward(X, y, models=ALL, splits=splits, profile="quick", seed=42, returns=r)
-    assert list(res.index) == [*ALL, "ensemble", "always_up", "prev_direction"]
+    assert list(res.index) == [*ALL, "ensemble", "always_up", "prev_direction", "mom_5", "mom_10", "mom_20"]
     metrics = res[["auc", "accuracy", "log_loss"]].to_numpy(dtype=float)
     assert np.isfinite(metrics).all(), res
     assert res["error"].isna().all(), res["error"]
@@ -47,6 +47,10 @@ def test_walk_forward_all_models_and_baselines_on_goog() -> None:
     assert res.loc["always_up", "auc_split_mean"] == pytest.approx(0.5)  # a constant within each split
     prev_up = (r.shift(1) > 0).loc[y_test.index].astype(float)
     assert res.loc["prev_direction", "accuracy"] == pytest.approx(float((prev_up == y_test).mean()))
+    # mom_5 calls the sign of the return over the 5 bars up to each row (close t-5 -> t).
+    past5 = np.exp(np.log1p(r).rolling(5).sum().shift(1)) - 1
+    mom_up = (past5 > 0).loc[y_test.index].astype(float)
+    assert res.loc["mom_5", "accuracy"] == pytest.approx(float((mom_up == y_test).mean()))
     # Out-of-sample daily direction is hard: no model should look implausibly good.
     assert (res.loc[[*ALL, "ensemble"], "auc"] < 0.7).all(), res
     assert (res.loc[ALL, "log_loss"] < 1.5).all(), res
@@ -100,3 +104,36 @@ def test_failing_model_degrades_the_ensemble_only() -> None:
     assert res.loc["ensemble", "auc"] == pytest.approx(res.loc["rf", "auc"])
     assert res.loc["prev_direction", "error"] == "needs returns"
     assert isinstance(res, pd.DataFrame)
+
+
+def test_edge_evaluation_contract_on_goog() -> None:
+    """The full protocol: calibrated scores with intervals, baselines, edge verdicts, reliability."""
+    from aitrader.models.evaluate import edge_evaluation
+
+    X, y, r = goog_dataset()
+    splits = walk_forward_splits(len(X), n_splits=4, train_window=900, test_window=250, purge=HORIZON,
+                                 embargo=HORIZON)
+    res = edge_evaluation(X, y, models=["lgbm"], splits=splits, returns=r, horizon=HORIZON, reps=300)
+    m = res["models"]["lgbm"]
+    for key in ("auc", "logloss", "brier", "ic", "accuracy"):
+        assert np.isfinite(m[key]) and m[f"{key}_ci"][0] <= m[key] <= m[f"{key}_ci"][1], (key, m)
+    assert res["rows"] == m["n"] == 750  # folds 2-4: fold 1 only calibrates the next ones
+    assert set(res["baselines"]) == {"always_up", "prev_direction", "mom_5", "mom_10", "mom_20"}
+    assert len(res["splits"]) == 4 and res["splits"][0]["test_rows"] == 250
+    assert m["edge"]["baseline"] in res["baselines"] and 0 < m["edge"]["p_holm"] <= 1
+    assert m["edge"]["compared"] == 2  # lgbm and the ensemble
+    assert sum(b["n"] for b in m["reliability"]) == 750
+    assert res["ensemble"]["auc"] == pytest.approx(m["auc"])  # one model: the ensemble is that model
+    assert res["leak"] is None
+    # Real daily GOOG direction: no edge, an AUC interval holding 0.5 or below (never a promise).
+    assert not m["edge"]["passed"] and m["auc_ci"][0] < 0.5
+
+
+def test_shuffled_edge_control_shows_no_edge() -> None:
+    from aitrader.models.evaluate import shuffled_edge_control
+
+    X, y, r = goog_dataset()
+    splits = walk_forward_splits(len(X), n_splits=4, train_window=900, test_window=250, purge=HORIZON,
+                                 embargo=HORIZON)
+    res = shuffled_edge_control(X, y, returns=r, models=["lgbm"], splits=splits, horizon=HORIZON, reps=300)
+    assert res["ok"] and not res["models"]["lgbm"]["edge"]

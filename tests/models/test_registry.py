@@ -22,14 +22,29 @@ def _reg(root: Path, keep: int = 5) -> ModelRegistry:
     return ModelRegistry(root, keep_versions=keep, model_classes=CLASSES)
 
 
+def _oos(quality: float, *, start: str = "2009-01-01", rows: int = 300) -> dict[str, list]:
+    """Stored out-of-sample predictions: P(right class) = ``quality`` on every row."""
+    y = (np.arange(rows) % 2).astype(float)
+    p = np.where(y == 1, quality, 1 - quality)
+    return {"t": [str(t) for t in pd.bdate_range(start, periods=rows)], "p": p.tolist(), "y": y.tolist()}
+
+
 def _register(reg: ModelRegistry, auc: float | None, *, model: str = "tiny", coef: tuple[float, float] = (1.0, -1.0),
-              feats: list[str] = FEATS) -> str:
+              feats: list[str] = FEATS, edge: bool | None = True, quality: float | None = None,
+              oos_start: str = "2009-01-01", leak: str | None = None) -> str:
+    """A version whose manifest records an edge verdict (``edge=None``: none recorded) and,
+    with ``quality``, out-of-sample predictions for the gate's incumbent comparison."""
     cls = CLASSES[model]
     m = cls(feature_names=feats, coef=list(coef))
     metrics = {} if auc is None else {"auc": auc}
+    extra: dict = {"leak": leak}
+    if edge is not None:
+        extra["edge"] = {"passed": edge, "reason": "beats always_up (test)" if edge else "does not beat always_up (test)"}
+    if quality is not None:
+        extra["oos"] = _oos(quality, start=oos_start)
     return reg.register("GOOG", model, m, feature_names=feats, label_config={"kind": "binary", "horizon": 5},
                         training_window={"first": "2004-08-19", "last": "2010-01-04", "rows": 1000},
-                        metrics=metrics, seed=42, profile="quick")
+                        metrics=metrics, seed=42, profile="quick", extra=extra)
 
 
 def test_register_writes_manifest_with_checksums(tmp_path: Path) -> None:
@@ -53,32 +68,47 @@ def test_version_ids_sort_by_time() -> None:
     assert a.startswith("20261122T001500000000Z-") and a < b
 
 
-def test_gate_first_better_worse_and_within_tolerance(tmp_path: Path) -> None:
+def test_gate_first_version_needs_an_edge_too(tmp_path: Path) -> None:
     reg = _reg(tmp_path)
-    v1 = _register(reg, 0.55)
-    ok, reason = reg.promote_if_better("GOOG", "tiny", v1, metric="auc", tolerance=0.01)
-    assert ok and "no current version" in reason
-    v2 = _register(reg, 0.60)
-    assert reg.promote_if_better("GOOG", "tiny", v2, metric="auc", tolerance=0.01)[0]
-    assert reg.current_version("GOOG", "tiny") == v2
-    v3 = _register(reg, 0.58)  # worse by 0.02 > tolerance: stays candidate
-    ok, reason = reg.promote_if_better("GOOG", "tiny", v3, metric="auc", tolerance=0.01)
-    assert not ok
-    assert "0.5800 < current 0.6000" in reason and "kept as candidate" in reason
+    v0 = _register(reg, 0.70, edge=False)  # a high AUC is not an edge over the baselines
+    ok, reason = reg.promote_if_better("GOOG", "tiny", v0)
+    assert not ok and "no edge: does not beat always_up" in reason and "kept as candidate" in reason
+    assert reg.current_version("GOOG", "tiny") is None
+    v1 = _register(reg, 0.55, quality=0.60)
+    ok, reason = reg.promote_if_better("GOOG", "tiny", v1)
+    assert ok and "(first version)" in reason
+
+
+def test_gate_compares_with_the_incumbent_on_the_same_recent_rows(tmp_path: Path) -> None:
+    reg = _reg(tmp_path)
+    v1 = _register(reg, 0.55, quality=0.60)
+    assert reg.promote_if_better("GOOG", "tiny", v1)[0]
+    v2 = _register(reg, 0.50, quality=0.62, oos_start="2009-06-01")  # overlaps v1's rows, better there
+    ok, reason = reg.promote_if_better("GOOG", "tiny", v2)
+    assert ok and "vs current" in reason and "on the same" in reason
+    v3 = _register(reg, 0.99, quality=0.58, oos_start="2009-06-01")  # worse on the common rows: AUC is ignored
+    ok, reason = reg.promote_if_better("GOOG", "tiny", v3, tolerance=0.0)
+    assert not ok and f"worse than current {v2}" in reason and "kept as candidate" in reason
     assert reg.current_version("GOOG", "tiny") == v2
     assert reg.gate_log("GOOG", "tiny")[-1]["reason"] == reason
-    v4 = _register(reg, 0.595)  # worse by 0.005 <= tolerance: promoted
-    ok, reason = reg.promote_if_better("GOOG", "tiny", v4, metric="auc", tolerance=0.01)
-    assert ok and "promoted" in reason
+    ok, _ = reg.promote_if_better("GOOG", "tiny", v3, tolerance=0.1)  # 0.545 vs 0.478: within tolerance
+    assert ok
+    v4 = _register(reg, 0.55, quality=0.50, oos_start="2015-01-01")  # no common rows: cannot compare
+    ok, reason = reg.promote_if_better("GOOG", "tiny", v4)
+    assert ok and "no common out-of-sample window" in reason
     statuses = {i.version: i.status for i in reg.list_versions("GOOG", "tiny")}
-    assert statuses == {v1: "previous", v2: "previous", v3: "candidate", v4: "current"}
+    assert statuses == {v1: "previous", v2: "previous", v3: "previous", v4: "current"}
 
 
-def test_gate_refuses_candidate_without_metric(tmp_path: Path) -> None:
+def test_gate_refuses_without_verdict_and_on_a_leak(tmp_path: Path) -> None:
     reg = _reg(tmp_path)
-    v = _register(reg, None)
-    ok, reason = reg.promote_if_better("GOOG", "tiny", v, metric="auc", tolerance=0.01)
-    assert not ok and "no validation auc" in reason
+    v = _register(reg, 0.55, edge=None)
+    ok, reason = reg.promote_if_better("GOOG", "tiny", v)
+    assert not ok and "no edge verdict" in reason
+    v = _register(reg, 0.99, leak="leak alarm: feature 'ta_hint' has |correlation| 1.000 with the label")
+    ok, reason = reg.promote_if_better("GOOG", "tiny", v)
+    assert not ok and "'ta_hint'" in reason
+    assert reg.current_version("GOOG", "tiny") is None
 
 
 def test_rollback_and_manual_promote(tmp_path: Path) -> None:
@@ -102,11 +132,11 @@ def test_rollback_without_current(tmp_path: Path) -> None:
 
 def test_keep_n_pruning_never_deletes_current(tmp_path: Path) -> None:
     reg = _reg(tmp_path, keep=2)
-    v1 = _register(reg, 0.70)
+    v1 = _register(reg, 0.70, quality=0.7)
     reg.promote_if_better("GOOG", "tiny", v1, metric="auc", tolerance=0.0)
     later = []
-    for auc in (0.50, 0.51, 0.52):  # all worse: stay candidates
-        v = _register(reg, auc)
+    for q in (0.50, 0.51, 0.52):  # all worse on the same rows: stay candidates
+        v = _register(reg, 0.6, quality=q)
         assert not reg.promote_if_better("GOOG", "tiny", v, metric="auc", tolerance=0.0)[0]
         later.append(v)
     kept = [i.version for i in reg.list_versions("GOOG", "tiny")]

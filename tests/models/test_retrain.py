@@ -59,14 +59,15 @@ def test_retrain_is_idempotent(tmp_path: Path) -> None:
     first = retrain(Workspace.open(home=home, settings=s), symbols=["GOOG"], models=["lgbm"], as_of=None, refresh=True)
     assert first.ok, first.format()
     assert "refresh: replay provider: sample data loaded for GOOG, SPX, VIX" in first.steps
-    assert first.trained == 1 and first.reports[0].results[0].status == "promoted"
+    assert first.trained == 1 and first.reports[0].results[0].status == "candidate"  # GOOG: no edge
     reg = ModelRegistry(home.models)
     versions = [i.version for i in reg.list_versions("GOOG", "lgbm")]
     current = reg.current_version("GOOG", "lgbm")
+    assert current is None and len(versions) == 1
     second = retrain(Workspace.open(home=home, settings=s), symbols=["GOOG"], models=["lgbm"], refresh=True)
     assert second.ok and second.trained == 0
     res = second.reports[0].results[0]
-    assert res.status == "unchanged" and res.version == current and "not retrained" in res.reason
+    assert res.status == "unchanged" and res.version == versions[0] and "not retrained" in res.reason
     assert [i.version for i in reg.list_versions("GOOG", "lgbm")] == versions
     assert reg.current_version("GOOG", "lgbm") == current
     # New data (a later as-of) is a different input: a new candidate goes through the gate.
@@ -82,7 +83,7 @@ def test_replay_as_of_uses_only_past_bars(tmp_path: Path) -> None:
     rep = retrain(Workspace.open(home=home, settings=fast_settings()), symbols=["GOOG"], models=["rf"], as_of="2007-12-31")
     assert rep.ok and "refresh: skipped (replay as of 2007-12-31 00:00:00)" in rep.steps
     reg = ModelRegistry(home.models)
-    man = reg.read_manifest("GOOG", "rf", str(reg.current_version("GOOG", "rf")))
+    man = reg.list_versions("GOOG", "rf")[-1].manifest
     assert man["training_window"]["last"] < "2007-12-31"
     assert man["training_window"]["end"] == "2007-12-31 00:00:00"
 

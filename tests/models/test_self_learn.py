@@ -116,11 +116,10 @@ def test_meta_model_learns_and_vetoes(tmp_path: Path) -> None:
     assert pd.Timestamp(tw["start"]) == pd.Timestamp(trades["entry_time"].min())
     assert pd.Timestamp(tw["end"]) == pd.Timestamp(trades["exit_time"].max())
     assert tw["sides"] == ["buy"] and tw["rows"] == 60
-    s = s.derive(models={"enabled": []})  # only the meta-model: the base votes come from the rows below
+    # only the meta-model (base votes come from the rows below); a 2 bp round trip: P(up) 0.52 is a buy
+    s = s.derive(models={"enabled": []}, broker={"slippage_bps": 0.0})
     pred = MLPredictor.from_registry(home=home, settings=s, symbol="GOOG", model_classes={})
     assert pred.meta is not None and pred.model_versions[META] == rep.version
-    s = s.derive(models={"hold_band": 0.0})
-    pred.settings = s  # the predictor reads its settings per decision
     weak = pred.decide_from_row(pd.Series({"rf": 0.52, "xgb": 0.52}, name=pd.Timestamp("2012-01-03")))
     assert weak.signal == "hold" and weak.reason.startswith("meta-model veto")
     assert weak.votes[-1].model == META and weak.votes[-1].confidence < 0.5
