@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         setup_logging(log_level(args.log_level, args.command))
-        env_overrides(os.environ)  # an unknown or unreadable AITRADER_* variable stops every command
+        env_overrides(os.environ, Settings)  # an unknown or unreadable AITRADER_* variable stops every command
         ctx = Context(home=Home.resolve(args.home), config_file=args.config)
         return int(args.func(args, ctx) or 0)
     except AitraderError as exc:

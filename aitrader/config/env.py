@@ -34,20 +34,19 @@ OTHER_PREFIXES = ("AITRADER_BENCH_",)  # bench/ knobs (AITRADER_BENCH_BARS, AITR
 Loc = tuple[str, ...]
 
 
-def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[Loc, str]]:
-    """``(nested values, {location: variable name})`` from the ``AITRADER_*`` variables.
+def env_overrides(environ: Mapping[str, str], model: type[BaseModel]) -> tuple[dict[str, Any], dict[Loc, str]]:
+    """``(nested values, {location: variable name})`` from the ``AITRADER_*`` variables for the
+    settings ``model`` (passed in, so this module never imports the settings it serves).
 
     Raises :class:`ConfigError` naming the variable on an unknown name or an unreadable value.
     """
-    from aitrader.config.settings import Settings
-
     data: dict[str, Any] = {}
     names: dict[Loc, str] = {}
     for raw_name in sorted(environ):
         name = raw_name.upper()
         if not name.startswith(PREFIX) or name in OTHER_VARIABLES or name.startswith(OTHER_PREFIXES):
             continue
-        loc, annotation = _locate(name, Settings)
+        loc, annotation = _locate(name, model)
         value = _parse(name, environ[raw_name], annotation)
         node = data
         for part in loc[:-1]:
@@ -62,11 +61,9 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[Loc,
     return data, names
 
 
-def known_variables() -> list[str]:
+def known_variables(model: type[BaseModel]) -> list[str]:
     """Every ``AITRADER_*`` name we accept (settings keys, sections, the other variables)."""
-    from aitrader.config.settings import Settings
-
-    return sorted({*(PREFIX + "__".join(loc).upper() for loc in _settings_paths(Settings, ())), *OTHER_VARIABLES})
+    return sorted({*(PREFIX + "__".join(loc).upper() for loc in _settings_paths(model, ())), *OTHER_VARIABLES})
 
 
 def _settings_paths(model: type[BaseModel], loc: Loc) -> Iterator[Loc]:
@@ -93,15 +90,15 @@ def _locate(name: str, model: type[BaseModel]) -> tuple[Loc, Any]:
     for part in parts:
         field = current.model_fields.get(part) if current is not None else None
         if field is None:
-            raise ConfigError(_unknown(name))
+            raise ConfigError(_unknown(name, model))
         loc = (*loc, part)
         annotation = field.annotation
         current = _model_of(annotation)
     return loc, annotation
 
 
-def _unknown(name: str) -> str:
-    close = difflib.get_close_matches(name, known_variables(), n=1, cutoff=0.75)
+def _unknown(name: str, model: type[BaseModel]) -> str:
+    close = difflib.get_close_matches(name, known_variables(model), n=1, cutoff=0.75)
     hint = f"; did you mean {close[0]}?" if close else ""
     return (f"unknown environment variable {name}{hint} (settings are AITRADER_<KEY> or "
             "AITRADER_<SECTION>__<KEY> with a double underscore; unset it or fix the name)")

@@ -517,7 +517,7 @@ def load_settings(
         data = _read_yaml(default)
     if config_file is not None:
         data = _deep_merge(data, _read_yaml(Path(config_file)))
-    from_env, env_names = env_overrides(os.environ if environ is None else environ)
+    from_env, env_names = env_overrides(os.environ if environ is None else environ, Settings)
     data = _deep_merge(data, from_env)
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:

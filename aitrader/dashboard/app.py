@@ -19,6 +19,7 @@ import streamlit as st
 from aitrader.config import Settings, load_settings
 from aitrader.core.errors import AitraderError
 from aitrader.core.paths import Home
+from aitrader.dashboard import backtests as bt
 from aitrader.dashboard import charts
 from aitrader.dashboard import queries as q
 from aitrader.workspace import Workspace
@@ -193,13 +194,13 @@ def market(src: q.Sources, settings: Settings) -> None:
 
 
 def backtests(src: q.Sources) -> None:
-    saved = q.list_backtests(src.home)
+    saved = bt.list_backtests(src.home)
     if saved.empty:
         st.info(f"No saved backtests under {src.home.reports}. Run one with `aitrader backtest ...`.")
         return
     name = st.selectbox("Backtest", list(saved["name"]), key="bt_name")
     row = saved[saved["name"] == name].iloc[0]
-    report = q.load_backtest(row["path"])
+    report = bt.load_backtest(row["path"])
     metrics = report["metrics"]
     cols = st.columns(3)
     cols[0].metric("Final equity", _money(_num(metrics.get("final_equity"))))
@@ -207,12 +208,12 @@ def backtests(src: q.Sources) -> None:
     cols[2].metric("Equity points", str(len(report["equity"])))
     if not report["equity"].empty:
         st.plotly_chart(charts.backtest_figure(report["equity"], title=f"Backtest {name}"), key="bt_chart")
-    st.dataframe(q.metrics_table(metrics), hide_index=True, key="bt_metrics")
-    honesty = q.honesty_table(report.get("honesty") or {})
+    st.dataframe(bt.metrics_table(metrics), hide_index=True, key="bt_metrics")
+    honesty = bt.honesty_table(report.get("honesty") or {})
     if not honesty.empty:
         st.subheader("Luck check: random-entry control, probabilistic and deflated Sharpe, meta-model vetoes")
         st.dataframe(honesty, hide_index=True, key="bt_honesty")
-    windows = q.window_table(row["path"])
+    windows = bt.window_table(row["path"])
     if not windows.empty:
         st.subheader("Walk-forward windows")
         st.dataframe(windows, hide_index=True, key="bt_windows")

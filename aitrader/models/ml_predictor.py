@@ -335,11 +335,11 @@ class MLPredictor:
         errors: dict[str, str] = {}
         trained = set(registry.model_names(symbol))
         for name in settings.models.enabled:
-            if name in trained and not registry.current_version(symbol, name):
-                errors[name] = f"{NO_EDGE}: no version passed the edge gate (see 'aitrader models list')"
-                log.info("%s: model %s: %s", symbol, name, errors[name])
-                continue
             try:
+                if name in trained and not registry.current_version(symbol, name):
+                    errors[name] = f"{NO_EDGE}: no version passed the edge gate (see 'aitrader models list')"
+                    log.info("%s: model %s: %s", symbol, name, errors[name])
+                    continue
                 loaded[name] = registry.load_current(symbol, name, expected_features=feature_names)
             except AitraderError as exc:
                 errors[name] = str(exc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from aitrader.config import load_settings
+from aitrader.config import Settings, load_settings
 from aitrader.config.env import known_variables
 from aitrader.core.errors import ConfigError
 
@@ -42,7 +42,7 @@ def test_non_settings_variables_are_allowed() -> None:
            "AITRADER_NOTIFY_URLS": "https://hooks.example/abc", "AITRADER_INSTALL_DIR": "/i",
            "AITRADER_BENCH_BARS": "10", "AITRADER_DASHBOARD_SHOT": "x.png", "OTHER_THING": "1"}
     assert load_settings(environ=env).symbols == ["GOOG"]
-    assert "AITRADER_HOME" in known_variables() and "AITRADER_RISK__STOP_LOSS_PCT" in known_variables()
+    assert "AITRADER_HOME" in known_variables(Settings) and "AITRADER_RISK__STOP_LOSS_PCT" in known_variables(Settings)
 
 
 def test_section_needs_a_json_object() -> None:

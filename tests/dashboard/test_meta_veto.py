@@ -10,6 +10,7 @@ import pytest
 
 from aitrader.core.decisions import EnsembleDecision, ModelVote
 from aitrader.core.paths import Home
+from aitrader.dashboard import backtests as bt
 from aitrader.dashboard import queries as q
 from aitrader.journal import Journal
 from aitrader.journal.queries import JournalReader
@@ -49,18 +50,18 @@ def test_saved_report_honesty_and_windows(tmp_path: Path) -> None:
                         "models": {"rf": "v1"}}]}
     path = tmp_path / "bt.json"
     path.write_text(json.dumps(raw))
-    rep = q.load_backtest(path)
-    table = dict(zip(q.honesty_table(rep["honesty"])["metric"], q.honesty_table(rep["honesty"])["value"],
+    rep = bt.load_backtest(path)
+    table = dict(zip(bt.honesty_table(rep["honesty"])["metric"], bt.honesty_table(rep["honesty"])["value"],
                      strict=True))
     assert table["random_control.percentile"] == "62.5000" and table["random_control.seeds"] == "200"
     assert table["dsr"] == "0.4200" and table["trials.count"] == "12"
     assert table["meta_veto.vetoed.buy"] == "3" and table["meta_veto.vetoed.sell"] == "0"
-    win = q.window_table(path)
+    win = bt.window_table(path)
     assert list(win.columns) == ["trade_start", "trade_end", "total_return"] and len(win) == 1
     # a report written before the honesty block: nothing to show, no error
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"metrics": {"final_equity": 1.0}}))
-    assert q.honesty_table(q.load_backtest(old)["honesty"]).empty and q.window_table(old).empty
+    assert bt.honesty_table(bt.load_backtest(old)["honesty"]).empty and bt.window_table(old).empty
 
 
 def test_models_page_shows_the_veto_counts(dash_home: Home, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,7 @@ from aitrader.config import load_settings
 from aitrader.core.errors import DataError
 from aitrader.core.paths import Home
 from aitrader.core.types import Account, Fill, Side
+from aitrader.dashboard import backtests as bt
 from aitrader.dashboard import queries as q
 from aitrader.data.store import BarStore
 from aitrader.journal import Journal, JournalReader
@@ -182,24 +183,24 @@ def test_market(src: q.Sources, vix: pd.DataFrame) -> None:
 
 
 def test_backtests(src: q.Sources, home: Home) -> None:
-    saved = q.list_backtests(src.home)
+    saved = bt.list_backtests(src.home)
     assert list(saved["name"]) == ["sma_cross_GOOG"] and saved["html"].iloc[0].endswith(".html")
-    report = q.load_backtest(saved["path"].iloc[0])
+    report = bt.load_backtest(saved["path"].iloc[0])
     assert report["metrics"]["final_equity"] == BT_FINAL_EQUITY
     assert report["metrics"]["num_trades"] == BT_NUM_TRADES
     assert report["metrics"]["buy_and_hold.total_return"] == 0.15 and "curve" not in report["metrics"]
     assert len(report["equity"]) == 30 and report["equity"]["equity"].iloc[-1] == BT_FINAL_EQUITY
     assert list(report["trades"]["pnl"]) == [30.0]
-    table = q.metrics_table(report["metrics"]).set_index("metric")
+    table = bt.metrics_table(report["metrics"]).set_index("metric")
     assert table.loc["final_equity", "value"] == "12,345.6700"
-    assert q.list_backtests(home).empty
+    assert bt.list_backtests(home).empty
     bad = Path(home.root) / "bad.json"
     bad.write_text("{nope", encoding="utf-8")
     with pytest.raises(DataError, match="not valid JSON"):
-        q.load_backtest(bad)
+        bt.load_backtest(bad)
     bad.write_text(json.dumps({"trades": []}), encoding="utf-8")
     with pytest.raises(DataError, match="no 'metrics'"):
-        q.load_backtest(bad)
+        bt.load_backtest(bad)
 
 
 def test_snapshot_reader_matches_plain_reader_and_is_a_snapshot(dash_home: Home, tmp_path: Path) -> None:

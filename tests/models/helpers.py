@@ -57,3 +57,23 @@ def trained_home(_trained_master: Path, tmp_path: Path) -> Home:
     dest = tmp_path / "home"
     shutil.copytree(_trained_master, dest)
     return Home(dest)
+
+
+def promote_by_hand(home: Home, symbol: str = "GOOG", *, raw: bool = False) -> None:
+    """GOOG's models have no edge, so the gate keeps them as candidates; tests of machinery that
+    needs a current ensemble promote the newest versions by hand (a labelled override).
+    ``raw``: identity calibration, so the (uncalibrated) probabilities trade at all."""
+    import json
+
+    from aitrader.models.registry import ModelRegistry
+
+    reg = ModelRegistry(home.models)
+    for model in reg.model_names(symbol):
+        versions = reg.list_versions(symbol, model)
+        if versions:
+            reg.promote(symbol, model, versions[-1].version)
+            if raw:
+                path = reg.version_dir(symbol, model, versions[-1].version) / "manifest.json"
+                manifest = json.loads(path.read_text())
+                manifest["calibration"] = {"method": "platt_anchored", "coef": 1.0, "rows": 0}
+                path.write_text(json.dumps(manifest))

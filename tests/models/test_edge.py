@@ -75,8 +75,8 @@ def test_injected_renamed_label_is_refused_naming_the_column(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     real = training.load_dataset
 
-    def leaky(**kwargs: Any) -> training.Dataset:
-        ds = real(**kwargs)
+    def leaky(data: Any, **kwargs: Any) -> training.Dataset:
+        ds = real(data, **kwargs)
         X = ds.X.assign(ta_hint=ds.y.to_numpy())  # the label under an innocent-looking name
         return training.Dataset(symbol=ds.symbol, timeframe=ds.timeframe, X=X, y=ds.y, returns=ds.returns,
                                 feature_names=[*ds.feature_names, "ta_hint"])

@@ -65,7 +65,8 @@ def test_sides_are_recorded_and_only_those_are_answered(tmp_path: Path) -> None:
 
 
 def test_a_long_only_meta_model_never_vetoes_a_sell() -> None:
-    s = fast_settings().derive(models={"hold_band": 0.0, "policy": "weighted_vote"})
+    # a 2 bp round trip (no slippage): P(up) 0.52 over a 0.5 base rate is a buy before the veto
+    s = fast_settings().derive(models={"policy": "weighted_vote"}, broker={"slippage_bps": 0.0})
     m = _long_only_meta()
     lm = LoadedModel(name=META, version="v1", model=m,
                      manifest={"feature_names": META_FEATURES, "training_window": {"sides": ["buy"]}})

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from aitrader.workspace import Workspace
 from aitrader.cli import main
 from aitrader.core.errors import IntegrityError, ModelError
 from aitrader.core.paths import Home
@@ -59,7 +60,7 @@ def test_default_replay_start_ignores_a_damaged_model(tmp_path: Path) -> None:
 
     home = _home_with_models(tmp_path, COEFS)
     _damage(home)
-    ctx = SimpleNamespace(home=home, settings=_settings())
+    ctx = SimpleNamespace(home=home, settings=_settings(), workspace=Workspace.open(home=home, settings=_settings()))
     assert default_replay_start(ctx, ["GOOG"]) is None  # lgbm has no training window; no crash
 
 

@@ -28,7 +28,7 @@ from aitrader.models.self_learn import (
     trade_sample_weights,
 )
 from tests.models import helpers
-from tests.models.helpers import fast_settings, sample_home
+from tests.models.helpers import fast_settings, promote_by_hand, sample_home
 
 _trained_master = helpers._trained_master
 trained_home = helpers.trained_home
@@ -183,6 +183,7 @@ def test_too_few_held_out_trades_are_not_enough(tmp_path: Path) -> None:
 def test_backtests_over_its_training_window_do_not_use_it(trained_home: Home) -> None:
     from aitrader.backtest.engine import load_predictor, run_backtest
 
+    promote_by_hand(trained_home, raw=True)  # the ensemble under test needs current, trading models
     _write_trades(trained_home, 60)
     s = fast_settings().derive(models={"enabled": ["rf", "xgb", "lgbm"]})
     rep = self_learn(Workspace.open(home=trained_home, settings=s))
