@@ -149,38 +149,11 @@ class RiskManager:
             not tier.universe or sym.upper() in {s.upper() for s in tier.universe},
             tier.max_open_positions, tier.risk_per_trade, core.risk_params(cfg))
 
-        if code == core.INVALID_PRICE:
-            return veto("invalid_price", f"reference price {intent.price} is not a positive number")
-        if code == core.HALTED:
-            return veto("max_daily_loss", f"kill switch fired earlier on {day}: no new entries today")
-        if code == core.KILL_SWITCH:
-            self._halted_days.add(day)
-            floor_equity = day_start_equity * (1.0 - cfg.max_daily_loss_pct)
-            loss = (day_start_equity - equity) / day_start_equity if day_start_equity > 0 else float("nan")
-            return veto(
-                "max_daily_loss",
-                f"kill switch: equity {_money(equity)} <= {_money(floor_equity)} "
-                f"(day start {_money(day_start_equity)}, loss {loss:.2%} >= {_pct(cfg.max_daily_loss_pct)}); "
-                f"no new entries for the rest of {day}",
-                severity="halt",
-            )
-        if code == core.NONPOSITIVE_EQUITY:
-            return veto("equity", f"equity {_money(equity)} is not positive")
-        if code == core.SHORT_REFUSED:
-            return veto("allow_short", "short entry refused: risk.allow_short is false")
-        if code == core.EXISTING_POSITION:
-            return veto("existing_position", f"already hold {held[0].quantity:g} {sym}; entries open new positions only")
-        if code == core.UNIVERSE:
-            return veto("universe", f"{sym} is not a configured symbol ({', '.join(self.symbols)})")
-        if code == core.TIER_UNIVERSE:
-            return veto("tier_universe",
-                        f"{sym} not in the '{tier.name}' tier universe ({', '.join(tier.universe)}) "
-                        f"at equity {_money(equity)}")
-        if code == core.MAX_OPEN_POSITIONS:
-            limit = min(tier.max_open_positions, cfg.max_open_positions)
-            return veto("max_open_positions",
-                        f"{n_open} open >= limit {limit} (min of tier '{tier.name}' {tier.max_open_positions} "
-                        f"and risk.max_open_positions {cfg.max_open_positions})")
+        if code != core.APPROVED and code != core.MIN_QUANTITY:
+            rule, detail, severity = self._refusal(code, intent=intent, equity=equity, day=day,
+                                                   day_start_equity=day_start_equity, held=held, tier=tier,
+                                                   n_open=n_open)
+            return veto(rule, detail, severity)
 
         # 6. Correlation with each holding (needs the return history: not part of the core).
         corr_veto = self._check_correlation(intent, positions, returns, events)
@@ -204,6 +177,38 @@ class RiskManager:
                         f"sizing {cfg.sizing})")
         return RiskVerdict(approved=True, quantity=float(qty), stop_loss=None if math.isnan(stop) else stop,
                            take_profit=None if math.isnan(take) else take, events=events)
+
+    def _refusal(self, code: int, *, intent: TradeIntent, equity: float, day: Any, day_start_equity: float,
+                 held: list[Position], tier: Any, n_open: int) -> tuple[str, str, str]:
+        """``(rule, detail, severity)`` for a refusal code of :func:`core.entry_refusal` (the journal's words)."""
+        cfg, sym = self.cfg, intent.symbol
+        if code == core.INVALID_PRICE:
+            return "invalid_price", f"reference price {intent.price} is not a positive number", "veto"
+        if code == core.HALTED:
+            return "max_daily_loss", f"kill switch fired earlier on {day}: no new entries today", "veto"
+        if code == core.KILL_SWITCH:
+            self._halted_days.add(day)
+            floor_equity = day_start_equity * (1.0 - cfg.max_daily_loss_pct)
+            loss = (day_start_equity - equity) / day_start_equity if day_start_equity > 0 else float("nan")
+            return ("max_daily_loss",
+                    f"kill switch: equity {_money(equity)} <= {_money(floor_equity)} "
+                    f"(day start {_money(day_start_equity)}, loss {loss:.2%} >= {_pct(cfg.max_daily_loss_pct)}); "
+                    f"no new entries for the rest of {day}", "halt")
+        if code == core.NONPOSITIVE_EQUITY:
+            return "equity", f"equity {_money(equity)} is not positive", "veto"
+        if code == core.SHORT_REFUSED:
+            return "allow_short", "short entry refused: risk.allow_short is false", "veto"
+        if code == core.EXISTING_POSITION:
+            return "existing_position", f"already hold {held[0].quantity:g} {sym}; entries open new positions only", \
+                "veto"
+        if code == core.UNIVERSE:
+            return "universe", f"{sym} is not a configured symbol ({', '.join(self.symbols)})", "veto"
+        if code == core.TIER_UNIVERSE:
+            return ("tier_universe", f"{sym} not in the '{tier.name}' tier universe ({', '.join(tier.universe)}) "
+                    f"at equity {_money(equity)}", "veto")
+        limit = min(tier.max_open_positions, cfg.max_open_positions)
+        return ("max_open_positions", f"{n_open} open >= limit {limit} (min of tier '{tier.name}' "
+                f"{tier.max_open_positions} and risk.max_open_positions {cfg.max_open_positions})", "veto")
 
     def _check_correlation(self, intent: TradeIntent, positions: list[Position],
                            returns: pd.DataFrame | None, events: list[RiskEvent]) -> str | None:

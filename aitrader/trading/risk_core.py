@@ -102,6 +102,79 @@ def tier_index(equity: float, bounds: np.ndarray, order: np.ndarray, fallback: i
 
 
 @jitable
+def entry_refusal(
+    equity: float, day_start_equity: float, halted_today: bool, price: float, buy: bool, held_same: bool,
+    n_open: int, in_universe: bool, tier_in_universe: bool, tier_max_open: int, params: np.ndarray,
+) -> int:
+    """The first entry rule that refuses, in order, or ``APPROVED`` when none does."""
+    if not (math.isfinite(price) and price > 0):
+        return INVALID_PRICE
+    # 1. Daily-loss kill switch: checked first so nothing else runs once it fired.
+    if halted_today:
+        return HALTED
+    if equity <= day_start_equity * (1.0 - params[P_MAX_DAILY_LOSS]):
+        return KILL_SWITCH
+    if equity <= 0:
+        return NONPOSITIVE_EQUITY
+    # 2. Direction; 3. one position per symbol; 4. universe and tier; 5. open positions.
+    if not buy and params[P_ALLOW_SHORT] == 0.0:
+        return SHORT_REFUSED
+    if held_same:
+        return EXISTING_POSITION
+    if not in_universe:
+        return UNIVERSE
+    if not tier_in_universe:
+        return TIER_UNIVERSE
+    if n_open >= min(tier_max_open, int(params[P_MAX_OPEN])):
+        return MAX_OPEN_POSITIONS
+    return APPROVED
+
+
+@jitable
+def bracket_prices(price: float, buy: bool, stop_pct: float, take_pct: float) -> tuple[float, float]:
+    """Percentage stop and take-profit around ``price`` (NaN for none; a short's take of >= 100% has no price)."""
+    sign = 1.0 if buy else -1.0
+    stop = price * (1.0 - sign * stop_pct) if math.isfinite(stop_pct) else math.nan
+    take = price * (1.0 + sign * take_pct) if math.isfinite(take_pct) else math.nan
+    if math.isfinite(take) and take <= 0:
+        take = math.nan
+    return stop, take
+
+
+@jitable
+def entry_size(
+    equity: float, price: float, atr: float, confidence: float, buy: bool, tier_risk: float, stop: float,
+    params: np.ndarray,
+) -> tuple[int, float, int, float]:
+    """Shares by the configured sizing: ``(qty, stop, notes, kelly_fraction)``; an ATR sizing may move the stop."""
+    stop_pct, take_pct = params[P_STOP_PCT], params[P_TAKE_PCT]
+    notes = 0
+    a = atr if math.isfinite(atr) and atr > 0 else math.nan
+    if math.isfinite(a) and params[P_ATR_MULT] * a < price * MIN_STOP_DISTANCE:
+        # A (near-)zero ATR puts the stop on the price itself: no risk-based size exists.
+        notes |= NOTE_ATR_TOO_SMALL
+        a = math.nan
+    method = int(params[P_SIZING])
+    kelly = math.nan
+    if method == 0 or method == 1:
+        # all_in: this is the estimate the limits check; the venue re-sizes from cash at fill.
+        return fixed_fraction_shares(equity, price, params[P_FRACTION]), stop, notes, kelly
+    if method == 2:
+        if math.isfinite(a):
+            qty, atr_stop, _ = atr_size(equity, price, a, tier_risk, params[P_ATR_MULT], buy)
+            if math.isfinite(atr_stop) and atr_stop > 0:
+                stop = atr_stop
+            return qty, stop, notes, kelly
+        if math.isfinite(stop_pct):
+            # No ATR (warm-up): risk the same money against the percentage stop instead.
+            return whole_shares(tier_risk * equity, price * stop_pct), stop, notes | NOTE_NO_ATR_PCT_STOP, kelly
+        return 0, stop, notes | NOTE_NO_ATR_NO_STOP, kelly
+    payoff = take_pct / stop_pct if math.isfinite(take_pct) and math.isfinite(stop_pct) else 1.0
+    kelly = kelly_fraction(confidence, payoff, params[P_KELLY_CAP])
+    return whole_shares(kelly * equity, price), stop, notes | NOTE_KELLY, kelly
+
+
+@jitable
 def entry_decision(
     equity: float, cash: float, buying_power: float, day_start_equity: float, halted_today: bool,
     price: float, atr: float, confidence: float, buy: bool, held_same: bool, n_open: int,
@@ -114,64 +187,14 @@ def entry_decision(
     The quantities are those after each stage, so the caller can say which cap bit.
     """
     nan = math.nan
-    if not (math.isfinite(price) and price > 0):
-        return INVALID_PRICE, 0, nan, nan, 0, 0, 0, 0, 0, nan
-    # 1. Daily-loss kill switch: checked first so nothing else runs once it fired.
-    if halted_today:
-        return HALTED, 0, nan, nan, 0, 0, 0, 0, 0, nan
-    if equity <= day_start_equity * (1.0 - params[P_MAX_DAILY_LOSS]):
-        return KILL_SWITCH, 0, nan, nan, 0, 0, 0, 0, 0, nan
-    if equity <= 0:
-        return NONPOSITIVE_EQUITY, 0, nan, nan, 0, 0, 0, 0, 0, nan
-    # 2. Direction; 3. one position per symbol; 4. universe and tier; 5. open positions.
-    if not buy and params[P_ALLOW_SHORT] == 0.0:
-        return SHORT_REFUSED, 0, nan, nan, 0, 0, 0, 0, 0, nan
-    if held_same:
-        return EXISTING_POSITION, 0, nan, nan, 0, 0, 0, 0, 0, nan
-    if not in_universe:
-        return UNIVERSE, 0, nan, nan, 0, 0, 0, 0, 0, nan
-    if not tier_in_universe:
-        return TIER_UNIVERSE, 0, nan, nan, 0, 0, 0, 0, 0, nan
-    if n_open >= min(tier_max_open, int(params[P_MAX_OPEN])):
-        return MAX_OPEN_POSITIONS, 0, nan, nan, 0, 0, 0, 0, 0, nan
-
+    code = entry_refusal(equity, day_start_equity, halted_today, price, buy, held_same, n_open, in_universe,
+                         tier_in_universe, tier_max_open, params)
+    if code != APPROVED:
+        return code, 0, nan, nan, 0, 0, 0, 0, 0, nan
     # 7. Size, then stops (the caller's correlation check, 6., sits before this and has no numbers here).
-    sign = 1.0 if buy else -1.0
-    stop_pct, take_pct = params[P_STOP_PCT], params[P_TAKE_PCT]
-    stop = price * (1.0 - sign * stop_pct) if math.isfinite(stop_pct) else nan
-    take = price * (1.0 + sign * take_pct) if math.isfinite(take_pct) else nan
-    if math.isfinite(take) and take <= 0:
-        take = nan  # a short's take-profit of >= 100% has no price
-    notes = 0
-    a = atr if math.isfinite(atr) and atr > 0 else nan
-    if math.isfinite(a) and params[P_ATR_MULT] * a < price * MIN_STOP_DISTANCE:
-        # A (near-)zero ATR puts the stop on the price itself: no risk-based size exists.
-        notes |= NOTE_ATR_TOO_SMALL
-        a = nan
-    method = int(params[P_SIZING])
-    kelly = nan
-    if method == 0 or method == 1:
-        # all_in: this is the estimate the limits check; the venue re-sizes from cash at fill.
-        qty = fixed_fraction_shares(equity, price, params[P_FRACTION])
-    elif method == 2:
-        if math.isfinite(a):
-            qty, atr_stop, _ = atr_size(equity, price, a, tier_risk, params[P_ATR_MULT], buy)
-            if math.isfinite(atr_stop) and atr_stop > 0:
-                stop = atr_stop
-        elif math.isfinite(stop_pct):
-            # No ATR (warm-up): risk the same money against the percentage stop instead.
-            qty = whole_shares(tier_risk * equity, price * stop_pct)
-            notes |= NOTE_NO_ATR_PCT_STOP
-        else:
-            qty = 0
-            notes |= NOTE_NO_ATR_NO_STOP
-    else:
-        payoff = take_pct / stop_pct if math.isfinite(take_pct) and math.isfinite(stop_pct) else 1.0
-        kelly = kelly_fraction(confidence, payoff, params[P_KELLY_CAP])
-        qty = whole_shares(kelly * equity, price)
-        notes |= NOTE_KELLY
+    stop, take = bracket_prices(price, buy, params[P_STOP_PCT], params[P_TAKE_PCT])
+    qty, stop, notes, kelly = entry_size(equity, price, atr, confidence, buy, tier_risk, stop, params)
     sized = qty
-
     # 8. Caps: position value, cash buffer, buying power.
     qty = min(qty, max_shares_for_value(params[P_MAX_POSITION] * equity, price))
     after_pos = qty
