@@ -44,11 +44,11 @@ def make_broker(name: str, *, settings: Settings, home: Home, live: bool = False
     if name == "alpaca":
         from aitrader.venues.alpaca import AlpacaBroker
 
-        return AlpacaBroker.from_env(secrets, paper=not live)
+        return AlpacaBroker.from_env(secrets, live=live)
     if name == "ibkr":
         from aitrader.venues.ibkr import IBKRBroker
 
-        return IBKRBroker(host=secrets.ib_host, port=secrets.ib_port, client_id=secrets.ib_client_id)
+        return IBKRBroker(host=secrets.ib_host, port=secrets.ib_port, client_id=secrets.ib_client_id, live=live)
     raise ConfigError(f"unknown broker {name!r}: allowed paper, alpaca, ibkr")
 
 

@@ -98,8 +98,10 @@ class AlpacaFake(MarketDataMixin):
         port: int = 0,
         page_size: int = 100,
         cash: float = 100_000.0,
+        account_number: str = "PA0FAKE0001",
     ) -> None:
         self.api_key = api_key
+        self.account_number = account_number  # Alpaca paper accounts start with "PA"
         self.secret_key = secret_key
         self.page_size = page_size
         self.cash = cash
@@ -298,7 +300,7 @@ class AlpacaFake(MarketDataMixin):
         equity, long_v, short_v = self._equity()
         return {
             "id": "5f9e2c4a-0000-4000-8000-00000000fa4e",
-            "account_number": "PA0FAKE0001",
+            "account_number": self.account_number,
             "status": "ACTIVE",
             "crypto_status": "INACTIVE",
             "currency": "USD",

@@ -124,7 +124,9 @@ class FakeTWS:
     def __init__(
         self, *, bars: dict[str, pd.DataFrame], main_symbol: str, port: int = 0,
         start_bar: int | None = None, cash: float = 100_000.0, advance: bool = True,
+        account: str = ACCOUNT,
     ) -> None:
+        self.account = account  # IB paper accounts start with "D" (DU1234567)
         self.bars = {s.upper(): _full_ohlcv(df) for s, df in bars.items()}
         self.main = main_symbol.upper()
         self.cursor = len(self.bars[self.main]) - 1 if start_bar is None else start_bar
@@ -300,7 +302,7 @@ class FakeTWS:
             return
         conn.client_id = cid
         conn.send(9, 1, self.next_order_id)
-        conn.send(15, 1, ACCOUNT)
+        conn.send(15, 1, self.account)
 
     def _conid(self, symbol: str, sec_type: str = "STK", expiry: str = "", strike: str = "",
                right: str = "") -> int:
@@ -421,7 +423,7 @@ class FakeTWS:
 
     def _send_position(self, conn: _Conn, conid: int) -> None:
         c, qty, avg = self.positions[conid]
-        conn.send(61, 3, ACCOUNT, conid, *c[1:7], "", c[9] or "USD", c[10], c[11], _fmt(qty), _fmt(avg))
+        conn.send(61, 3, self.account, conid, *c[1:7], "", c[9] or "USD", c[10], c[11], _fmt(qty), _fmt(avg))
 
     def _req_account_updates(self, conn: _Conn, f: list[str]) -> None:
         conn.account_sub = f[2] == "1"
@@ -432,9 +434,9 @@ class FakeTWS:
         eq = self._equity()
         for tag, val in (("TotalCashValue", self.cash), ("NetLiquidation", eq), ("BuyingPower", self.cash),
                          ("AvailableFunds", self.cash)):
-            conn.send(6, 2, tag, f"{val:.2f}", "USD", ACCOUNT)
+            conn.send(6, 2, tag, f"{val:.2f}", "USD", self.account)
         conn.send(8, 1, self.clock().strftime("%H:%M"))
-        conn.send(54, 1, ACCOUNT)
+        conn.send(54, 1, self.account)
 
     def _req_executions(self, conn: _Conn, f: list[str]) -> None:
         req_id, client_filter = int(f[2]), int(f[3] or 0)
@@ -448,7 +450,7 @@ class FakeTWS:
         c = ex["contract"]
         assert isinstance(c, list)
         conn.send(11, req_id, ex["order_id"], ex["conid"], c[1], c[2], c[3], c[4], c[5], c[6], "SMART",
-                  c[9] or "USD", c[10], c[11], ex["exec_id"], ex["time"], ACCOUNT, "ISLAND", ex["side"],
+                  c[9] or "USD", c[10], c[11], ex["exec_id"], ex["time"], self.account, "ISLAND", ex["side"],
                   _fmt(ex["shares"]), _fmt(ex["price"]), ex["perm_id"], ex["client_id"], 0,
                   _fmt(ex["shares"]), _fmt(ex["price"]), ex["order_ref"], "", "", "", 1)
         conn.send(59, 1, ex["exec_id"], _fmt(ex["commission"]), "USD", "", "", "")
@@ -459,7 +461,7 @@ class FakeTWS:
         fields: list[object] = [
             5, o.order_id, self._conid(c[1], c[2] or "STK", c[3], c[4] if c[2] == "OPT" else "", c[5]),
             *c[1:7], "SMART", c[9] or "USD", c[10], c[11], o.action, _fmt(o.quantity), o.order_type,
-            o.lmt_price, o.aux_price, o.tif, "", ACCOUNT, "O", 0, o.order_ref, o.client_id, o.perm_id,
+            o.lmt_price, o.aux_price, o.tif, "", self.account, "O", 0, o.order_ref, o.client_id, o.perm_id,
             0, 0, 0, "", "", "", "", "", "",  # outsideRth .. faPercentage, faProfile
             "", "", "", "", "", 0, "", "", 0, "", "", "", "", "", 0, 0, 0, 0, "", 3, 0, 0, 0,
             o.parent_id, 0, "", 0, "", "",  # modelCode .. deltaNeutralAuxPrice

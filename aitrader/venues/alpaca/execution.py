@@ -24,10 +24,11 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 
-from aitrader.core.errors import PermanentBrokerError, TemporaryBrokerError
+from aitrader.core.errors import LiveTradingRefused, PermanentBrokerError, TemporaryBrokerError
 from aitrader.core.protocols import BrokerCapabilities
 from aitrader.core.types import Account, Bar, Fill, OptionQuote, Order, OrderRequest, Position
 from aitrader.venues.alpaca.http import connection_reason, harden_client, require_keys
@@ -52,6 +53,38 @@ log = logging.getLogger(__name__)
 
 PAPER_URL = "https://paper-api.alpaca.markets"
 LIVE_URL = "https://api.alpaca.markets"
+PAPER_HOST, LIVE_HOST = "paper-api.alpaca.markets", "api.alpaca.markets"
+PAPER_ACCOUNT_PREFIX = "PA"  # Alpaca paper account numbers (PA3...); live ones are digits
+
+
+def check_alpaca_endpoint(base_url: str | None, *, live: bool) -> None:
+    """Refuse (before any request) an ``ALPACA_BASE_URL`` on the wrong side of the live gate:
+    Alpaca's live host in paper mode, or its paper host in live mode. Other hosts (a proxy,
+    a local fake) cannot be judged from the URL: the account check after connecting decides."""
+    if not base_url:
+        return
+    host = (urlsplit(base_url.strip()).hostname or "").lower()
+    if host == LIVE_HOST and not live:
+        raise LiveTradingRefused(
+            f"ALPACA_BASE_URL={base_url.strip()} points at Alpaca's live trading endpoint but the agent runs in "
+            f"paper mode; unset it (paper default {PAPER_URL}) or trade live with --live and mode: live")
+    if host == PAPER_HOST and live:
+        raise LiveTradingRefused(
+            f"ALPACA_BASE_URL={base_url.strip()} points at Alpaca's paper endpoint but live trading was asked for; "
+            f"unset it (live default {LIVE_URL}) or run without --live")
+
+
+def check_alpaca_account(account_number: str, *, live: bool) -> None:
+    """The venue's own word: paper accounts are ``PA...``. A mismatch with the mode is refused."""
+    is_paper = account_number.upper().startswith(PAPER_ACCOUNT_PREFIX)
+    if is_paper and live:
+        raise LiveTradingRefused(
+            f"Alpaca account {account_number} is a paper account but live trading was asked for; "
+            "check ALPACA_BASE_URL and the keys")
+    if not is_paper and not live:
+        raise LiveTradingRefused(
+            f"Alpaca account {account_number} is a live account but the agent runs in paper mode; "
+            "check ALPACA_BASE_URL and the keys (paper keys belong to a PA... account)")
 ACTIVITY_PAGE_SIZE = 100  # Alpaca's maximum for account activities
 
 
@@ -76,6 +109,7 @@ class AlpacaBroker:
     ) -> None:
         from alpaca.trading.client import TradingClient
 
+        check_alpaca_endpoint(base_url, live=not paper)  # before anything can connect
         key, secret = require_keys(api_key, secret_key)
         self.paper = paper
         self.base_url = (base_url or (PAPER_URL if paper else LIVE_URL)).rstrip("/")
@@ -86,11 +120,14 @@ class AlpacaBroker:
         self._coid_by_order_id: dict[str, str] = {}
 
     @classmethod
-    def from_env(cls, secrets: Secrets, *, paper: bool = True, **kw: Any) -> AlpacaBroker:
+    def from_env(cls, secrets: Secrets, *, live: bool = False, **kw: Any) -> AlpacaBroker:
         """Build from :class:`aitrader.config.Secrets`; the provider for option chains
-        uses the same keys and ``ALPACA_DATA_URL``."""
+        uses the same keys and ``ALPACA_DATA_URL``. ``live`` is the agent's gated mode
+        (``--live`` and ``mode: live``): an endpoint on the other side is refused."""
         from aitrader.venues.alpaca.data import AlpacaProvider
 
+        check_alpaca_endpoint(secrets.alpaca_base_url, live=live)
+        paper = not live
         provider = kw.pop("provider", None) or AlpacaProvider.from_env(secrets)
         return cls(
             api_key=secrets.alpaca_api_key,
@@ -129,8 +166,11 @@ class AlpacaBroker:
     # ------------------------------------------------------------ the protocol
 
     def connect(self) -> None:
-        """Verify keys and endpoint by fetching the account."""
-        acct = self.account()
+        """Verify keys and endpoint by fetching the account, and that the account is on
+        the side of the live gate the agent runs in (refused otherwise, before any order)."""
+        raw: Any = self._call(self._client.get_account, "get account")
+        check_alpaca_account(str(getattr(raw, "account_number", "") or ""), live=not self.paper)
+        acct = parse_account(raw)
         log.info("connected to Alpaca %s (%s): equity %.2f", self.base_url, "paper" if self.paper else "LIVE", acct.equity)
 
     def close(self) -> None:

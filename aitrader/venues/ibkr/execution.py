@@ -33,7 +33,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from aitrader.core.errors import BrokerError, PermanentBrokerError, TemporaryBrokerError
+from aitrader.core.errors import (
+    AitraderError,
+    BrokerError,
+    LiveTradingRefused,
+    PermanentBrokerError,
+    TemporaryBrokerError,
+)
 from aitrader.core.ids import leg_id
 from aitrader.core.protocols import BrokerCapabilities
 from aitrader.core.types import (
@@ -56,6 +62,35 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_BACKOFF: tuple[float, ...] = (1, 2, 4, 8, 16, 30)
+# IB's default API ports: which side of the live gate each one is on.
+LIVE_PORTS = {7496: "TWS live", 4001: "IB Gateway live"}
+PAPER_PORTS = {7497: "TWS paper", 4002: "IB Gateway paper"}
+PAPER_ACCOUNT_PREFIX = "D"  # IB paper accounts: DU1234567 (DF... for advisors)
+
+
+def check_ib_port(port: int, *, live: bool) -> None:
+    """Refuse (before connecting) IB's default live port in paper mode and its paper port
+    in live mode. Other ports cannot be judged: the account check after connecting decides."""
+    if not live and port in LIVE_PORTS:
+        raise LiveTradingRefused(
+            f"IB_PORT={port} is the {LIVE_PORTS[port]} port but the agent runs in paper mode; use the paper port "
+            "(7497 TWS, 4002 IB Gateway) or trade live with --live and mode: live")
+    if live and port in PAPER_PORTS:
+        raise LiveTradingRefused(
+            f"IB_PORT={port} is the {PAPER_PORTS[port]} port but live trading was asked for; "
+            "use the live port (7496 TWS, 4001 IB Gateway) or run without --live")
+
+
+def check_ib_accounts(accounts: Sequence[str], *, live: bool) -> None:
+    """The venue's own word: paper account ids start with ``D``; any mismatch is refused."""
+    for acct in accounts:
+        is_paper = acct.upper().startswith(PAPER_ACCOUNT_PREFIX)
+        if is_paper and live:
+            raise LiveTradingRefused(f"IB account {acct} is a paper account but live trading was asked for; "
+                                     "check IB_PORT and which TWS/IB Gateway login is running")
+        if not is_paper and not live:
+            raise LiveTradingRefused(f"IB account {acct} is a live account but the agent runs in paper mode; "
+                                     "check IB_PORT and log TWS/IB Gateway in to the paper account")
 
 
 def _ib_module() -> Any:
@@ -85,7 +120,10 @@ class IBKRBroker:
         chain_max_contracts: int = 40,
         auto_reconnect: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        live: bool = False,
     ) -> None:
+        check_ib_port(int(port), live=live)  # before anything can connect
+        self.live = live
         self.host, self.port, self.client_id, self.account_id = host, int(port), int(client_id), account
         self.reconnect_backoff = tuple(reconnect_backoff) or DEFAULT_BACKOFF
         self.timeout = float(timeout)
@@ -111,7 +149,8 @@ class IBKRBroker:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_env(cls, secrets: Any = None, settings: Any = None, **kw: Any) -> IBKRBroker:
-        """Build from ``IB_HOST/IB_PORT/IB_CLIENT_ID`` (via :class:`aitrader.config.Secrets`)."""
+        """Build from ``IB_HOST/IB_PORT/IB_CLIENT_ID`` (via :class:`aitrader.config.Secrets`);
+        ``live=True`` only when the agent's live gate is open."""
         from aitrader.config import Secrets
 
         s = secrets if secrets is not None else Secrets.from_env()
@@ -145,7 +184,7 @@ class IBKRBroker:
             if self._started and not self.ready:
                 try:
                     self.ensure_ready()
-                except BrokerError as exc:
+                except AitraderError as exc:  # a refused account also ends up here (not started)
                     log.debug("IBKR watchdog: %s", exc)
 
     def _make_ib(self) -> Any:
@@ -209,8 +248,15 @@ class IBKRBroker:
             why = _one_line(exc)
             log.warning("IBKR: cannot reach %s:%s (%s); next attempt in %.0fs", self.host, self.port, why, delay)
             raise TemporaryBrokerError(f"cannot reach TWS/IB Gateway at {self.host}:{self.port}: {why}") from None
+        accounts = list(self._ib.managedAccounts())
+        try:
+            check_ib_accounts([self.account_id] if self.account_id else accounts, live=self.live)
+        except LiveTradingRefused:
+            self._started = False  # no reconnects to a venue on the wrong side of the gate
+            self._watch_stop.set()
+            self._loop.run(self._ib.disconnect, timeout=5)
+            raise
         if self.account_id is None:
-            accounts = self._ib.managedAccounts()
             self.account_id = accounts[0] if len(accounts) == 1 else None
         self._attempt, self._next_attempt = 0, 0.0
         self._link_down = self._needs_resync = False
