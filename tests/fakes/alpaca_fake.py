@@ -6,6 +6,7 @@ models and Alpaca's API reference, so the real alpaca-py HTTP code runs against 
 
 Endpoints
     Trading: ``GET /v2/account``, ``GET /v2/positions``, ``GET|POST /v2/orders``,
+    ``GET /v2/orders`` (``status``, ``after``, ``until``, ``direction``, ``nested``, ``limit``),
     ``GET /v2/orders:by_client_order_id``, ``GET|DELETE /v2/orders/{id}``,
     ``GET /v2/account/activities/FILL`` (``after``, ``direction``, ``page_size``,
     ``page_token``). Data: ``GET /v2/stocks/bars`` and ``GET /v2/stocks/{symbol}/bars``
@@ -543,14 +544,24 @@ class AlpacaFake(MarketDataMixin):
                         self._set(leg, status="canceled", canceled_at=_iso(_now()))
 
     def _list_orders(self, args: Mapping[str, str]) -> Response:
+        """Like Alpaca: ``status`` open/closed/all, ``after``/``until`` (exclusive, on
+        ``submitted_at``), ``direction`` (default desc), ``limit``; ``nested=true`` lists
+        bracket legs only inside their parent's ``legs`` (else as orders of their own)."""
         status = args.get("status", "open")
         limit = int(args.get("limit", 50))
+        nested = str(args.get("nested", "false")).lower() == "true"
         open_states = {"new", "accepted", "held", "partially_filled", "pending_new", "pending_cancel"}
+        after = pd.Timestamp(args["after"]) if args.get("after") else None
+        until = pd.Timestamp(args["until"]) if args.get("until") else None
         out = [
             o for o in self.orders.values()
-            if status == "all" or (status == "open") == (o["status"] in open_states)
+            if (status == "all" or (status == "open") == (o["status"] in open_states))
+            and not (nested and o["id"] in self._leg_parent)
+            and (after is None or pd.Timestamp(o["submitted_at"]) > after)
+            and (until is None or pd.Timestamp(o["submitted_at"]) < until)
         ]
-        out.reverse()  # newest first, like Alpaca's default direction=desc
+        if args.get("direction", "desc") == "desc":
+            out.reverse()  # newest first, like Alpaca's default direction=desc
         return _ok(out[:limit])
 
     def _list_fills(self, args: Mapping[str, str]) -> Response:

@@ -82,6 +82,10 @@ class RecordingBroker:
         o = self.orders[client_order_id]
         self.orders[client_order_id] = o.with_status(OrderStatus.CANCELED)
 
+    def orders_since(self, since: dt.datetime | None) -> list[Order]:
+        self.calls.append(("orders_since", since))
+        return list(self.orders.values())
+
     def fills_since(self, since: dt.datetime | None) -> list[Fill]:
         return [f for f in self.fills if since is None or f.timestamp >= since]
 
