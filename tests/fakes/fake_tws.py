@@ -6,7 +6,7 @@ something deterministic and offline. Only API server version 157 (ib_async's
 Wire format: after the client's ``API\\0`` + length-prefixed ``v157..178`` greeting,
 every message is a 4-byte big-endian length followed by NUL-terminated text fields.
 
-Served: handshake, startApi -> nextValidId + managedAccounts, reqIds, reqCurrentTime,
+Served: handshake, startApi -> nextValidId + managedAccounts, reqIds, reqCurrentTime, reqCompletedOrders,
 reqContractDetails (stocks of the loaded symbols and fully specified options),
 reqHistoricalData (bars from CSV files), placeOrder / cancelOrder (market orders fill
 at the latest visible close, limit/stop orders stay Submitted, brackets held until the
@@ -17,7 +17,8 @@ ignored. A "clock" cursor walks through the main symbol's bars: each historical
 request for it with an empty end ("up to now") advances it by one bar after answering,
 so a polling agent sees a new bar per poll.
 
-Test hooks: :meth:`FakeTWS.drop_all` closes every client socket; :meth:`FakeTWS.refuse`
+Test hooks: :meth:`FakeTWS.drop_all` closes every client socket (``drop_after_place``:
+right after the next transmitted order); :meth:`FakeTWS.refuse`
 closes the listening socket (connections are refused) and reopens the same port
 later; :meth:`FakeTWS.broadcast_error` sends e.g. 1100/1102 (IB's nightly reset);
 :meth:`FakeTWS.fail_next` fails the next K requests of one message id (an error for the
@@ -147,6 +148,7 @@ class FakeTWS:
         self._stopped = threading.Event()
         self.silent = False  # True: read requests but answer none (a hung TWS)
         self._fail: dict[int, list[tuple[int, str] | None]] = {}  # msg id -> failures to serve, see fail_next
+        self.drop_after_place = False  # True: drop every client right after the next transmitted order (once)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FakeTWS:
@@ -286,7 +288,7 @@ class FakeTWS:
             71: self._start_api, 8: lambda c, f: c.send(9, 1, self.next_order_id),
             49: lambda c, f: c.send(49, 1, int(time.time())),
             61: self._req_positions, 5: self._req_open_orders, 16: self._req_open_orders,
-            99: lambda c, f: c.send(102), 6: self._req_account_updates,
+            99: self._req_completed_orders, 6: self._req_account_updates,
             76: lambda c, f: c.send(74, 1, f[2]), 7: self._req_executions,
             9: self._req_contract_details, 20: self._req_historical, 3: self._place_order,
             4: self._cancel_order, 78: self._req_secdef, 1: self._req_mkt_data,
@@ -515,6 +517,9 @@ class FakeTWS:
         root = self.orders.get(o.parent_id)
         if root is not None:
             group = [root] + [x for x in self.orders.values() if x.parent_id == root.order_id]
+        if self.drop_after_place:  # the order goes live at the venue; its sender never hears back
+            self.drop_after_place = False
+            self.drop_all()
         for x in group:
             x.transmit = True
             self._activate(x)
@@ -571,6 +576,33 @@ class FakeTWS:
         o.status = "Cancelled"
         self._notify(o)
         conn.send(4, 2, o.order_id, 202, "Order Canceled - reason:")
+
+    def _req_completed_orders(self, conn: _Conn, f: list[str]) -> None:
+        """reqCompletedOrders: every filled or cancelled order (any client), then the end marker."""
+        for o in self.orders.values():
+            if o.status not in ("Filled", "Cancelled"):
+                continue
+            c = o.contract
+            conid = self._conid(c[1], c[2] or "STK", c[3], c[4] if c[2] == "OPT" else "", c[5])
+            parent = self.orders.get(o.parent_id)
+            conn.send(
+                101, conid, *c[1:7], "SMART", c[9] or "USD", c[10], c[11],
+                o.action, _fmt(o.quantity), o.order_type, o.lmt_price, o.aux_price, o.tif, "", self.account, "O", 0,
+                o.order_ref, o.perm_id, 0, 0, 0, "", "", "", "", "",  # outsideRth .. faPercentage, faProfile
+                "", "", "", "", "", 0, "", "", "", "", "", "", "", 0, 0, 0, "", 0, 0, "", 0, "", "",  # .. dnAuxPrice
+                0, 0, "", "", "",  # continuousUpdate .. comboLegsDescrip
+                0, 0, 0,  # numLegs, numOrderLegs, numParams
+                "", "", "",  # scaleInitLevelSize, scaleSubsLevelSize, scalePriceIncrement
+                "",  # hedgeType
+                "", "", 0, 0,  # clearingAccount, clearingIntent, notHeld, dncPresent
+                "",  # algoStrategy
+                0, o.status, 0, 0,  # solicited, status, randomizeSize, randomizePrice
+                0,  # numConditions
+                "", "", "", 0, 0, "", _fmt(o.filled), 0, 0, "", 0, 0,  # trailStopPrice .. routeMarketableToBbo
+                parent.perm_id if parent is not None else 0, dt.datetime.now(dt.UTC).strftime("%Y%m%d %H:%M:%S"),
+                o.status,
+            )
+        conn.send(102)
 
     def _req_open_orders(self, conn: _Conn, f: list[str]) -> None:
         everyone = f[0] == "16"

@@ -31,6 +31,7 @@ import logging
 import math
 import threading
 import time
+from dataclasses import replace
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -396,6 +397,11 @@ class IBKRBroker:
             order = parse.order_from_fills(fills)
             if order is not None:
                 out[ref] = order
+        for ref, order in out.items():  # a completed order has no average price: its executions do
+            if order.filled_quantity > 0 and not order.avg_fill_price:
+                done = parse.order_from_fills([f for f in self._ib.fills() if f.execution.orderRef == ref])
+                if done is not None:
+                    out[ref] = replace(order, avg_fill_price=done.avg_fill_price)
         return list(out.values())
 
     # ------------------------------------------------------------------ orders
