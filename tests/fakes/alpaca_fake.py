@@ -56,6 +56,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -126,6 +127,9 @@ class AlpacaFake(MarketDataMixin):
         self._fail_paths: dict[tuple[str, str], list[int]] = {}  # (method, path) -> statuses to answer
         self._lose = 0
         self._fill_seq = 0
+        # >0: the first order POST is carried out, then its answer waits this many seconds
+        # (prints "stalled <client_order_id>" on stdout first): an order in flight
+        self.stall_first_order = 0.0
 
     # ------------------------------------------------------------- lifecycle
 
@@ -241,7 +245,14 @@ class AlpacaFake(MarketDataMixin):
             if self._lose:
                 self._lose -= 1
                 return _err(504, 50410000, "gateway timeout")
-            return response
+            if self.stall_first_order and request.method == "POST" and path == "/v2/orders":
+                stall, self.stall_first_order = self.stall_first_order, 0.0
+                print(f"stalled {(body or {}).get('client_order_id')}", flush=True)
+            else:
+                stall = 0.0
+        if stall:  # the order is at the venue; its answer is late (the sender may die meanwhile)
+            time.sleep(stall)
+        return response
 
     def _route(self, method: str, path: str, args: Mapping[str, str], body: Any) -> Response:
         if method == "GET" and path == "/v2/account":
@@ -595,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cash", type=float, default=100_000.0)
     ap.add_argument("--api-key", default=os.environ.get("ALPACA_API_KEY") or "fake-key")
     ap.add_argument("--secret-key", default=os.environ.get("ALPACA_SECRET_KEY") or "fake-secret")
+    ap.add_argument("--stall-first-order", type=float, default=0.0, metavar="SECONDS",
+                    help="answer the first order POST this late (prints 'stalled <client_order_id>' first)")
     args = ap.parse_args(argv)
     if len(args.symbol) != len(args.bars):
         ap.error("give one --bars file per --symbol")
@@ -602,6 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         api_key=args.api_key, secret_key=args.secret_key, host=args.host, port=args.port,
         page_size=args.page_size, cash=args.cash,
     )
+    fake.stall_first_order = args.stall_first_order
     for sym, path in zip(args.symbol, args.bars, strict=True):
         df = read_bars_file(Path(path))
         fake.load_bars(sym, df, timeframe=args.timeframe)

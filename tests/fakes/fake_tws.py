@@ -104,8 +104,11 @@ class _Conn:
     client_id: int | None = None
     positions_sub: bool = False
     account_sub: bool = False
+    muted: bool = False  # the client's answers are lost from here on (an order in flight)
 
     def send(self, *fields: object) -> None:
+        if self.muted:
+            return
         payload = "".join(f"{'' if f is None else f}\0" for f in fields).encode()
         with self.lock, contextlib.suppress(OSError):
             self.sock.sendall(struct.pack(">I", len(payload)) + payload)
@@ -149,6 +152,7 @@ class FakeTWS:
         self.silent = False  # True: read requests but answer none (a hung TWS)
         self._fail: dict[int, list[tuple[int, str] | None]] = {}  # msg id -> failures to serve, see fail_next
         self.drop_after_place = False  # True: drop every client right after the next transmitted order (once)
+        self.mute_after_place = False  # True: the next transmitted order's sender never hears back (once)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FakeTWS:
@@ -520,6 +524,10 @@ class FakeTWS:
         if self.drop_after_place:  # the order goes live at the venue; its sender never hears back
             self.drop_after_place = False
             self.drop_all()
+        if self.mute_after_place:
+            self.mute_after_place = False
+            conn.muted = True
+            print(f"stalled {(root or o).order_ref}", flush=True)
         for x in group:
             x.transmit = True
             self._activate(x)
@@ -663,6 +671,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extra", action="append", default=[], metavar="SYM=PATH")
     p.add_argument("--start-bar", type=int, default=None, help="clock position (default: 50 bars before the end)")
     p.add_argument("--cash", type=float, default=100_000.0)
+    p.add_argument("--mute-after-first-order", action="store_true",
+                   help="the first transmitted order goes live but its sender never hears back "
+                        "(prints 'stalled <orderRef>')")
     p.add_argument("--shift-to-now", action="store_true",
                    help="move all bars by whole weeks so the last bar falls in the past week "
                         "(for agents whose live feed asks for recent bars by wall clock)")
@@ -678,7 +689,9 @@ def main(argv: list[str] | None = None) -> int:
         for df in bars.values():
             df.index = df.index + offset
     start = args.start_bar if args.start_bar is not None else max(0, len(bars[args.symbol.upper()]) - 50)
-    server = FakeTWS(bars=bars, main_symbol=args.symbol, port=args.port, start_bar=start, cash=args.cash).start()
+    server = FakeTWS(bars=bars, main_symbol=args.symbol, port=args.port, start_bar=start, cash=args.cash)
+    server.mute_after_place = args.mute_after_first_order
+    server.start()
     print(f"127.0.0.1:{server.port}", flush=True)
     try:
         while True:

@@ -31,8 +31,8 @@ import logging
 import math
 import threading
 import time
-from dataclasses import replace
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from aitrader.core.errors import (
