@@ -91,6 +91,29 @@ def test_alpaca_legs_finishing_while_the_agent_is_down_are_journaled(journal: Jo
         restarted.close()
 
 
+def test_alpaca_answers_lost_after_an_order_then_recovery_adopts_it(journal: Journal, goog: pd.DataFrame) -> None:
+    px = float(goog["close"].iloc[-1])
+    with AlpacaFake(api_key=KEY, secret_key=SECRET) as fake:
+        fake.load_bars("GOOG", goog)
+        b = AlpacaBroker(api_key=KEY, secret_key=SECRET, base_url=fake.url, sleep=lambda s: None, retry_attempts=2)
+        rs = Resync(b, journal)
+        rs.started()
+        req = _bracket(px)
+        journal.record_order(req, broker="alpaca", decision_id=None)
+        fake.lose_next_answers(10)  # the order is carried out, then the line goes dead
+        with pytest.raises(TemporaryBrokerError):
+            b.submit(req)
+        fake._lose = 0  # the line is back
+        assert rs.tick() is None  # nothing asked for a sync yet
+        rs.request("broker unavailable")  # what the agent does on the failed tick
+        report = rs.tick()
+        assert report is not None and report.breaches == [] and report.orders_adopted == 2
+        assert _rows(journal) == {ENTRY: ("filled", 10.0), f"{ENTRY}:tp": ("accepted", 0.0),
+                                  f"{ENTRY}:sl": ("accepted", 0.0)}
+        assert [o["client_order_id"] for o in fake.orders.values()].count(ENTRY) == 1  # the retry was not doubled
+        b.close()
+
+
 def test_alpaca_foreign_order_is_external_and_left_alone(journal: Journal, goog: pd.DataFrame) -> None:
     px = float(goog["close"].iloc[-1])
     with AlpacaFake(api_key=KEY, secret_key=SECRET) as fake:
