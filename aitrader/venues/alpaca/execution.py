@@ -283,7 +283,10 @@ class AlpacaBroker:
         return replace(parse_order(raw), client_order_id=name)
 
     def get_order(self, client_order_id: str) -> Order | None:
-        """The venue's order with this client order id, or None when Alpaca has none (404)."""
+        """The venue's order with this client order id, or None when Alpaca has none (404).
+        A bracket leg (``<parent>:tp``/``:sl``) is looked up by its Alpaca id."""
+        if client_order_id in self._leg_names.values():
+            return self._get_leg(client_order_id)
         try:
             raw = self._call(lambda: self._client.get_order_by_client_id(client_order_id), f"get order {client_order_id}")
         except PermanentBrokerError as exc:
