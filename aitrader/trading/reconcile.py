@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aitrader.core.intents import RiskEvent
@@ -75,8 +75,6 @@ def _named(order: Order, broker: str) -> Order:
     """Orders without any client id (placed by hand in TWS) get a stable journal key."""
     if order.client_order_id:
         return order
-    from dataclasses import replace
-
     return replace(order, client_order_id=f"{EXTERNAL_BROKER}:{broker}:{order.broker_order_id}")
 
 
