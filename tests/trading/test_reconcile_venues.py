@@ -225,7 +225,8 @@ def test_ib_order_canceled_202_is_logged_at_info(tws: FakeTWS, goog: pd.DataFram
     try:
         b.submit(_bracket(px))
         caplog.clear()
-        with caplog.at_level(logging.INFO):
+        # the CLI sets ib_async to WARNING (an earlier in-process CLI test may have): ask for INFO
+        with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="ib_async"):
             b.cancel(f"{ENTRY}:tp")  # TWS answers with error 202 "Order Canceled"
             _wait_until(lambda: any("202" in r.getMessage() for r in caplog.records))
         loud = [r for r in caplog.records if r.levelno >= logging.WARNING and "202" in r.getMessage()]
