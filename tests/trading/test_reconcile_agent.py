@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from aitrader.config import load_settings
-from aitrader.core.errors import TemporaryBrokerError
+from aitrader.core.errors import ConfigError, TemporaryBrokerError
 from aitrader.core.types import Fill
 from aitrader.journal import Journal
 from aitrader.trading.agent import Agent, AgentState
@@ -35,9 +35,7 @@ class FlakyBroker(RecordingBroker):
 
 
 def _agent(tmp_path: Path, goog: pd.DataFrame, every: int) -> tuple[Agent, LiveFeed, SteppingProvider, FlakyBroker]:
-    settings = load_settings()
-    settings.rules.enabled = False
-    settings.agent.reconcile_every_ticks = every
+    settings = load_settings().derive(rules={"enabled": False}, agent={"reconcile_every_ticks": every})
     provider = SteppingProvider(goog, visible=600)
     feed = LiveFeed(provider, symbols=["GOOG"], timeframes={"GOOG": "1d"}, lookback_bars=300,
                     stale_after_bars=3, clock=Clock())
@@ -94,3 +92,5 @@ def test_reconcile_every_ticks_setting_is_validated() -> None:
     assert AgentConfig().reconcile_every_ticks == 30
     with pytest.raises(ValidationError):
         AgentConfig(reconcile_every_ticks=-1)
+    with pytest.raises(ConfigError, match="reconcile_every_ticks"):
+        load_settings().derive(agent={"reconcile_every_ticks": -1})
