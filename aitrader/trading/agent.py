@@ -290,7 +290,6 @@ class Agent:
         if self.machine.state in (AgentState.HALTED, AgentState.STOPPING, AgentState.STOPPED):
             self.journal.heartbeat(self.machine.state.value, self.machine.reason)
             return
-        self._resync()
         now = now or pd.Timestamp.now(tz="America/New_York").tz_localize(None)
         events = feed.poll(now)
         self.pending.extend(events)
@@ -310,6 +309,8 @@ class Agent:
                                    f"{len(self.pending)} bars waiting: {self.machine.reason}")
         elif not events:
             self.journal.heartbeat(self.machine.state.value, "no new bar" if market_open else "market closed")
+        if self._pause != "broker":  # once the broker answers again (a tick got through), not while down
+            self._resync()
 
     def _resync(self) -> None:
         """Reconcile when due (reconnect, end of an outage, periodic); an unavailable broker pauses."""
