@@ -269,11 +269,11 @@ class Workspace:
         if key == "alpaca":
             from aitrader.venues.alpaca import AlpacaBroker
 
-            return AlpacaBroker.from_env(secrets, paper=not live)
+            return AlpacaBroker.from_env(secrets, live=live)
         from aitrader.venues.ibkr import IBKRBroker
 
-        # IBKR: paper or live is the gateway's port (IB_PORT), not a flag of the adapter.
-        return IBKRBroker(host=secrets.ib_host, port=secrets.ib_port, client_id=secrets.ib_client_id)
+        # Both venues refuse a live endpoint or port in paper mode (and the reverse) before connecting.
+        return IBKRBroker(host=secrets.ib_host, port=secrets.ib_port, client_id=secrets.ib_client_id, live=live)
 
     # ------------------------------------------------------------------ journal and engine
     def journal(self, *, synchronous: Sync | None = None, path: Any = None) -> Journal:

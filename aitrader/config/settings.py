@@ -290,6 +290,9 @@ class AgentConfig(_Section):
     # process crash (SIGKILL); FULL also survives power loss, at one fsync per commit.
     # Replays always use NORMAL.
     journal_sync: Literal["FULL", "NORMAL"] = "FULL"
+    # Live loop: reconcile journal and venue every this many ticks (0 = only at start and
+    # after a reconnect or broker outage).
+    reconcile_every_ticks: int = Field(30, ge=0)
 
     @model_validator(mode="after")
     def _heartbeat_outlives_a_tick(self) -> Self:

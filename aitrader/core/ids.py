@@ -76,3 +76,10 @@ def reprice_id(parent: str, attempt: int) -> str:
 def parent_id(client_order_id: str) -> str:
     """The id a leg or re-price id was derived from (any venue's form); other ids unchanged."""
     return _DERIVED.sub("", client_order_id)
+
+
+def is_ours(client_order_id: str, *, prefix: str = "at") -> bool:
+    """An order the agent placed (or a venue-created leg of one): its id carries our prefix.
+
+    Orders without it (placed by hand, by another program) are never touched, only journaled."""
+    return client_order_id.startswith(f"{prefix}-")

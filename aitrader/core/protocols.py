@@ -76,6 +76,13 @@ class Broker(Protocol):
 
     def fills_since(self, since: dt.datetime | None) -> list[Fill]: ...
 
+    def orders_since(self, since: dt.datetime | None) -> list[Order]:
+        """Every order the venue lists as submitted or updated at/after ``since`` (``None``:
+        all it keeps), open or closed, ours or not, venue-created bracket legs included
+        (named ``<parent client id>:tp`` / ``:sl`` where the venue gives them no id of
+        ours). Reconciliation journals them all."""
+        ...
+
     def option_chain(self, underlying: str, *, as_of: dt.datetime) -> list[OptionQuote]: ...
 
     def on_bar(self, bar: Bar) -> list[Fill]:

@@ -307,6 +307,11 @@ class Journal:
     def order_exists(self, client_order_id: str) -> bool:
         return bool(self._query("order_exists", "SELECT 1 FROM orders WHERE client_order_id=?", (client_order_id,)))
 
+    def order(self, client_order_id: str) -> dict[str, Any] | None:
+        """One order row (None if the journal never saw it)."""
+        rows = self._query("order", "SELECT * FROM orders WHERE client_order_id=?", (client_order_id,))
+        return dict(rows[0]) if rows else None
+
     def open_orders(self) -> list[dict[str, Any]]:
         """Orders the journal believes are still working (new/accepted/partially filled)."""
         marks = ",".join("?" * len(OPEN_STATUSES))

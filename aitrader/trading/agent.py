@@ -41,7 +41,7 @@ from aitrader.core.protocols import Calendar, Journal
 from aitrader.data.bars import parse_timeframe
 from aitrader.trading.engine import CURSOR_KEY, DecisionEngine, TickResult
 from aitrader.trading.feeds import BarEvent, History, LiveFeed, ReplayFeed, events_from_frames
-from aitrader.trading.reconcile import ReconcileReport, reconcile
+from aitrader.trading.reconcile import ReconcileReport, Resync, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,8 @@ class Agent:
         self.max_catchup_bars = engine.settings.agent.max_catchup_bars
         self.retry_waits: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # replay: wait before a re-run
         self._pause: str | None = None  # why PAUSED: "stale" (data) or "broker"
+        # re-reconcile after a reconnect / broker outage and every N ticks (live loop)
+        self.resync = Resync(self.broker, journal, every_ticks=engine.settings.agent.reconcile_every_ticks)
 
     # ------------------------------------------------------------ lifecycle
     def _on_state_change(self, old: AgentState, new: AgentState, reason: str) -> None:
@@ -159,6 +161,7 @@ class Agent:
         self.broker.connect()
         self.machine.to(AgentState.RECONCILING, f"reconciling with {self.broker.name}")
         self.summary.reconcile = reconcile(self.broker, self.journal)
+        self.resync.started()
         self.summary.start_equity = self.broker.account().equity
         self.machine.to(AgentState.RUNNING, "reconciled: " + self.summary.reconcile.summary())
 
@@ -199,6 +202,7 @@ class Agent:
             self.halt(f"{type(exc).__name__}: {exc}")
             return None
         except TemporaryBrokerError as exc:
+            self.resync.request(f"broker unavailable: {exc}")
             if self.machine.state in (AgentState.RUNNING, AgentState.PAUSED):
                 self._pause = "broker"
                 self.machine.to(AgentState.PAUSED, f"broker unavailable: {exc}")
@@ -310,6 +314,20 @@ class Agent:
                                    f"{len(self.pending)} bars waiting: {self.machine.reason}")
         elif not events:
             self.journal.heartbeat(self.machine.state.value, "no new bar" if market_open else "market closed")
+        if self._pause != "broker":  # once the broker answers again (a tick got through), not while down
+            self._resync()
+
+    def _resync(self) -> None:
+        """Reconcile when due (reconnect, end of an outage, periodic); an unavailable broker pauses."""
+        try:
+            self.resync.tick()
+        except TemporaryBrokerError as exc:
+            self.resync.request(str(exc))
+            if self.machine.state is AgentState.RUNNING:
+                self._pause = "broker"
+                self.machine.to(AgentState.PAUSED, f"broker unavailable: {exc}")
+        except JournalError as exc:
+            self.halt(f"{type(exc).__name__}: {exc}")
 
     def _tradable_now(self, symbol: str, now: pd.Timestamp, feed: LiveFeed) -> bool:
         cal = self._calendar(symbol)

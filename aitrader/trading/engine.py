@@ -30,7 +30,7 @@ import pandas as pd
 from aitrader.config import Settings
 from aitrader.core.decisions import EnsembleDecision
 from aitrader.core.errors import PermanentBrokerError, RiskError
-from aitrader.core.ids import client_order_id
+from aitrader.core.ids import client_order_id, is_ours
 from aitrader.core.intents import RiskEvent, TradeIntent
 from aitrader.core.protocols import Broker, Calendar, Journal
 from aitrader.core.types import (
@@ -383,7 +383,7 @@ class DecisionEngine:
         """
         for order in self.broker.open_orders():
             if (order.symbol == intent.symbol and order.side is intent.side and order.asset_class is AssetClass.STOCK
-                    and order.client_order_id != keep):
+                    and order.client_order_id != keep and is_ours(order.client_order_id)):
                 self.broker.cancel(order.client_order_id)
                 latest = self.broker.get_order(order.client_order_id)
                 if latest is not None:

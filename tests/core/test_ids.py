@@ -89,3 +89,11 @@ def test_venues_name_their_legs_through_leg_id(tmp_path: object) -> None:
                                order_type=OrderType.MARKET, stop_loss=90.0, take_profit=110.0))
     ids = {o.client_order_id for o in broker.open_orders()} | {PARENT}
     assert {f"{PARENT}-sl", f"{PARENT}-tp"} <= ids
+
+
+def test_is_ours_knows_our_prefix_only() -> None:
+    from aitrader.core.ids import is_ours
+
+    assert is_ours(client_order_id("GOOG", "2020-01-02", "entry"))
+    assert is_ours("at-GOOG-20200102T0000-entry-3f2a9c1d:tp")  # an IBKR leg of ours
+    assert not is_ours("manual-order-1") and not is_ours("atlas-1") and not is_ours("")

@@ -6,6 +6,7 @@ models and Alpaca's API reference, so the real alpaca-py HTTP code runs against 
 
 Endpoints
     Trading: ``GET /v2/account``, ``GET /v2/positions``, ``GET|POST /v2/orders``,
+    ``GET /v2/orders`` (``status``, ``after``, ``until``, ``direction``, ``nested``, ``limit``),
     ``GET /v2/orders:by_client_order_id``, ``GET|DELETE /v2/orders/{id}``,
     ``GET /v2/account/activities/FILL`` (``after``, ``direction``, ``page_size``,
     ``page_token``). Data: ``GET /v2/stocks/bars`` and ``GET /v2/stocks/{symbol}/bars``
@@ -55,6 +56,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -98,8 +100,10 @@ class AlpacaFake(MarketDataMixin):
         port: int = 0,
         page_size: int = 100,
         cash: float = 100_000.0,
+        account_number: str = "PA0FAKE0001",
     ) -> None:
         self.api_key = api_key
+        self.account_number = account_number  # Alpaca paper accounts start with "PA"
         self.secret_key = secret_key
         self.page_size = page_size
         self.cash = cash
@@ -123,6 +127,9 @@ class AlpacaFake(MarketDataMixin):
         self._fail_paths: dict[tuple[str, str], list[int]] = {}  # (method, path) -> statuses to answer
         self._lose = 0
         self._fill_seq = 0
+        # >0: the first order POST is carried out, then its answer waits this many seconds
+        # (prints "stalled <client_order_id>" on stdout first): an order in flight
+        self.stall_first_order = 0.0
 
     # ------------------------------------------------------------- lifecycle
 
@@ -238,7 +245,14 @@ class AlpacaFake(MarketDataMixin):
             if self._lose:
                 self._lose -= 1
                 return _err(504, 50410000, "gateway timeout")
-            return response
+            if self.stall_first_order and request.method == "POST" and path == "/v2/orders":
+                stall, self.stall_first_order = self.stall_first_order, 0.0
+                print(f"stalled {(body or {}).get('client_order_id')}", flush=True)
+            else:
+                stall = 0.0
+        if stall:  # the order is at the venue; its answer is late (the sender may die meanwhile)
+            time.sleep(stall)
+        return response
 
     def _route(self, method: str, path: str, args: Mapping[str, str], body: Any) -> Response:
         if method == "GET" and path == "/v2/account":
@@ -298,7 +312,7 @@ class AlpacaFake(MarketDataMixin):
         equity, long_v, short_v = self._equity()
         return {
             "id": "5f9e2c4a-0000-4000-8000-00000000fa4e",
-            "account_number": "PA0FAKE0001",
+            "account_number": self.account_number,
             "status": "ACTIVE",
             "crypto_status": "INACTIVE",
             "currency": "USD",
@@ -541,14 +555,24 @@ class AlpacaFake(MarketDataMixin):
                         self._set(leg, status="canceled", canceled_at=_iso(_now()))
 
     def _list_orders(self, args: Mapping[str, str]) -> Response:
+        """Like Alpaca: ``status`` open/closed/all, ``after``/``until`` (exclusive, on
+        ``submitted_at``), ``direction`` (default desc), ``limit``; ``nested=true`` lists
+        bracket legs only inside their parent's ``legs`` (else as orders of their own)."""
         status = args.get("status", "open")
         limit = int(args.get("limit", 50))
+        nested = str(args.get("nested", "false")).lower() == "true"
         open_states = {"new", "accepted", "held", "partially_filled", "pending_new", "pending_cancel"}
+        after = pd.Timestamp(args["after"]) if args.get("after") else None
+        until = pd.Timestamp(args["until"]) if args.get("until") else None
         out = [
             o for o in self.orders.values()
-            if status == "all" or (status == "open") == (o["status"] in open_states)
+            if (status == "all" or (status == "open") == (o["status"] in open_states))
+            and not (nested and o["id"] in self._leg_parent)
+            and (after is None or pd.Timestamp(o["submitted_at"]) > after)
+            and (until is None or pd.Timestamp(o["submitted_at"]) < until)
         ]
-        out.reverse()  # newest first, like Alpaca's default direction=desc
+        if args.get("direction", "desc") == "desc":
+            out.reverse()  # newest first, like Alpaca's default direction=desc
         return _ok(out[:limit])
 
     def _list_fills(self, args: Mapping[str, str]) -> Response:
@@ -582,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cash", type=float, default=100_000.0)
     ap.add_argument("--api-key", default=os.environ.get("ALPACA_API_KEY") or "fake-key")
     ap.add_argument("--secret-key", default=os.environ.get("ALPACA_SECRET_KEY") or "fake-secret")
+    ap.add_argument("--stall-first-order", type=float, default=0.0, metavar="SECONDS",
+                    help="answer the first order POST this late (prints 'stalled <client_order_id>' first)")
     args = ap.parse_args(argv)
     if len(args.symbol) != len(args.bars):
         ap.error("give one --bars file per --symbol")
@@ -589,6 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         api_key=args.api_key, secret_key=args.secret_key, host=args.host, port=args.port,
         page_size=args.page_size, cash=args.cash,
     )
+    fake.stall_first_order = args.stall_first_order
     for sym, path in zip(args.symbol, args.bars, strict=True):
         df = read_bars_file(Path(path))
         fake.load_bars(sym, df, timeframe=args.timeframe)

@@ -6,7 +6,7 @@ something deterministic and offline. Only API server version 157 (ib_async's
 Wire format: after the client's ``API\\0`` + length-prefixed ``v157..178`` greeting,
 every message is a 4-byte big-endian length followed by NUL-terminated text fields.
 
-Served: handshake, startApi -> nextValidId + managedAccounts, reqIds, reqCurrentTime,
+Served: handshake, startApi -> nextValidId + managedAccounts, reqIds, reqCurrentTime, reqCompletedOrders,
 reqContractDetails (stocks of the loaded symbols and fully specified options),
 reqHistoricalData (bars from CSV files), placeOrder / cancelOrder (market orders fill
 at the latest visible close, limit/stop orders stay Submitted, brackets held until the
@@ -17,7 +17,8 @@ ignored. A "clock" cursor walks through the main symbol's bars: each historical
 request for it with an empty end ("up to now") advances it by one bar after answering,
 so a polling agent sees a new bar per poll.
 
-Test hooks: :meth:`FakeTWS.drop_all` closes every client socket; :meth:`FakeTWS.refuse`
+Test hooks: :meth:`FakeTWS.drop_all` closes every client socket (``drop_after_place``:
+right after the next transmitted order); :meth:`FakeTWS.refuse`
 closes the listening socket (connections are refused) and reopens the same port
 later; :meth:`FakeTWS.broadcast_error` sends e.g. 1100/1102 (IB's nightly reset);
 :meth:`FakeTWS.fail_next` fails the next K requests of one message id (an error for the
@@ -103,8 +104,11 @@ class _Conn:
     client_id: int | None = None
     positions_sub: bool = False
     account_sub: bool = False
+    muted: bool = False  # the client's answers are lost from here on (an order in flight)
 
     def send(self, *fields: object) -> None:
+        if self.muted:
+            return
         payload = "".join(f"{'' if f is None else f}\0" for f in fields).encode()
         with self.lock, contextlib.suppress(OSError):
             self.sock.sendall(struct.pack(">I", len(payload)) + payload)
@@ -124,7 +128,9 @@ class FakeTWS:
     def __init__(
         self, *, bars: dict[str, pd.DataFrame], main_symbol: str, port: int = 0,
         start_bar: int | None = None, cash: float = 100_000.0, advance: bool = True,
+        account: str = ACCOUNT,
     ) -> None:
+        self.account = account  # IB paper accounts start with "D" (DU1234567)
         self.bars = {s.upper(): _full_ohlcv(df) for s, df in bars.items()}
         self.main = main_symbol.upper()
         self.cursor = len(self.bars[self.main]) - 1 if start_bar is None else start_bar
@@ -145,6 +151,8 @@ class FakeTWS:
         self._stopped = threading.Event()
         self.silent = False  # True: read requests but answer none (a hung TWS)
         self._fail: dict[int, list[tuple[int, str] | None]] = {}  # msg id -> failures to serve, see fail_next
+        self.drop_after_place = False  # True: drop every client right after the next transmitted order (once)
+        self.mute_after_place = False  # True: the next transmitted order's sender never hears back (once)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FakeTWS:
@@ -284,7 +292,7 @@ class FakeTWS:
             71: self._start_api, 8: lambda c, f: c.send(9, 1, self.next_order_id),
             49: lambda c, f: c.send(49, 1, int(time.time())),
             61: self._req_positions, 5: self._req_open_orders, 16: self._req_open_orders,
-            99: lambda c, f: c.send(102), 6: self._req_account_updates,
+            99: self._req_completed_orders, 6: self._req_account_updates,
             76: lambda c, f: c.send(74, 1, f[2]), 7: self._req_executions,
             9: self._req_contract_details, 20: self._req_historical, 3: self._place_order,
             4: self._cancel_order, 78: self._req_secdef, 1: self._req_mkt_data,
@@ -300,7 +308,7 @@ class FakeTWS:
             return
         conn.client_id = cid
         conn.send(9, 1, self.next_order_id)
-        conn.send(15, 1, ACCOUNT)
+        conn.send(15, 1, self.account)
 
     def _conid(self, symbol: str, sec_type: str = "STK", expiry: str = "", strike: str = "",
                right: str = "") -> int:
@@ -421,7 +429,7 @@ class FakeTWS:
 
     def _send_position(self, conn: _Conn, conid: int) -> None:
         c, qty, avg = self.positions[conid]
-        conn.send(61, 3, ACCOUNT, conid, *c[1:7], "", c[9] or "USD", c[10], c[11], _fmt(qty), _fmt(avg))
+        conn.send(61, 3, self.account, conid, *c[1:7], "", c[9] or "USD", c[10], c[11], _fmt(qty), _fmt(avg))
 
     def _req_account_updates(self, conn: _Conn, f: list[str]) -> None:
         conn.account_sub = f[2] == "1"
@@ -432,9 +440,9 @@ class FakeTWS:
         eq = self._equity()
         for tag, val in (("TotalCashValue", self.cash), ("NetLiquidation", eq), ("BuyingPower", self.cash),
                          ("AvailableFunds", self.cash)):
-            conn.send(6, 2, tag, f"{val:.2f}", "USD", ACCOUNT)
+            conn.send(6, 2, tag, f"{val:.2f}", "USD", self.account)
         conn.send(8, 1, self.clock().strftime("%H:%M"))
-        conn.send(54, 1, ACCOUNT)
+        conn.send(54, 1, self.account)
 
     def _req_executions(self, conn: _Conn, f: list[str]) -> None:
         req_id, client_filter = int(f[2]), int(f[3] or 0)
@@ -448,7 +456,7 @@ class FakeTWS:
         c = ex["contract"]
         assert isinstance(c, list)
         conn.send(11, req_id, ex["order_id"], ex["conid"], c[1], c[2], c[3], c[4], c[5], c[6], "SMART",
-                  c[9] or "USD", c[10], c[11], ex["exec_id"], ex["time"], ACCOUNT, "ISLAND", ex["side"],
+                  c[9] or "USD", c[10], c[11], ex["exec_id"], ex["time"], self.account, "ISLAND", ex["side"],
                   _fmt(ex["shares"]), _fmt(ex["price"]), ex["perm_id"], ex["client_id"], 0,
                   _fmt(ex["shares"]), _fmt(ex["price"]), ex["order_ref"], "", "", "", 1)
         conn.send(59, 1, ex["exec_id"], _fmt(ex["commission"]), "USD", "", "", "")
@@ -459,7 +467,7 @@ class FakeTWS:
         fields: list[object] = [
             5, o.order_id, self._conid(c[1], c[2] or "STK", c[3], c[4] if c[2] == "OPT" else "", c[5]),
             *c[1:7], "SMART", c[9] or "USD", c[10], c[11], o.action, _fmt(o.quantity), o.order_type,
-            o.lmt_price, o.aux_price, o.tif, "", ACCOUNT, "O", 0, o.order_ref, o.client_id, o.perm_id,
+            o.lmt_price, o.aux_price, o.tif, "", self.account, "O", 0, o.order_ref, o.client_id, o.perm_id,
             0, 0, 0, "", "", "", "", "", "",  # outsideRth .. faPercentage, faProfile
             "", "", "", "", "", 0, "", "", 0, "", "", "", "", "", 0, 0, 0, 0, "", 3, 0, 0, 0,
             o.parent_id, 0, "", 0, "", "",  # modelCode .. deltaNeutralAuxPrice
@@ -513,6 +521,13 @@ class FakeTWS:
         root = self.orders.get(o.parent_id)
         if root is not None:
             group = [root] + [x for x in self.orders.values() if x.parent_id == root.order_id]
+        if self.drop_after_place:  # the order goes live at the venue; its sender never hears back
+            self.drop_after_place = False
+            self.drop_all()
+        if self.mute_after_place:
+            self.mute_after_place = False
+            conn.muted = True
+            print(f"stalled {(root or o).order_ref}", flush=True)
         for x in group:
             x.transmit = True
             self._activate(x)
@@ -569,6 +584,33 @@ class FakeTWS:
         o.status = "Cancelled"
         self._notify(o)
         conn.send(4, 2, o.order_id, 202, "Order Canceled - reason:")
+
+    def _req_completed_orders(self, conn: _Conn, f: list[str]) -> None:
+        """reqCompletedOrders: every filled or cancelled order (any client), then the end marker."""
+        for o in self.orders.values():
+            if o.status not in ("Filled", "Cancelled"):
+                continue
+            c = o.contract
+            conid = self._conid(c[1], c[2] or "STK", c[3], c[4] if c[2] == "OPT" else "", c[5])
+            parent = self.orders.get(o.parent_id)
+            conn.send(
+                101, conid, *c[1:7], "SMART", c[9] or "USD", c[10], c[11],
+                o.action, _fmt(o.quantity), o.order_type, o.lmt_price, o.aux_price, o.tif, "", self.account, "O", 0,
+                o.order_ref, o.perm_id, 0, 0, 0, "", "", "", "", "",  # outsideRth .. faPercentage, faProfile
+                "", "", "", "", "", 0, "", "", "", "", "", "", "", 0, 0, 0, "", 0, 0, "", 0, "", "",  # .. dnAuxPrice
+                0, 0, "", "", "",  # continuousUpdate .. comboLegsDescrip
+                0, 0, 0,  # numLegs, numOrderLegs, numParams
+                "", "", "",  # scaleInitLevelSize, scaleSubsLevelSize, scalePriceIncrement
+                "",  # hedgeType
+                "", "", 0, 0,  # clearingAccount, clearingIntent, notHeld, dncPresent
+                "",  # algoStrategy
+                0, o.status, 0, 0,  # solicited, status, randomizeSize, randomizePrice
+                0,  # numConditions
+                "", "", "", 0, 0, "", _fmt(o.filled), 0, 0, "", 0, 0,  # trailStopPrice .. routeMarketableToBbo
+                parent.perm_id if parent is not None else 0, dt.datetime.now(dt.UTC).strftime("%Y%m%d %H:%M:%S"),
+                o.status,
+            )
+        conn.send(102)
 
     def _req_open_orders(self, conn: _Conn, f: list[str]) -> None:
         everyone = f[0] == "16"
@@ -629,6 +671,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extra", action="append", default=[], metavar="SYM=PATH")
     p.add_argument("--start-bar", type=int, default=None, help="clock position (default: 50 bars before the end)")
     p.add_argument("--cash", type=float, default=100_000.0)
+    p.add_argument("--mute-after-first-order", action="store_true",
+                   help="the first transmitted order goes live but its sender never hears back "
+                        "(prints 'stalled <orderRef>')")
     p.add_argument("--shift-to-now", action="store_true",
                    help="move all bars by whole weeks so the last bar falls in the past week "
                         "(for agents whose live feed asks for recent bars by wall clock)")
@@ -644,7 +689,9 @@ def main(argv: list[str] | None = None) -> int:
         for df in bars.values():
             df.index = df.index + offset
     start = args.start_bar if args.start_bar is not None else max(0, len(bars[args.symbol.upper()]) - 50)
-    server = FakeTWS(bars=bars, main_symbol=args.symbol, port=args.port, start_bar=start, cash=args.cash).start()
+    server = FakeTWS(bars=bars, main_symbol=args.symbol, port=args.port, start_bar=start, cash=args.cash)
+    server.mute_after_place = args.mute_after_first_order
+    server.start()
     print(f"127.0.0.1:{server.port}", flush=True)
     try:
         while True:

@@ -82,8 +82,12 @@ class RecordingBroker:
         o = self.orders[client_order_id]
         self.orders[client_order_id] = o.with_status(OrderStatus.CANCELED)
 
+    def orders_since(self, since: dt.datetime | None) -> list[Order]:
+        self.calls.append(("orders_since", since))
+        return list(self.orders.values())
+
     def fills_since(self, since: dt.datetime | None) -> list[Fill]:
-        return [f for f in self.fills if since is None or f.timestamp >= since]
+        return [f for f in self.fills if since is None or _naive(f.timestamp) >= _naive(since)]
 
     def option_chain(self, underlying: str, *, as_of: dt.datetime) -> list[OptionQuote]:
         return []
@@ -106,3 +110,8 @@ class RecordingBroker:
             self.orders[coid] = o.with_status(OrderStatus.FILLED, filled_quantity=o.quantity, avg_fill_price=bar.open)
         self.last[bar.symbol] = bar.close
         return new
+
+
+def _naive(t: dt.datetime) -> dt.datetime:
+    """Aware times as naive UTC, so bar times (naive) and sync times (aware) compare."""
+    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo is not None else t

@@ -108,6 +108,13 @@ def test_bracket_order_json(broker: AlpacaBroker, fake: AlpacaFake) -> None:
     legs = sorted(broker.open_orders(), key=lambda o: o.order_type)
     assert [(o.side, o.order_type, o.limit_price, o.stop_price) for o in legs] == [
         (Side.SELL, OrderType.LIMIT, 900.0, None), (Side.SELL, OrderType.STOP, None, 700.0)]
+    # Alpaca gives legs random client ids: the adapter names them after their parent
+    assert [o.client_order_id for o in legs] == ["at-br:tp", "at-br:sl"]
+    assert broker.get_order("at-br:sl").stop_price == 700.0  # type: ignore[union-attr]
+    listed = {o.client_order_id: o.status for o in broker.orders_since(None)}
+    assert listed == {"at-br": OrderStatus.FILLED, "at-br:tp": OrderStatus.ACCEPTED, "at-br:sl": OrderStatus.ACCEPTED}
+    broker.cancel("at-br:tp")
+    assert broker.get_order("at-br:tp").status is OrderStatus.CANCELED  # type: ignore[union-attr]
 
 
 def test_option_order_uses_occ_symbol(broker: AlpacaBroker, fake: AlpacaFake) -> None:
@@ -267,6 +274,7 @@ def test_live_bar_triggers_bracket_stop_and_cancels_take_profit(
     assert broker.positions() == [] and broker.open_orders() == []
     fills = broker.fills_since(None)
     assert [(f.side, f.quantity) for f in fills] == [(Side.BUY, 10.0), (Side.SELL, 10.0)]
+    assert [f.client_order_id for f in fills] == ["at-live", "at-live:sl"]  # the leg's fill under the leg's name
     assert fills[1].price == min(stop, float(nxt["open"]))
     statuses = sorted(o["status"] for o in fake.orders.values())
     assert statuses == ["canceled", "filled", "filled"]

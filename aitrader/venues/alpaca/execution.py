@@ -24,12 +24,13 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 
-from aitrader.core.errors import PermanentBrokerError, TemporaryBrokerError
+from aitrader.core.errors import LiveTradingRefused, PermanentBrokerError, TemporaryBrokerError
 from aitrader.core.protocols import BrokerCapabilities
-from aitrader.core.types import Account, Bar, Fill, OptionQuote, Order, OrderRequest, Position
+from aitrader.core.types import Account, Bar, Fill, OptionQuote, Order, OrderRequest, OrderType, Position
 from aitrader.venues.alpaca.http import connection_reason, harden_client, require_keys
 from aitrader.venues.alpaca.parse import (
     error_for_status,
@@ -52,7 +53,41 @@ log = logging.getLogger(__name__)
 
 PAPER_URL = "https://paper-api.alpaca.markets"
 LIVE_URL = "https://api.alpaca.markets"
+PAPER_HOST, LIVE_HOST = "paper-api.alpaca.markets", "api.alpaca.markets"
+PAPER_ACCOUNT_PREFIX = "PA"  # Alpaca paper account numbers (PA3...); live ones are digits
+
+
+def check_alpaca_endpoint(base_url: str | None, *, live: bool) -> None:
+    """Refuse (before any request) an ``ALPACA_BASE_URL`` on the wrong side of the live gate:
+    Alpaca's live host in paper mode, or its paper host in live mode. Other hosts (a proxy,
+    a local fake) cannot be judged from the URL: the account check after connecting decides."""
+    if not base_url:
+        return
+    host = (urlsplit(base_url.strip()).hostname or "").lower()
+    if host == LIVE_HOST and not live:
+        raise LiveTradingRefused(
+            f"ALPACA_BASE_URL={base_url.strip()} points at Alpaca's live trading endpoint but the agent runs in "
+            f"paper mode; unset it (paper default {PAPER_URL}) or trade live with --live and mode: live")
+    if host == PAPER_HOST and live:
+        raise LiveTradingRefused(
+            f"ALPACA_BASE_URL={base_url.strip()} points at Alpaca's paper endpoint but live trading was asked for; "
+            f"unset it (live default {LIVE_URL}) or run without --live")
+
+
+def check_alpaca_account(account_number: str, *, live: bool) -> None:
+    """The venue's own word: paper accounts are ``PA...``. A mismatch with the mode is refused."""
+    is_paper = account_number.upper().startswith(PAPER_ACCOUNT_PREFIX)
+    if is_paper and live:
+        raise LiveTradingRefused(
+            f"Alpaca account {account_number} is a paper account but live trading was asked for; "
+            "check ALPACA_BASE_URL and the keys")
+    if not is_paper and not live:
+        raise LiveTradingRefused(
+            f"Alpaca account {account_number} is a live account but the agent runs in paper mode; "
+            "check ALPACA_BASE_URL and the keys (paper keys belong to a PA... account)")
 ACTIVITY_PAGE_SIZE = 100  # Alpaca's maximum for account activities
+ORDER_PAGE_SIZE = 500  # Alpaca's maximum for the orders list
+LEG_SUFFIX = {OrderType.LIMIT: "tp", OrderType.STOP: "sl", OrderType.STOP_LIMIT: "sl"}
 
 
 class AlpacaBroker:
@@ -76,6 +111,7 @@ class AlpacaBroker:
     ) -> None:
         from alpaca.trading.client import TradingClient
 
+        check_alpaca_endpoint(base_url, live=not paper)  # before anything can connect
         key, secret = require_keys(api_key, secret_key)
         self.paper = paper
         self.base_url = (base_url or (PAPER_URL if paper else LIVE_URL)).rstrip("/")
@@ -84,13 +120,19 @@ class AlpacaBroker:
         self._retry = retrier(attempts=retry_attempts, backoff=retry_backoff, sleep=sleep)
         self._provider = provider
         self._coid_by_order_id: dict[str, str] = {}
+        # Alpaca gives bracket legs random client ids: we name them <parent id>:tp / :sl
+        # (like the other venues) so that they, and their fills, are recognisably ours.
+        self._leg_names: dict[str, str] = {}  # Alpaca order id -> our leg name
 
     @classmethod
-    def from_env(cls, secrets: Secrets, *, paper: bool = True, **kw: Any) -> AlpacaBroker:
+    def from_env(cls, secrets: Secrets, *, live: bool = False, **kw: Any) -> AlpacaBroker:
         """Build from :class:`aitrader.config.Secrets`; the provider for option chains
-        uses the same keys and ``ALPACA_DATA_URL``."""
+        uses the same keys and ``ALPACA_DATA_URL``. ``live`` is the agent's gated mode
+        (``--live`` and ``mode: live``): an endpoint on the other side is refused."""
         from aitrader.venues.alpaca.data import AlpacaProvider
 
+        check_alpaca_endpoint(secrets.alpaca_base_url, live=live)
+        paper = not live
         provider = kw.pop("provider", None) or AlpacaProvider.from_env(secrets)
         return cls(
             api_key=secrets.alpaca_api_key,
@@ -129,8 +171,11 @@ class AlpacaBroker:
     # ------------------------------------------------------------ the protocol
 
     def connect(self) -> None:
-        """Verify keys and endpoint by fetching the account."""
-        acct = self.account()
+        """Verify keys and endpoint by fetching the account, and that the account is on
+        the side of the live gate the agent runs in (refused otherwise, before any order)."""
+        raw: Any = self._call(self._client.get_account, "get account")
+        check_alpaca_account(str(getattr(raw, "account_number", "") or ""), live=not self.paper)
+        acct = parse_account(raw)
         log.info("connected to Alpaca %s (%s): equity %.2f", self.base_url, "paper" if self.paper else "LIVE", acct.equity)
 
     def close(self) -> None:
@@ -149,17 +194,104 @@ class AlpacaBroker:
         from alpaca.trading.enums import QueryOrderStatus
         from alpaca.trading.requests import GetOrdersRequest
 
-        req = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500)
+        req = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=ORDER_PAGE_SIZE)
         raw = self._call(lambda: self._client.get_orders(filter=req), "list open orders")
-        return [parse_order(o) for o in raw]
+        return self._named([parse_order(o) for o in raw])
+
+    def orders_since(self, since: dt.datetime | None) -> list[Order]:
+        """Orders submitted after ``since`` (all Alpaca keeps if None), open or closed, plus
+        every open order whatever its age (a leg placed long ago may still be working);
+        bracket legs appear as ``<parent client id>:tp`` / ``:sl``."""
+        from alpaca.trading.enums import QueryOrderStatus
+
+        listed = self._list_orders(QueryOrderStatus.ALL, since)
+        if since is not None:
+            listed += self._list_orders(QueryOrderStatus.OPEN, None)
+        seen: dict[str | None, Order] = {}
+        for raw in listed:
+            for order in self._flatten(raw):
+                seen.setdefault(order.broker_order_id, order)
+        return self._named(list(seen.values()))
+
+    def _list_orders(self, status: Any, since: dt.datetime | None) -> list[Any]:
+        """Nested order listing, newest first, paged backwards with ``until``."""
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        after = None if since is None else _utc(since) - dt.timedelta(seconds=1)
+        out: list[Any] = []
+        ids: set[str] = set()
+        until: dt.datetime | None = None
+        for _ in range(1_000):  # bounded paging
+            req = GetOrdersRequest(status=status or QueryOrderStatus.ALL, limit=ORDER_PAGE_SIZE, nested=True,
+                                   after=after, until=until)
+            page: list[Any] = self._call(lambda req=req: self._client.get_orders(filter=req), "list orders")  # type: ignore[misc,arg-type]
+            fresh = [o for o in page if str(o.id) not in ids]
+            out += fresh
+            ids.update(str(o.id) for o in fresh)
+            stamps = [o.submitted_at or o.created_at for o in page if (o.submitted_at or o.created_at)]
+            if len(page) < ORDER_PAGE_SIZE or not fresh or not stamps:
+                break
+            until = min(stamps) + dt.timedelta(microseconds=1)  # exclusive: same-instant orders come again
+        return out
+
+    def _flatten(self, raw: Any) -> list[Order]:
+        """A (nested) Alpaca order -> the order and its legs, legs named after the parent."""
+        parent = parse_order(raw)
+        out = [parent]
+        for leg_raw in getattr(raw, "legs", None) or []:
+            leg = parse_order(leg_raw)
+            name = f"{parent.client_order_id}:{LEG_SUFFIX.get(leg.order_type, 'leg')}"
+            if leg.broker_order_id:
+                self._leg_names[leg.broker_order_id] = name
+                self._coid_by_order_id[leg.broker_order_id] = name
+            out.append(replace(leg, client_order_id=name))
+        return out
+
+    def _named(self, orders: list[Order]) -> list[Order]:
+        """Legs listed on their own (non-nested listings) get their leg names."""
+        unknown = [o for o in orders if o.broker_order_id and o.broker_order_id not in self._leg_names
+                   and o.broker_order_id not in self._coid_by_order_id]
+        if unknown:
+            self._learn_legs()
+        out = []
+        for o in orders:
+            name = self._leg_names.get(o.broker_order_id or "")
+            if o.broker_order_id and name is None:
+                self._coid_by_order_id.setdefault(o.broker_order_id, o.client_order_id)
+            out.append(o if name is None else replace(o, client_order_id=name))
+        return out
+
+    def _learn_legs(self) -> None:
+        """One nested page of recent orders teaches the names of their legs."""
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        req = GetOrdersRequest(status=QueryOrderStatus.ALL, limit=ORDER_PAGE_SIZE, nested=True)
+        for raw in self._call(lambda: self._client.get_orders(filter=req), "list orders"):
+            self._flatten(raw)
+
+    def _get_leg(self, name: str) -> Order | None:
+        """A bracket leg by its leg name (Alpaca knows it only by its own id)."""
+        leg_id = next((i for i, n in self._leg_names.items() if n == name), None)
+        if leg_id is None:
+            self._learn_legs()
+            leg_id = next((i for i, n in self._leg_names.items() if n == name), None)
+        if leg_id is None:
+            return None
+        raw = self._call(lambda: self._client.get_order_by_id(leg_id), f"get order {name}")
+        return replace(parse_order(raw), client_order_id=name)
 
     def get_order(self, client_order_id: str) -> Order | None:
-        """The venue's order with this client order id, or None when Alpaca has none (404)."""
+        """The venue's order with this client order id, or None when Alpaca has none (404).
+        A bracket leg (``<parent>:tp``/``:sl``) is looked up by its Alpaca id."""
+        if client_order_id in self._leg_names.values():
+            return self._get_leg(client_order_id)
         try:
             raw = self._call(lambda: self._client.get_order_by_client_id(client_order_id), f"get order {client_order_id}")
         except PermanentBrokerError as exc:
             if "HTTP 404" in str(exc):
-                return None
+                return self._get_leg(client_order_id) if client_order_id.endswith((":tp", ":sl")) else None
             raise
         return parse_order(raw)
 
@@ -194,7 +326,7 @@ class AlpacaBroker:
             if existing is None:
                 raise PermanentBrokerError(f"Alpaca {what}: id reported as duplicate but not found")
             return existing
-        order = parse_order(raw)
+        order = self._flatten(raw)[0]  # learns the legs' names too
         if order.broker_order_id:
             self._coid_by_order_id[order.broker_order_id] = order.client_order_id
         return order
@@ -236,6 +368,8 @@ class AlpacaBroker:
 
     def _client_order_id(self, order_id: str) -> str:
         if order_id not in self._coid_by_order_id:
+            self._learn_legs()  # a leg's fill must carry the leg's name, not Alpaca's random id
+        if order_id not in self._coid_by_order_id:
             raw: Any = self._call(lambda: self._client.get_order_by_id(order_id), f"get order {order_id}")
             self._coid_by_order_id[order_id] = str(raw.client_order_id)
         return self._coid_by_order_id[order_id]
@@ -274,6 +408,11 @@ class AlpacaBroker:
     def on_bar(self, bar: Bar) -> list[Fill]:
         """A live venue fills on its own: nothing to do per bar."""
         return []
+
+
+def _utc(t: dt.datetime) -> dt.datetime:
+    """Naive = UTC (like fills_since)."""
+    return (t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
 
 
 def _alpaca_order_request(fields: dict[str, Any]) -> Any:

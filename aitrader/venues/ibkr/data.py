@@ -35,6 +35,7 @@ import pandas as pd
 
 from aitrader.core.errors import DataError, ProviderError
 from aitrader.data.bars import BAR_COLUMNS, check_symbol, parse_timeframe
+from aitrader.venues.ibkr import logfilter
 from aitrader.venues.ibkr.loop import IBLoop
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class _NoDataIsNotAnError(logging.Filter):
 
 
 logging.getLogger("ib_async.wrapper").addFilter(_NoDataIsNotAnError())
+logfilter.install()
 
 
 def _ib_module() -> Any:

@@ -25,15 +25,23 @@ children carrying ``parentId``; the last child transmits the group. Child orderR
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
-from aitrader.core.errors import BrokerError, PermanentBrokerError, TemporaryBrokerError
+from aitrader.core.errors import (
+    AitraderError,
+    BrokerError,
+    LiveTradingRefused,
+    PermanentBrokerError,
+    TemporaryBrokerError,
+)
 from aitrader.core.ids import leg_id
 from aitrader.core.protocols import BrokerCapabilities
 from aitrader.core.types import (
@@ -49,13 +57,43 @@ from aitrader.core.types import (
     Position,
     Side,
 )
-from aitrader.venues.ibkr import parse
+from aitrader.venues.ibkr import logfilter, parse
 from aitrader.venues.ibkr.loop import IBLoop
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+logfilter.install()
 
 DEFAULT_BACKOFF: tuple[float, ...] = (1, 2, 4, 8, 16, 30)
+# IB's default API ports: which side of the live gate each one is on.
+LIVE_PORTS = {7496: "TWS live", 4001: "IB Gateway live"}
+PAPER_PORTS = {7497: "TWS paper", 4002: "IB Gateway paper"}
+PAPER_ACCOUNT_PREFIX = "D"  # IB paper accounts: DU1234567 (DF... for advisors)
+
+
+def check_ib_port(port: int, *, live: bool) -> None:
+    """Refuse (before connecting) IB's default live port in paper mode and its paper port
+    in live mode. Other ports cannot be judged: the account check after connecting decides."""
+    if not live and port in LIVE_PORTS:
+        raise LiveTradingRefused(
+            f"IB_PORT={port} is the {LIVE_PORTS[port]} port but the agent runs in paper mode; use the paper port "
+            "(7497 TWS, 4002 IB Gateway) or trade live with --live and mode: live")
+    if live and port in PAPER_PORTS:
+        raise LiveTradingRefused(
+            f"IB_PORT={port} is the {PAPER_PORTS[port]} port but live trading was asked for; "
+            "use the live port (7496 TWS, 4001 IB Gateway) or run without --live")
+
+
+def check_ib_accounts(accounts: Sequence[str], *, live: bool) -> None:
+    """The venue's own word: paper account ids start with ``D``; any mismatch is refused."""
+    for acct in accounts:
+        is_paper = acct.upper().startswith(PAPER_ACCOUNT_PREFIX)
+        if is_paper and live:
+            raise LiveTradingRefused(f"IB account {acct} is a paper account but live trading was asked for; "
+                                     "check IB_PORT and which TWS/IB Gateway login is running")
+        if not is_paper and not live:
+            raise LiveTradingRefused(f"IB account {acct} is a live account but the agent runs in paper mode; "
+                                     "check IB_PORT and log TWS/IB Gateway in to the paper account")
 
 
 def _ib_module() -> Any:
@@ -85,7 +123,10 @@ class IBKRBroker:
         chain_max_contracts: int = 40,
         auto_reconnect: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        live: bool = False,
     ) -> None:
+        check_ib_port(int(port), live=live)  # before anything can connect
+        self.live = live
         self.host, self.port, self.client_id, self.account_id = host, int(port), int(client_id), account
         self.reconnect_backoff = tuple(reconnect_backoff) or DEFAULT_BACKOFF
         self.timeout = float(timeout)
@@ -107,11 +148,14 @@ class IBKRBroker:
         self.auto_reconnect = auto_reconnect
         self._watch_stop = threading.Event()
         self._watch: threading.Thread | None = None
+        # +1 on every successful (re)connect or re-sync: the agent reconciles when it moves.
+        self.connection_epoch = 0
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_env(cls, secrets: Any = None, settings: Any = None, **kw: Any) -> IBKRBroker:
-        """Build from ``IB_HOST/IB_PORT/IB_CLIENT_ID`` (via :class:`aitrader.config.Secrets`)."""
+        """Build from ``IB_HOST/IB_PORT/IB_CLIENT_ID`` (via :class:`aitrader.config.Secrets`);
+        ``live=True`` only when the agent's live gate is open."""
         from aitrader.config import Secrets
 
         s = secrets if secrets is not None else Secrets.from_env()
@@ -145,7 +189,7 @@ class IBKRBroker:
             if self._started and not self.ready:
                 try:
                     self.ensure_ready()
-                except BrokerError as exc:
+                except AitraderError as exc:  # a refused account also ends up here (not started)
                     log.debug("IBKR watchdog: %s", exc)
 
     def _make_ib(self) -> Any:
@@ -173,6 +217,21 @@ class IBKRBroker:
         """Reconnect / re-sync if needed (subject to backoff); raise TemporaryBrokerError if not ready."""
         with self._lock:
             self._ensure_ready()
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[None]:
+        """A public call: serialised and ready. While the watchdog reconnects, fail at once
+        (the caller's tick is not blocked by a reconnect: it pauses and retries next tick)."""
+        watched = self.auto_reconnect and self._watch is not None and self._watch.is_alive()
+        if watched and self._started and not self.ready and threading.current_thread() is not self._watch:
+            if self._link_down and self._ib is not None and self._ib.isConnected():
+                raise TemporaryBrokerError("IBKR: TWS lost its connection to IB (error 1100); waiting for restore")
+            wait = max(0.0, self._next_attempt - self._clock())
+            raise TemporaryBrokerError(f"IBKR: not connected to {self.host}:{self.port}; reconnecting in the background "
+                                       f"(next reconnect in {wait:.1f}s)")
+        with self._lock:
+            self._ensure_ready()
+            yield
 
     def _ensure_ready(self) -> None:
         if not self._started or self._ib is None:
@@ -209,12 +268,20 @@ class IBKRBroker:
             why = _one_line(exc)
             log.warning("IBKR: cannot reach %s:%s (%s); next attempt in %.0fs", self.host, self.port, why, delay)
             raise TemporaryBrokerError(f"cannot reach TWS/IB Gateway at {self.host}:{self.port}: {why}") from None
+        accounts = list(self._ib.managedAccounts())
+        try:
+            check_ib_accounts([self.account_id] if self.account_id else accounts, live=self.live)
+        except LiveTradingRefused:
+            self._started = False  # no reconnects to a venue on the wrong side of the gate
+            self._watch_stop.set()
+            self._loop.run(self._ib.disconnect, timeout=5)
+            raise
         if self.account_id is None:
-            accounts = self._ib.managedAccounts()
             self.account_id = accounts[0] if len(accounts) == 1 else None
         self._attempt, self._next_attempt = 0, 0.0
         self._link_down = self._needs_resync = False
         self._synced = True
+        self.connection_epoch += 1
         log.info("IBKR: connected to %s:%s as client %d (server version %d)", self.host, self.port,
                  self.client_id, self._ib.client.serverVersion())
 
@@ -224,6 +291,7 @@ class IBKRBroker:
         self._call(self._ib.reqOpenOrdersAsync)
         self._call(self._ib.reqExecutionsAsync)
         self._needs_resync = False
+        self.connection_epoch += 1
 
     def _on_disconnected(self) -> None:
         if self._synced:
@@ -259,29 +327,27 @@ class IBKRBroker:
 
     # ------------------------------------------------------------------ reads
     def account(self) -> Account:
-        with self._lock:
-            self.ensure_ready()
+        with self._session():
             if self.account_id:
                 self._call(self._ib.reqAccountUpdatesAsync, self.account_id)
             values = self._call(lambda: list(self._ib.accountValues(self.account_id or "")))
             return parse.account_from_values(values)
 
     def positions(self) -> list[Position]:
-        with self._lock:
-            self.ensure_ready()
+        with self._session():
             raw = self._call(self._ib.reqPositionsAsync)
             return [parse.position_from_ib(p) for p in raw
                     if p.position != 0 and (not self.account_id or p.account == self.account_id)]
 
     def open_orders(self) -> list[Order]:
-        with self._lock:
-            self.ensure_ready()
+        with self._session():
             self._call(self._ib.reqOpenOrdersAsync)
-            return self._call(lambda: [parse.order_from_trade(t) for t in self._ib.openTrades()])  # type: ignore[no-any-return]
+            # this client's orders only: other clients' (manual) orders are never touched
+            return self._call(lambda: [parse.order_from_trade(t) for t in self._ib.openTrades()  # type: ignore[no-any-return]
+                                       if t.order.clientId == self.client_id])
 
     def get_order(self, client_order_id: str) -> Order | None:
-        with self._lock:
-            self.ensure_ready()
+        with self._session():
             return self._call(self._find, client_order_id)  # type: ignore[no-any-return]
 
     def _find(self, client_order_id: str) -> Order | None:
@@ -292,14 +358,51 @@ class IBKRBroker:
         return parse.order_from_fills(fills)
 
     def fills_since(self, since: dt.datetime | None) -> list[Fill]:
-        with self._lock:
-            self.ensure_ready()
+        with self._session():
             self._call(self._ib.reqExecutionsAsync)
             raw = self._call(lambda: list(self._ib.fills()))
         cutoff = parse.to_utc(since)
         out = [parse.fill_from_ib(f) for f in raw]
         out = [f for f in out if cutoff is None or f.timestamp >= cutoff]
         return sorted(out, key=lambda f: (f.timestamp, f.fill_id))
+
+    def orders_since(self, since: dt.datetime | None) -> list[Order]:
+        """Every order TWS reports (all clients' working orders, this session's and the
+        completed ones, and orders known only from their executions), open ones always,
+        closed ones when updated at/after ``since``."""
+        with self._session():
+            self._call(self._ib.reqAllOpenOrdersAsync)  # other clients' (manual) orders: reported as external
+            try:
+                self._call(self._ib.reqCompletedOrdersAsync, False)
+            except PermanentBrokerError as exc:  # an older TWS without completed orders: executions still tell
+                log.info("IBKR: completed orders unavailable: %s", exc)
+            self._call(self._ib.reqExecutionsAsync)
+            orders: list[Order] = self._call(self._collect_orders)
+        cutoff = parse.to_utc(since)
+        return [o for o in orders if cutoff is None or o.status.is_open
+                or (o.updated_at or o.submitted_at) is None or (o.updated_at or o.submitted_at) >= cutoff]  # type: ignore[operator]
+
+    def _collect_orders(self) -> list[Order]:
+        by_key: dict[str, Any] = {}
+        for t in self._ib.trades():  # the newest orderId wins for a re-placed orderRef
+            key = t.order.orderRef or f"#{t.order.permId or t.order.orderId}"
+            if key not in by_key or t.order.orderId > by_key[key].order.orderId:
+                by_key[key] = t
+        out = {k: parse.order_from_trade(t) for k, t in by_key.items()}
+        execs: dict[str, list[Any]] = {}
+        for f in self._ib.fills():
+            if f.execution.orderRef and f.execution.orderRef not in out:
+                execs.setdefault(f.execution.orderRef, []).append(f)
+        for ref, fills in execs.items():
+            order = parse.order_from_fills(fills)
+            if order is not None:
+                out[ref] = order
+        for ref, order in out.items():  # a completed order has no average price: its executions do
+            if order.filled_quantity > 0 and not order.avg_fill_price:
+                done = parse.order_from_fills([f for f in self._ib.fills() if f.execution.orderRef == ref])
+                if done is not None:
+                    out[ref] = replace(order, avg_fill_price=done.avg_fill_price)
+        return list(out.values())
 
     # ------------------------------------------------------------------ orders
     def _contract(self, *, symbol: str, option: OptionContract | None) -> Any:
@@ -340,11 +443,10 @@ class IBKRBroker:
 
     def submit(self, request: OrderRequest) -> Order:
         """Place (or find the already placed) order for ``request.client_order_id``."""
-        with self._lock:
+        with self._session():
             return self._submit(request)
 
     def _submit(self, request: OrderRequest) -> Order:
-        self.ensure_ready()
         r = request
         existing = self._call(self._find, r.client_order_id)
         if existing is not None:
@@ -411,8 +513,7 @@ class IBKRBroker:
             await asyncio.sleep(0.01)
 
     def cancel(self, client_order_id: str) -> None:
-        with self._lock:
-            self.ensure_ready()
+        with self._session():
             trades = self._call(lambda: [t for t in self._ib.trades() if t.order.orderRef == client_order_id])
             live = [t for t in trades if not t.isDone()]
             if not live:
@@ -427,8 +528,7 @@ class IBKRBroker:
         """Quotes for expiries within ``chain_max_days`` of ``as_of`` and strikes within
         ``chain_strike_pct`` of spot (snapshot market data). Returns [] (logged) when the
         account lacks the data (permissions / subscriptions)."""
-        with self._lock:
-            self.ensure_ready()
+        with self._session():
             return self._option_chain(underlying, as_of)
 
     def _option_chain(self, underlying: str, as_of: dt.datetime) -> list[OptionQuote]:

@@ -253,6 +253,8 @@ def order_from_trade(trade: Any) -> Order:
     o, st = trade.order, trade.orderStatus
     _, asset, opt = instrument_of(trade.contract)
     filled = float(st.filled or 0.0)
+    if not filled:  # a completed order (reqCompletedOrders) carries its fill in the order itself
+        filled = price_or_none(float(getattr(o, "filledQuantity", 0.0) or 0.0)) or 0.0
     times = [e.time for e in trade.log if getattr(e, "time", None) is not None]
     err = next((e for e in reversed(trade.log) if getattr(e, "errorCode", 0)), None)
     reason = err.message if err is not None else None

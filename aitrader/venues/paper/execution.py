@@ -197,6 +197,17 @@ class PaperBroker:
         w = self._s.orders.get(client_order_id)
         return replace(w.order) if w is not None else None
 
+    def orders_since(self, since: dt.datetime | None) -> list[Order]:
+        """Every order (bracket legs included) last updated at/after ``since`` (simulated
+        clock; orders without a time are always listed); all if None."""
+        cut = None if since is None else _stamp(since)
+        out = []
+        for w in self._s.orders.values():
+            t = w.order.updated_at or w.order.submitted_at
+            if cut is None or t is None or _stamp(t) >= cut:
+                out.append(replace(w.order))
+        return out
+
     def fills_since(self, since: dt.datetime | None) -> list[Fill]:
         """Fills at or after ``since`` (inclusive: consumers dedup on ``fill_id``); all if None."""
         if since is None:
