@@ -44,6 +44,7 @@ from aitrader.core.types import (
     Position,
     Side,
 )
+from aitrader.ops.tracing import span
 from aitrader.trading.feeds import BarEvent, History
 from aitrader.trading.signals import SignalSource
 from aitrader.trading.submit import submit_once
@@ -136,6 +137,12 @@ class DecisionEngine:
     # ----------------------------------------------------------------- tick
     def process(self, event: BarEvent, history: History, *, trade: bool = True,
                 tradable: set[str] | None = None, skip_reason: str | None = None) -> TickResult:
+        """One tick, traced as ``tick`` (no cost when tracing is off): see :meth:`_process`."""
+        with span("tick", bar_time=pd.Timestamp(event.timestamp).isoformat(), symbols=",".join(sorted(event.bars))):
+            return self._process(event, history, trade=trade, tradable=tradable, skip_reason=skip_reason)
+
+    def _process(self, event: BarEvent, history: History, *, trade: bool, tradable: set[str] | None,
+                 skip_reason: str | None) -> TickResult:
         """Handle every bar that closed at ``event.timestamp``.
 
         ``trade=False`` updates the venue, journal and history without deciding;
@@ -180,7 +187,7 @@ class DecisionEngine:
             account = self.broker.account()
         account = self.broker.account()
         positions = self.broker.positions()
-        with self.journal.transaction():  # the end of a tick is one atomic commit
+        with span("journal", bar_time=ts.isoformat()), self.journal.transaction():  # one atomic commit
             self.journal.set_state(STOPS_KEY, stops_state)
             if hasattr(self.risk, "state"):
                 self.journal.set_state(RISK_KEY, self.risk.state())
@@ -226,7 +233,8 @@ class DecisionEngine:
     ) -> None:
         from aitrader.trading.rule_based_trader import apply_rules
 
-        feats = self.build_features(window, self.context)
+        with span("features", symbol=symbol):
+            feats = self.build_features(window, self.context)
         last = feats.iloc[-1]
         price = float(window["close"].iloc[-1])
         atr = _num(last.get("ta_atr_14"))
@@ -240,10 +248,12 @@ class DecisionEngine:
             return
 
         # 2. Signal -> rule filters.
-        decision = self.signals.decide(feats, window, symbol=symbol, timestamp=ts)
-        decision, rule_events = apply_rules(decision, last, cfg=self.settings.rules, has_position=held != 0,
-                                            allow_short=self.settings.risk.allow_short,
-                                            said=self.rules_said)
+        with span("predict", symbol=symbol):
+            decision = self.signals.decide(feats, window, symbol=symbol, timestamp=ts)
+        with span("rules", symbol=symbol):
+            decision, rule_events = apply_rules(decision, last, cfg=self.settings.rules, has_position=held != 0,
+                                                allow_short=self.settings.risk.allow_short,
+                                                said=self.rules_said)
         for ev in rule_events:
             self.journal.risk_event(ts.to_pydatetime(), ev)
             result.events.append(ev)
@@ -319,17 +329,12 @@ class DecisionEngine:
         rule_reasons: list[str] | None = None,
     ) -> None:
         try:
-            if intent.intent == "entry":
-                verdict = self.risk.check_entry(
-                    intent,
-                    account=account,
-                    positions=positions,
-                    now=ts,
-                    day_start_equity=day_start,
-                    returns=self._returns(),
-                )
-            else:
-                verdict = self.risk.check_exit(intent, positions=positions)
+            with span("risk", symbol=intent.symbol, intent=intent.intent):
+                if intent.intent == "entry":
+                    verdict = self.risk.check_entry(intent, account=account, positions=positions, now=ts,
+                                                    day_start_equity=day_start, returns=self._returns())
+                else:
+                    verdict = self.risk.check_exit(intent, positions=positions)
         except RiskError:
             raise
         except Exception as exc:  # any failure inside risk is a failure of risk: fail closed
@@ -372,7 +377,8 @@ class DecisionEngine:
             return
         action = f"{intent.side.value} {verdict.quantity:g} ({intent.intent})"
         decision_id = self._record_decision(decision, ts, action, rule_reasons or [])
-        self.submit(request, decision_id=decision_id, ts=ts, result=result)
+        with span("order", symbol=intent.symbol, client_order_id=cid):
+            self.submit(request, decision_id=decision_id, ts=ts, result=result)
 
     def _cancel_exits(self, intent: TradeIntent, *, keep: str) -> None:
         """Cancel the position's working exit orders (its bracket legs) before exiting, so a
