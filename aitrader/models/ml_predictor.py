@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from aitrader.models.meta import META, META_SYMBOL, answers, meta_feature_frame
+from aitrader.ops.metrics import observe_predict
 from aitrader.core.decisions import EnsembleDecision, ModelVote, Signal
 from aitrader.core.errors import AitraderError, IntegrityError
 from aitrader.models.calibration import DecisionRule, Platt, round_trip_cost, vote_signs
@@ -118,7 +120,9 @@ def predict_with_all_models(
         need = rows_needed(lm)
         window = X if need is None else X.iloc[-need:]
         try:
+            t0 = time.perf_counter()
             p = np.asarray(lm.predict_proba(window), dtype="float64").reshape(-1)
+            observe_predict(name, time.perf_counter() - t0)
             if p.size == 0:
                 raise ValueError("empty prediction")
             vote = vote_from_prob(name, float(calibrated(lm, p[-1:])[0]), rule=model_rule(lm, cost=cost),

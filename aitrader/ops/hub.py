@@ -144,3 +144,5 @@ class Operations:
         if self._server is not None:
             self._server.shutdown()
             self._server = None
+        if self.metrics is not None:
+            self.metrics.stop_observing()

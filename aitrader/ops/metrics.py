@@ -8,11 +8,21 @@ on ``127.0.0.1:<port>`` unless configured otherwise. Names are the ones in
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 TERMINAL = ("filled", "canceled", "rejected", "expired")
+
+# Who wants each model's prediction time (the running agent's metrics, when served). The
+# predictor calls observe_predict for every model on every tick, so it must stay cheap.
+_PREDICT_OBSERVERS: list[Callable[[str, float], None]] = []
+
+
+def observe_predict(model: str, seconds: float) -> None:
+    for observer in _PREDICT_OBSERVERS:
+        observer(model, seconds)
 
 
 class AgentMetrics:
@@ -79,8 +89,17 @@ class AgentMetrics:
             self.errors.labels(kind="broker_unavailable").inc()
 
     def serve(self, *, port: int, host: str = "127.0.0.1") -> Any:
-        """Start the HTTP endpoint in a daemon thread; returns the server (``.shutdown()`` stops it)."""
+        """Start the HTTP endpoint in a daemon thread and collect the models' prediction times;
+        returns the server (``.shutdown()`` stops it, :meth:`stop_observing` the timings)."""
         from prometheus_client import start_http_server
 
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        _PREDICT_OBSERVERS.append(self._on_predict)
         return server
+
+    def _on_predict(self, model: str, seconds: float) -> None:
+        self.predict.labels(model=model).observe(seconds)
+
+    def stop_observing(self) -> None:
+        if self._on_predict in _PREDICT_OBSERVERS:
+            _PREDICT_OBSERVERS.remove(self._on_predict)

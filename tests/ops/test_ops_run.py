@@ -123,3 +123,24 @@ def test_a_dead_alert_target_changes_nothing_in_the_run(home: Home, tmp_path: Pa
             return db.execute("SELECT client_order_id, status, quantity FROM orders ORDER BY id").fetchall()
 
     assert orders(home) == orders(other) and len(orders(home)) > 0
+
+
+def test_model_predict_times_reach_the_served_metrics() -> None:
+    from aitrader.ops.metrics import AgentMetrics, observe_predict
+
+    m = AgentMetrics()
+    port = _free_port()
+    server = m.serve(port=port)
+    try:
+        observe_predict("rf", 0.004)
+        observe_predict("rf", 0.006)
+        observe_predict("lgbm", 0.5)
+        got = _scrape(port)
+        assert got["aitrader_model_predict_seconds_count{model=rf}"] == 2
+        assert got["aitrader_model_predict_seconds_sum{model=rf}"] == pytest.approx(0.01)
+        assert got["aitrader_model_predict_seconds_count{model=lgbm}"] == 1
+    finally:
+        server.shutdown()
+        m.stop_observing()
+    observe_predict("rf", 1.0)  # no longer observed
+    assert m.predict.labels(model="rf")._sum.get() == pytest.approx(0.01)
