@@ -301,7 +301,30 @@ def cmd_retrain(args: argparse.Namespace, ctx: Context) -> int:
                      refresh=not args.no_refresh, models=_models(args.models), progress=args.verbose,
                      echo=(lambda m: print(f"[step] {m}", flush=True)) if args.verbose else None)
     print(report.format())
+    alert_retrain(ctx, report)
     return 0 if report.ok else 1
+
+
+def alert_retrain(ctx: Context, report: Any) -> None:
+    """The retrain result and each model's gate verdict as alerts (only with AITRADER_NOTIFY_URLS)."""
+    from aitrader.ops.alerts import Level
+    from aitrader.ops.hub import Operations, notify_urls
+
+    if not notify_urls():
+        return
+    ops = Operations.from_settings(ctx.settings, home_root=ctx.home.root, metrics_port=0)
+    try:
+        level = Level.INFO if report.ok else Level.WARNING
+        ops.emit("retrain", f"Retrain {','.join(report.symbols)}: {report.trained} new version(s)"
+                 + ("" if report.ok else " (with errors)"), report.format()[-1500:], level=level)
+        for r in report.reports:
+            for m in r.results:
+                if m.status in ("promoted", "candidate"):
+                    verdict = "promoted (edge)" if m.status == "promoted" else "kept as candidate"
+                    ops.emit("model_gate", f"{r.symbol} {m.model}: {verdict}", m.reason,
+                             key=f"gate:{r.symbol}:{m.model}:{m.version}")
+    finally:
+        ops.close()
 
 
 def cmd_self_learn(args: argparse.Namespace, ctx: Context) -> int:

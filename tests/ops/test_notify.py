@@ -6,6 +6,7 @@ import json
 import socket
 import threading
 
+import pytest
 from pytest_httpserver import HTTPServer
 
 from aitrader.ops.alerts import Alert, Level
@@ -113,3 +114,25 @@ def test_apprise_to_a_closed_port_fails_quietly() -> None:
     s.close()
     send = apprise_sender([f"json://127.0.0.1:{port}/hook"])
     assert send(_alert()) is False
+
+
+def test_retrain_and_gate_verdicts_are_alerts(httpserver: HTTPServer, tmp_path: object,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from aitrader.cli.models import alert_retrain
+    from aitrader.config import load_settings
+    from aitrader.core.paths import Home
+
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    monkeypatch.setenv("AITRADER_NOTIFY_URLS", f"json://127.0.0.1:{httpserver.port}/hook")
+    results = [SimpleNamespace(model="rf", status="candidate", version="v1", reason="no edge: p 0.4"),
+               SimpleNamespace(model="lgbm", status="promoted", version="v2", reason="edge: log-loss -0.01, p 0.01"),
+               SimpleNamespace(model="xgb", status="unchanged", version="v0", reason="not retrained")]
+    report = SimpleNamespace(ok=True, symbols=["GOOG"], trained=2, format=lambda: "retrain GOOG ...",
+                             reports=[SimpleNamespace(symbol="GOOG", results=results)])
+    ctx = SimpleNamespace(settings=load_settings(), home=Home.resolve(str(tmp_path)))
+    alert_retrain(ctx, report)  # type: ignore[arg-type]
+    titles = [json.loads(req.get_data())["title"] for req, _ in httpserver.log]
+    assert titles == ["aitrader: Retrain GOOG: 2 new version(s)", "aitrader: GOOG rf: kept as candidate",
+                      "aitrader: GOOG lgbm: promoted (edge)"]
