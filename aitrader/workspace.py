@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
@@ -108,6 +109,7 @@ class Workspace:
         self._store = store
         self._context: MarketContext | None = None
         self._calendars: dict[str, MarketCalendar] = {}
+        self._news: dict[str, tuple[float, pd.DataFrame]] = {}  # symbol -> (file mtime, scored articles)
 
     @classmethod
     def open(cls, *, home: Home, settings: Settings) -> Workspace:
@@ -196,7 +198,35 @@ class Workspace:
                                               timeframe=timeframe)
         tf = timeframe or self.timeframe(symbol)
         frame = self.bars(symbol, tf) if bars is None else bars
-        return build_features(frame, self.context, timeframe=tf)
+        return self.add_news(symbol, build_features(frame, self.context, timeframe=tf), timeframe=tf)
+
+    # ------------------------------------------------------------------ news
+    def news_scores(self, symbol: str) -> pd.DataFrame | None:
+        """Scored stored news of ``symbol`` (``published``, ``score``), or None when
+        ``sentiment.enabled`` is off or nothing is stored: then no ``news_*`` column exists and
+        nothing changes. Re-scored when the news file changes (a cron download while running)."""
+        if not self.settings.sentiment.enabled:
+            return None
+        from aitrader.data.news_store import NewsStore
+        from aitrader.features.news import make_scorer, score_frame
+
+        store = NewsStore(self.home)
+        path = Path(store.path(symbol))
+        if not path.exists():
+            return None
+        mtime = path.stat().st_mtime
+        cached = self._news.get(symbol)
+        if cached is None or cached[0] != mtime:
+            scored = score_frame(store.read(symbol), make_scorer(self.settings, home=self.home))
+            cached = (mtime, scored)
+            self._news[symbol] = cached
+        return cached[1]
+
+    def add_news(self, symbol: str, features: pd.DataFrame, *, timeframe: str | None = None) -> pd.DataFrame:
+        """``features`` with the ``news_*`` columns when sentiment is on (training, backtest and live)."""
+        from aitrader.features.news import add_news_features
+
+        return add_news_features(features, self.news_scores(symbol), timeframe=timeframe or self.timeframe(symbol))
 
     def periods_per_year(self, symbol: str) -> int:
         """Bars per year at ``symbol``'s timeframe on its calendar (annualisation)."""

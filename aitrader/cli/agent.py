@@ -141,7 +141,8 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
         parts = ws.parts(broker_name=broker_name, strategy=args.strategy, symbols=symbols, live=args.live,
                          replay=feed_kind == "replay")
         engine = DecisionEngine(settings=settings, broker=parts.broker, journal=parts.journal, signals=parts.signals,
-                                risk=parts.risk, context=parts.context, calendar=parts.calendars)
+                                risk=parts.risk, context=parts.context, calendar=parts.calendars,
+                                news_fn=ws.add_news if settings.sentiment.enabled else None)
         agent = Agent(engine=engine, journal=parts.journal, symbols=symbols, history_bars=settings.agent.history_bars,
                       calendar=None if feed_kind == "replay" else parts.calendars)
         agent.install_signal_handlers()

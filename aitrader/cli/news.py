@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 import pandas as pd
 
-from aitrader.core.errors import ConfigError, DataError
+from aitrader.core.errors import DataError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,43 +67,10 @@ def cmd_download(args: argparse.Namespace, ctx: Any) -> int:
     return 0
 
 
-def make_scorer(settings: Any, *, home: Any, kind: str | None = None) -> Any:
-    """The configured scorer: the lexicon, or the LLM (with the lexicon as its fallback)."""
-    from aitrader.features.sentiment import LexiconScorer
-
-    kind = kind or settings.sentiment.scorer
-    if kind == "lexicon":
-        return LexiconScorer()
-    from aitrader.features.llm_sentiment import KEY_ENV, LLMScorer, ScoreCache
-
-    llm = settings.sentiment.llm
-    if not llm.base_url or not llm.model:
-        raise ConfigError("sentiment.scorer llm needs sentiment.llm.base_url and sentiment.llm.model")
-    key = os.environ.get(KEY_ENV)
-    if not key:
-        raise ConfigError(f"sentiment.scorer llm needs {KEY_ENV} in the environment")
-    return LLMScorer(base_url=llm.base_url, model=llm.model, api_key=key,
-                     cache=ScoreCache(home.data / "news" / "llm_cache.sqlite"), daily_budget=llm.daily_budget,
-                     timeout=llm.timeout_seconds, max_retries=llm.max_retries)
-
-
-def score_frame(news: pd.DataFrame, scorer: Any) -> pd.DataFrame:
-    """``published`` + ``score`` for every stored article of a symbol."""
-    from aitrader.core.news import Article
-
-    scores = []
-    for row, published in zip(news.to_dict("records"), pd.DatetimeIndex(news["published"]), strict=True):
-        art = Article(id=str(row["id"]), published=published, headline=str(row["headline"]),
-                      summary=str(row["summary"]), source=str(row["source"]),
-                      symbols=tuple(str(row["symbols"]).split(",")))
-        scores.append(scorer.score_article(art) if hasattr(scorer, "score_article") else scorer.score(art.text))
-    return pd.DataFrame({"published": news["published"], "score": scores})
-
-
 def cmd_score(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.data.bars import check_symbol
     from aitrader.data.news_store import NewsStore
-    from aitrader.features.news import news_features
+    from aitrader.features.news import make_scorer, news_features, score_frame
 
     symbol = check_symbol(args.symbol.upper())
     news = NewsStore(ctx.home).read(symbol)

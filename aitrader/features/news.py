@@ -13,9 +13,13 @@ none), ``news_sent_5`` (mean over the last 5 bars' articles), ``news_surprise``
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
+from aitrader.core.errors import ConfigError
 from aitrader.data.bars import parse_timeframe
 
 NY = "America/New_York"
@@ -51,3 +55,46 @@ def news_features(index: pd.DatetimeIndex, scored: pd.DataFrame, *, timeframe: s
         "news_sent_5": (s5 / c5.where(c5 > 0)).fillna(0.0),
         "news_surprise": mean1 - (s20 / c20.where(c20 > 0)).fillna(0.0),
     }, index=index)
+
+
+def make_scorer(settings: Any, *, home: Any, kind: str | None = None) -> Any:
+    """The configured scorer: the lexicon, or the LLM (with the lexicon as its fallback)."""
+    from aitrader.features.sentiment import LexiconScorer
+
+    kind = kind or settings.sentiment.scorer
+    if kind == "lexicon":
+        return LexiconScorer()
+    from aitrader.features.llm_sentiment import KEY_ENV, LLMScorer, ScoreCache
+
+    llm = settings.sentiment.llm
+    if not llm.base_url or not llm.model:
+        raise ConfigError("sentiment.scorer llm needs sentiment.llm.base_url and sentiment.llm.model")
+    key = os.environ.get(KEY_ENV)
+    if not key:
+        raise ConfigError(f"sentiment.scorer llm needs {KEY_ENV} in the environment")
+    return LLMScorer(base_url=llm.base_url, model=llm.model, api_key=key,
+                     cache=ScoreCache(home.data / "news" / "llm_cache.sqlite"), daily_budget=llm.daily_budget,
+                     timeout=llm.timeout_seconds, max_retries=llm.max_retries)
+
+
+def score_frame(news: pd.DataFrame, scorer: Any) -> pd.DataFrame:
+    """``published`` + ``score`` for every stored article of a symbol."""
+    from aitrader.core.news import Article
+
+    scores = []
+    for row, published in zip(news.to_dict("records"), pd.DatetimeIndex(news["published"]), strict=True):
+        art = Article(id=str(row["id"]), published=published, headline=str(row["headline"]),
+                      summary=str(row["summary"]), source=str(row["source"]),
+                      symbols=tuple(str(row["symbols"]).split(",")))
+        scores.append(scorer.score_article(art) if hasattr(scorer, "score_article") else scorer.score(art.text))
+    return pd.DataFrame({"published": news["published"], "score": scores})
+
+
+def add_news_features(features: pd.DataFrame, scored: pd.DataFrame | None, *, timeframe: str) -> pd.DataFrame:
+    """``features`` with the ``news_*`` columns joined on its index (unchanged when ``scored`` is None).
+
+    The one join the training, backtest and live paths share."""
+    if scored is None:
+        return features
+    news = news_features(pd.DatetimeIndex(features.index), scored, timeframe=timeframe)
+    return features.join(news)

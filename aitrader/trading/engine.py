@@ -88,9 +88,11 @@ class DecisionEngine:
         context: MarketContext | None = None,
         calendar: Calendar | Mapping[str, Calendar] | None = None,
         features_fn: Callable[[pd.DataFrame, Any], pd.DataFrame] | None = None,
+        news_fn: Callable[[str, pd.DataFrame], pd.DataFrame] | None = None,
     ) -> None:
         """``calendar``: one calendar for every symbol or a ``{symbol: calendar}`` map (read
-        for end-of-day liquidation only)."""
+        for end-of-day liquidation only); ``news_fn(symbol, features)`` adds the ``news_*``
+        columns (the Workspace's, when sentiment is on)."""
         from aitrader.features.feature_engineering import build_features
 
         self.settings = settings
@@ -100,6 +102,7 @@ class DecisionEngine:
         self.risk = risk
         self.context = context
         self.calendar = calendar
+        self.news_fn = news_fn
         self.build_features = features_fn or build_features
         self.rules_said: set[str] = set()  # rule notes (e.g. breadth unavailable) given once per run
         from aitrader.trading.option_exec import OptionWorker
@@ -235,6 +238,8 @@ class DecisionEngine:
 
         with span("features", symbol=symbol):
             feats = self.build_features(window, self.context)
+            if self.news_fn is not None:  # the news_* columns training saw (sentiment.enabled)
+                feats = self.news_fn(symbol, feats)
         last = feats.iloc[-1]
         price = float(window["close"].iloc[-1])
         atr = _num(last.get("ta_atr_14"))
