@@ -391,6 +391,7 @@ class MLPredictor:
         ts = _ts(timestamp if timestamp is not None else (features.index[-1] if len(features) else None))
         votes = predict_with_all_models(self.models, features, cost=self.cost)
         votes += self._load_error_votes()
+        votes += self._sentiment_votes(features)
         decision = self._decide(votes, symbol, ts)
         meta_vote = self._meta_vote(votes, decision, features.iloc[-1:] if len(features) else None)
         return apply_meta_veto(decision, meta_vote)
@@ -448,6 +449,21 @@ class MLPredictor:
         votes += self._load_error_votes()
         decision = self._decide(votes, symbol, ts)
         return apply_meta_veto(decision, self._meta_vote(votes, decision, features_row))
+
+    def _sentiment_votes(self, features: pd.DataFrame) -> list[ModelVote]:
+        """The sentiment voter's vote, journaled and shown next to the models' (``sentiment.vote_weight``
+        > 0 and news features present). It does not count yet: no edge verdict exists for it, and
+        no edge, no trade (docs/NEWS.md says how to measure it first)."""
+        s = self.settings.sentiment
+        if s.vote_weight <= 0 or not len(features):
+            return []
+        from aitrader.models.sentiment_vote import sentiment_vote
+
+        v = sentiment_vote(features.iloc[-1], threshold=s.vote_threshold)
+        if v is None:
+            return []
+        return [ModelVote(model=v.model, signal=v.signal, confidence=v.confidence, prob_up=None,
+                          error=v.error or f"{NO_EDGE}: the sentiment vote has no edge verdict; not counted")]
 
     def _meta_vote(self, votes: Sequence[ModelVote], decision: EnsembleDecision,
                    features_row: pd.DataFrame | None) -> ModelVote | None:

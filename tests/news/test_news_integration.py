@@ -53,10 +53,37 @@ def test_enabled_news_columns_are_the_same_in_training_and_the_engine(home: Home
     news_cols = [c for c in feats.columns if c.startswith("news_")]
     assert news_cols == ["news_count", "news_sent", "news_sent_5", "news_surprise"]
     assert feats.loc["2012-03-06", "news_count"] == 2.0 and feats["news_count"].sum() == 5.0
-    # the engine's path: window features + the Workspace's news join, for the same bar
-    window = ws.bars("GOOG").loc[:"2012-03-06"]
-    engine = DecisionEngine(settings=ws.settings, broker=None, journal=None, signals=None,  # type: ignore[arg-type]
-                            risk=None, news_fn=ws.add_news)  # type: ignore[arg-type]
-    live = engine.news_fn("GOOG", engine.build_features(window, ws.context))  # type: ignore[misc]
-    pd.testing.assert_series_equal(live[news_cols].iloc[-1], feats.loc[pd.Timestamp("2012-03-06"), news_cols],
-                                   check_names=False)
+    # the engine's path, one real tick: window features + the Workspace's news join
+    from aitrader.core.decisions import EnsembleDecision
+    from aitrader.core.types import Bar
+    from aitrader.journal import Journal
+    from aitrader.trading.feeds import BarEvent, History
+    from aitrader.trading.risk import RiskManager
+    from tests.fakes.recording_broker import RecordingBroker
+
+    seen: list[pd.DataFrame] = []
+
+    class Capture:
+        name = "capture"
+
+        def decide(self, features: pd.DataFrame, bars: pd.DataFrame, *, symbol: str,
+                   timestamp: pd.Timestamp) -> EnsembleDecision:
+            seen.append(features)
+            return EnsembleDecision.hold(symbol, str(timestamp), "test")
+
+        def versions(self, symbol: str) -> dict[str, str]:
+            return {}
+
+    bars = ws.bars("GOOG")
+    t = pd.Timestamp("2012-03-06")
+    engine = DecisionEngine(settings=ws.settings, broker=RecordingBroker(), journal=Journal.open(home.journal),
+                            signals=Capture(), risk=RiskManager(ws.settings.risk, symbols=["GOOG"]),
+                            context=ws.context, news_fn=ws.add_news)
+    history = History(size=2000)
+    history.seed("GOOG", bars.loc[bars.index < t])
+    row = bars.loc[t]
+    bar = Bar(symbol="GOOG", timestamp=t.to_pydatetime(), open=float(row["open"]), high=float(row["high"]),
+              low=float(row["low"]), close=float(row["close"]), volume=float(row["volume"]))
+    engine.process(BarEvent(timestamp=t, bars={"GOOG": bar}), history)
+    live = seen[-1]
+    pd.testing.assert_series_equal(live[news_cols].iloc[-1], feats.loc[t, news_cols], check_names=False)
