@@ -156,7 +156,8 @@ def tws_rig(tmp_path: Path, tws: Any) -> Rig:
         time.sleep(0.05)
     broker = IBKRBroker(host="127.0.0.1", port=tws.port, client_id=7, timeout=1.0, reconnect_backoff=(0.2, 0.4),
                         fill_wait=0.5)
-    provider = IBKRProvider(host="127.0.0.1", port=tws.port, client_id=8, pacing_seconds=0, timeout=2.0)
+    provider = IBKRProvider(host="127.0.0.1", port=tws.port, client_id=8, pacing_seconds=0, window_cap=False,
+                            timeout=2.0)
     db = tmp_path / "journal.sqlite"
     feed = _feed(provider)
     agent = _agent(db, broker, feed)  # agent.start() connects the broker
