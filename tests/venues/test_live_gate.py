@@ -24,7 +24,7 @@ from aitrader.core.paths import Home, repo_root
 from aitrader.venues.alpaca import AlpacaBroker
 from aitrader.venues.alpaca.execution import check_alpaca_endpoint
 from aitrader.venues.ibkr import IBKRBroker
-from aitrader.venues.ibkr.execution import check_ib_port
+from aitrader.venues.ibkr.gate import check_ib_port
 from aitrader.workspace import Workspace
 from tests.fakes.alpaca_fake import AlpacaFake
 from tests.fakes.fake_tws import FakeTWS
