@@ -306,3 +306,16 @@ def test_fill_on_close_fills_at_last_close(tmp_path: Path) -> None:
     o = b.submit(req("now"))
     assert o.status is OrderStatus.FILLED and o.avg_fill_price == pytest.approx(100.05)
     assert b.fills_since(D(2020, 1, 2))[0].timestamp == D(2020, 1, 2)
+
+
+def test_synthetic_chain_never_lists_an_expiry_on_an_exchange_holiday() -> None:
+    """Good Friday 2010-04-02 and Christmas Friday 2020-12-25: the expiry moves to the Thursday."""
+    from aitrader.venues.paper.options import synth_chain
+
+    assert weekly_expiries(dt.date(2010, 3, 25), horizon_days=21) == (
+        dt.date(2010, 3, 26), dt.date(2010, 4, 1), dt.date(2010, 4, 9))
+    exps = weekly_expiries(dt.date(2020, 12, 1), horizon_days=35)
+    assert dt.date(2020, 12, 24) in exps and dt.date(2020, 12, 25) not in exps and dt.date(2021, 1, 1) not in exps
+    assert dt.date(2020, 12, 31) in exps
+    chain = synth_chain("GOOG", spot=500.0, as_of=dt.date(2010, 3, 25), vol=0.3, horizon_days=21)
+    assert {q.contract.expiry for q in chain} == {dt.date(2010, 3, 26), dt.date(2010, 4, 1), dt.date(2010, 4, 9)}

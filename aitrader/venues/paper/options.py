@@ -1,7 +1,7 @@
 """A synthetic option chain for the paper venue, priced by Black-Scholes.
 
 Pure functions of (spot, volatility, date): strikes around spot in round steps, weekly
-Friday expiries over ~90 days, bid/ask around the model price with a spread that widens
+Friday expiries (on trading days) over ~90 days, bid/ask around the model price with a spread that widens
 away from the money, and deterministic open interest/volume that fall off away from the
 money. Nothing here is random, so a replay gives the same chain twice.
 """
@@ -11,9 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
+from functools import lru_cache
+
+import pandas as pd
 
 from aitrader.core.pricing import bs_delta, bs_price
 from aitrader.core.types import OptionContract, OptionQuote, OptionRight
+from aitrader.data.calendar import MarketCalendar
 
 DEFAULT_VOL = 0.25  # used until 20 closes have been seen and no vol/VIX was given
 MIN_VOL = 0.01
@@ -46,15 +50,27 @@ def strike_step(spot: float) -> float:
     return 10.0
 
 
-def weekly_expiries(as_of: dt.date, *, horizon_days: int = HORIZON_DAYS) -> list[dt.date]:
-    """Every Friday strictly after ``as_of`` up to ``horizon_days`` ahead."""
-    first = as_of + dt.timedelta(days=(4 - as_of.weekday()) % 7 or 7)
+@lru_cache(maxsize=4096)
+def weekly_expiries(as_of: dt.date, *, horizon_days: int = HORIZON_DAYS, calendar: str = "NYSE") -> tuple[dt.date, ...]:
+    """Weekly expiries strictly after ``as_of`` up to ``horizon_days`` ahead, on trading days only.
+
+    The listed rule: Friday, or the trading day before it when the exchange is closed that
+    Friday (Good Friday, Juneteenth on a Friday, ...), from the ``calendar``'s sessions
+    (pandas-market-calendars through :class:`aitrader.data.calendar.MarketCalendar`).
+    """
+    end = as_of + dt.timedelta(days=horizon_days)
+    sessions = {ts.date() for ts in MarketCalendar(calendar).expected_sessions(
+        pd.Timestamp(as_of) - pd.Timedelta(days=7), pd.Timestamp(end))}
     out = []
-    d = first
-    while (d - as_of).days <= horizon_days:
-        out.append(d)
-        d += dt.timedelta(days=7)
-    return out
+    friday = as_of + dt.timedelta(days=(4 - as_of.weekday()) % 7 or 7)
+    while (friday - as_of).days <= horizon_days:
+        d = friday
+        while d not in sessions and d > as_of and (friday - d).days < 4:
+            d -= dt.timedelta(days=1)
+        if d in sessions and d > as_of:
+            out.append(d)
+        friday += dt.timedelta(days=7)
+    return tuple(out)
 
 
 def year_fraction(expiry: dt.date, when: dt.date) -> float:
