@@ -20,7 +20,7 @@ from typing import Literal
 
 from aitrader.config.settings import OptionsConfig
 from aitrader.core.decisions import Signal
-from aitrader.core.pricing import bs_delta
+from aitrader.core.pricing import bs_delta, round_to_tick
 from aitrader.core.types import OptionQuote, Side
 
 DAYS_PER_YEAR = 365.0
@@ -114,16 +114,16 @@ def select_contract(
 
 
 def limit_prices(quote: OptionQuote, *, side: Side, max_reprices: int) -> list[float]:
-    """Mid first, then evenly toward the ask (buys) or bid (sells), reaching it on the last."""
+    """Mid first, then evenly toward the ask (buys) or bid (sells), reaching it on the last (on the tick grid)."""
     mid, far = quote.mid, (quote.ask if side is Side.BUY else quote.bid)
     out = [mid]
     for k in range(1, max_reprices + 1):
         out.append(mid + (far - mid) * k / max_reprices)
-    # Cents; buys round up and sells down so each step really moves toward the far side,
-    # but never past it.
+    # On the tick grid (core.pricing.option_tick); buys round up and sells down so each step
+    # really moves toward the far side, but never past it.
     rounded = []
     for p in out:
-        r = math.ceil(p * 100 - 1e-9) / 100 if side is Side.BUY else math.floor(p * 100 + 1e-9) / 100
+        r = round_to_tick(p, up=side is Side.BUY)
         rounded.append(min(r, quote.ask) if side is Side.BUY else max(r, quote.bid))
     return rounded
 
