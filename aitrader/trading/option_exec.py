@@ -11,8 +11,8 @@ Entries carry a premium budget (premium x multiplier x contracts, everything alr
 included): every re-price re-sizes the count so the whole entry stays within it, and
 re-pricing stops when the limit would drift more than ``options.max_price_drift_pct`` from
 the first mid. An entry given up with nothing filled is returned by :meth:`OptionWorker.step`
-so the engine can follow ``options.fallback``. Exits (sells) start at the far side (a
-marketable limit at the bid) and have no budget or drift cap: getting out matters more.
+so the engine can follow ``options.fallback``. Exits are market orders (the bid is paid) left
+working until filled or expired, with no budget or drift cap: getting out matters more.
 """
 
 from __future__ import annotations
@@ -51,18 +51,18 @@ class OptionWorker:
         self.journal = journal
         self.cfg = cfg
 
-    def _request(self, quote: OptionQuote, *, side: Side, qty: float, cid: str, price: float) -> OrderRequest:
+    def _request(self, quote: OptionQuote, *, side: Side, qty: float, cid: str, price: float | None) -> OrderRequest:
         return OrderRequest(client_order_id=cid, symbol=quote.contract.underlying, side=side, quantity=qty,
-                            order_type=OrderType.LIMIT, limit_price=price, time_in_force=TimeInForce.GTC,
+                            order_type=OrderType.LIMIT if price is not None else OrderType.MARKET,
+                            limit_price=price, time_in_force=TimeInForce.GTC,
                             asset_class=AssetClass.OPTION, option=quote.contract)
 
     def start(self, quote: OptionQuote, *, side: Side, contracts: int, base_id: str, decision_id: int | None,
               ts: pd.Timestamp, budget: float | None = None, exit_: bool = False,
               meta: dict[str, Any] | None = None) -> None:
-        """Send the first attempt (limit at mid; an exit at the far side) and remember it."""
-        ladder = limit_prices(quote, side=side, max_reprices=self.cfg.max_reprices)
-        attempt = len(ladder) - 1 if exit_ else 0
-        price = ladder[attempt]
+        """Send the first attempt (an entry: limit at mid; an exit: a market order) and remember it."""
+        attempt = 0
+        price = None if exit_ else limit_prices(quote, side=side, max_reprices=self.cfg.max_reprices)[0]
         req = self._request(quote, side=side, qty=contracts, cid=base_id, price=price)
         submit_once(self.journal, self.broker, req, decision_id=decision_id)
         state = dict(self.journal.get_state(STATE_KEY) or {})
@@ -95,8 +95,8 @@ class OptionWorker:
                 state.pop(base)  # filled, canceled or rejected: the journal has its status
                 continue
             if order.status.is_open:
-                if (ts - pd.Timestamp(w["since"])).total_seconds() < self.cfg.order_timeout_seconds:
-                    continue
+                if w.get("exit") or (ts - pd.Timestamp(w["since"])).total_seconds() < self.cfg.order_timeout_seconds:
+                    continue  # exits are market orders: they work until filled or the option expires
                 w["repricing"] = True
                 self.journal.set_state(STATE_KEY, state)
                 try:
@@ -142,8 +142,6 @@ class OptionWorker:
             return "no quote", None
         side = Side(w["side"])
         price = limit_prices(quote, side=side, max_reprices=self.cfg.max_reprices)[k]
-        if w.get("exit"):
-            return "", (k, price, remaining, quote)
         first = float(w.get("first_mid") or 0.0)
         if first > 0 and price > first * (1.0 + self.cfg.max_price_drift_pct) + 1e-9:
             return (f"re-price {price:.2f} drifts {price / first - 1.0:.0%} from the first mid {first:.2f} "

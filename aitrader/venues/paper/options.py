@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import pandas as pd
 
-from aitrader.core.pricing import bs_delta, bs_price
+from aitrader.core.pricing import bs_delta, bs_price, round_to_tick
 from aitrader.core.types import OptionContract, OptionQuote, OptionRight
 from aitrader.data.calendar import MarketCalendar
 
@@ -78,10 +78,11 @@ def year_fraction(expiry: dt.date, when: dt.date) -> float:
     return max((expiry - when).days, 0) / 365.0
 
 
-def model_price(contract: OptionContract, *, spot: float, when: dt.date, vol: float, rate: float = 0.0) -> float:
+def model_price(contract: OptionContract, *, spot: float, when: dt.date, vol: float, rate: float = 0.0,
+                q: float = 0.0) -> float:
     """Black-Scholes value per share of ``contract`` at ``spot`` on ``when``."""
     return bs_price(spot=spot, strike=contract.strike, t=year_fraction(contract.expiry, when), vol=vol, rate=rate,
-                    call=contract.right is OptionRight.CALL)
+                    q=q, call=contract.right is OptionRight.CALL)
 
 
 def intrinsic(contract: OptionContract, spot: float) -> float:
@@ -91,23 +92,25 @@ def intrinsic(contract: OptionContract, spot: float) -> float:
     return max(contract.strike - spot, 0.0)
 
 
-def synth_quote(contract: OptionContract, *, spot: float, when: dt.date, vol: float, rate: float = 0.0) -> OptionQuote:
-    """One quote: bid/ask around the model price; spread, OI and volume depend on moneyness."""
-    theo = model_price(contract, spot=spot, when=when, vol=vol, rate=rate)
+def synth_quote(contract: OptionContract, *, spot: float, when: dt.date, vol: float, rate: float = 0.0,
+                q: float = 0.0) -> OptionQuote:
+    """One quote: bid/ask around the model price on the tick grid (bid rounded down, ask up:
+    see :func:`aitrader.core.pricing.option_tick`); spread, OI and volume depend on moneyness."""
+    theo = model_price(contract, spot=spot, when=when, vol=vol, rate=rate, q=q)
     moneyness = abs(math.log(contract.strike / spot))
     # Relative spread: 2% at the money, +3 points per 10% away from it; at least one cent each side.
     half = max(0.01, theo * (0.02 + 0.3 * moneyness) / 2.0)
-    bid = round(max(theo - half, 0.0), 2)
-    ask = round(theo + half, 2)
+    bid = round_to_tick(max(theo - half, 0.0), up=False)
+    ask = round_to_tick(theo + half, up=True)
     oi = int(round(BASE_OPEN_INTEREST * math.exp(-((moneyness / 0.10) ** 2))))
     t = year_fraction(contract.expiry, when)
-    delta = bs_delta(spot=spot, strike=contract.strike, t=t, vol=vol, rate=rate,
+    delta = bs_delta(spot=spot, strike=contract.strike, t=t, vol=vol, rate=rate, q=q,
                      call=contract.right is OptionRight.CALL)
     return OptionQuote(contract=contract, bid=bid, ask=ask, last=round(theo, 2), volume=oi // 10, open_interest=oi,
                        implied_vol=vol, delta=delta)
 
 
-def synth_chain(underlying: str, *, spot: float, as_of: dt.date, vol: float, rate: float = 0.0,
+def synth_chain(underlying: str, *, spot: float, as_of: dt.date, vol: float, rate: float = 0.0, q: float = 0.0,
                 strikes_each_side: int = STRIKES_EACH_SIDE, horizon_days: int = HORIZON_DAYS) -> list[OptionQuote]:
     """Calls and puts for every weekly expiry and ``2 * strikes_each_side + 1`` strikes around spot."""
     if spot <= 0:
@@ -121,5 +124,5 @@ def synth_chain(underlying: str, *, spot: float, as_of: dt.date, vol: float, rat
         for k in strikes:
             for right in (OptionRight.CALL, OptionRight.PUT):
                 c = OptionContract(underlying=underlying, expiry=expiry, strike=k, right=right)
-                quotes.append(synth_quote(c, spot=spot, when=as_of, vol=vol, rate=rate))
+                quotes.append(synth_quote(c, spot=spot, when=as_of, vol=vol, rate=rate, q=q))
     return quotes
