@@ -151,7 +151,8 @@ def test_long_puts_are_bought_with_shorting_off_and_never_a_stock_short(tmp_path
     assert _q(db, "select count(*) from decisions where signal='sell' and final_action='hold'")[0][0] >= 2
 
 
-def test_one_option_position_per_symbol_and_exits_close_it(tmp_path: Path, goog: pd.DataFrame) -> None:
+def test_one_option_position_per_symbol_and_exits_close_it(tmp_path: Path, goog: pd.DataFrame,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     db = _run(tmp_path, goog, strategy=Always(1), start="2010-01-01", until="2010-06-30", fallback="skip",
               profit_target_pct=0.3, stop_loss_pct=0.3)
     per_tick = _q(db, "select ts, count(*) from positions where asset_class='option' group by ts")
@@ -163,6 +164,36 @@ def test_one_option_position_per_symbol_and_exits_close_it(tmp_path: Path, goog:
     assert sells and all(s == ("market", "filled") for s in sells)
     assert len(_q(db, "select distinct instrument from orders where asset_class='option' and side='buy' "
                       "and status='filled'")) >= 2  # after an exit, a new entry
+    # Honest accounting: option orders and fills counted apart from stock, P&L per position.
+    from aitrader.journal.queries import JournalReader
+
+    reader = JournalReader(db)
+    act = reader.option_activity()
+    assert act["option_orders"] == _q(db, "select count(*) from orders where asset_class='option'")[0][0] > 0
+    assert act["stock_orders"] == 0 and act["stock_fills"] == 0 and act["settlements"] == 0
+    assert act["option_fills"] == _q(db, "select count(*) from fills")[0][0]
+    pnl = reader.option_pnl()
+    (instr, bought, paid, got, fee) = _q(db, "select instrument, sum(case when side='buy' then quantity end), "
+                                             "sum(case when side='buy' then quantity*price*multiplier end), "
+                                             "sum(case when side='sell' then quantity*price*multiplier end), "
+                                             "sum(commission) from fills group by instrument order by instrument")[0]
+    row = pnl.set_index("instrument").loc[instr]
+    assert row["premium_paid"] == pytest.approx(paid) and row["contracts"] == bought
+    assert row["pnl"] == pytest.approx(got - paid - fee)
+    # The run summary prints them apart (and stays as it was for a run without options).
+    from types import SimpleNamespace
+
+    from aitrader.cli.agent import print_summary
+
+    summary = SimpleNamespace(final_state="stopped", halted_reason=None, bars=1, orders=0, fills=act["option_fills"],
+                              start_equity=1.0, final_equity=1.0, latencies=[0.001])
+    print_summary(summary, SimpleNamespace(journal=db, root=db.parent), bench=None)
+    out = capsys.readouterr().out
+    closed = pnl[pnl["pnl"].notna()]
+    assert (f"options        {act['option_orders']} orders, {act['option_fills']} fills, 0 settlements "
+            f"(expiry/exercise, not trades), option P&L {closed['pnl'].sum():,.2f} on {len(closed)} closed") in out
+    print_summary(summary, SimpleNamespace(journal=db.parent / "none.sqlite", root=db.parent), bench=None)
+    assert "options " not in capsys.readouterr().out
 
 
 def test_in_the_money_calls_are_closed_before_expiry_not_exercised(tmp_path: Path, goog: pd.DataFrame) -> None:
@@ -184,6 +215,16 @@ def test_an_exercise_is_reconciled_and_never_silently_kept(mode: str, tmp_path: 
     assert exercised >= 1
     events = _q(db, "select severity, detail from risk_events where rule='option_exercise'")
     assert len(events) == exercised and all(sev == "veto" for sev, _ in events)
+    from aitrader.journal.queries import JournalReader
+
+    act = JournalReader(db).option_activity()
+    # The option leg of each exercise and each expiry at intrinsic: settlements, not fills.
+    settled = _q(db, "select count(*) from fills where asset_class='option' and (client_order_id like 'exercise-%' "
+                     "or client_order_id like 'expiry-%')")[0][0]
+    assert act["settlements"] == settled >= exercised
+    assert act["option_fills"] == _q(db, "select count(*) from fills where asset_class='option' "
+                                         "and client_order_id not like 'exercise-%' "
+                                         "and client_order_id not like 'expiry-%'")[0][0]
     flattens = _q(db, "select status from orders where asset_class='stock' and side='sell'")
     if mode == "flatten":
         assert all("flattening" in d for _, d in events)
