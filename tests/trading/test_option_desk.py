@@ -194,6 +194,12 @@ def test_one_option_position_per_symbol_and_exits_close_it(tmp_path: Path, goog:
             f"(expiry/exercise, not trades), option P&L {closed['pnl'].sum():,.2f} on {len(closed)} closed") in out
     print_summary(summary, SimpleNamespace(journal=db.parent / "none.sqlite", root=db.parent), bench=None)
     assert "options " not in capsys.readouterr().out
+    from aitrader.journal.export import export_option_pnl
+
+    assert export_option_pnl(reader, tmp_path / "log_options.csv") == len(pnl)
+    exported = pd.read_csv(tmp_path / "log_options.csv")
+    assert list(exported["instrument"]) == list(pnl["instrument"])
+    assert exported["premium_paid"].sum() == pytest.approx(pnl["premium_paid"].sum(), abs=1e-3)
 
 
 def test_in_the_money_calls_are_closed_before_expiry_not_exercised(tmp_path: Path, goog: pd.DataFrame) -> None:
