@@ -273,6 +273,9 @@ class OptionsConfig(_Section):
     allow_exercise: bool = False
     # Stock that appears from an exercise/assignment the risk manager did not approve.
     unapproved_stock: Literal["flatten", "report"] = "flatten"
+    # Optional cap on the |delta-equivalent shares| of option positions per underlying
+    # (delta x 100 x contracts, existing positions included); None: no cap.
+    max_delta_shares: float | None = Field(None, gt=0)
     rate: float = Field(0.0, ge=-0.05, le=0.5)
     dividend_yield: float = Field(0.0, ge=0, le=0.5)
 

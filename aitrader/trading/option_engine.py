@@ -28,7 +28,7 @@ from aitrader.core.types import (
     Side,
 )
 from aitrader.trading.option_exec import GaveUp
-from aitrader.trading.option_exits import HeldOption, exit_reason, held_options
+from aitrader.trading.option_exits import HeldOption, exit_reason, held_options, option_exposure
 
 # Client ids venues give the stock legs of exercises/assignments (paper: "exercise-<OCC>").
 EXERCISE_PREFIXES = ("exercise-", "assignment-")
@@ -93,13 +93,36 @@ def try_option(eng: Any, intent: TradeIntent, ts: pd.Timestamp, account: Account
     if plan.action == "skip" or plan.quote is None:
         eng._record_decision(decision, ts, f"skipped ({plan.reason})", rule_reasons)
         return True
-    action = (f"buy {plan.contracts} x {plan.quote.contract.symbol} (option entry, premium budget "
+    quote = plan.quote
+    contracts, why = _delta_capped(eng, quote, plan.contracts, intent, ts, positions)
+    if contracts < 1:
+        _event(eng, ts, RiskEvent(intent.symbol, "option_delta_limit", why, "veto"), result)
+        eng._record_decision(decision, ts, f"skipped ({why})", rule_reasons)
+        return True
+    action = (f"buy {contracts} x {quote.contract.symbol} (option entry, premium budget "
               f"{budget:,.2f} by {cap})")
     decision_id = eng._record_decision(decision, ts, action, rule_reasons)
-    eng.options.start(plan.quote, side=Side.BUY, contracts=plan.contracts,
+    eng.options.start(quote, side=Side.BUY, contracts=contracts,
                       base_id=client_order_id(intent.symbol, ts, "option"), decision_id=decision_id, ts=ts,
                       budget=budget, meta={"signal": decision.signal, "confidence": intent.confidence})
     return True
+
+
+def _delta_capped(eng: Any, quote: OptionQuote, contracts: int, intent: TradeIntent, ts: pd.Timestamp,
+                  positions: list[Position]) -> tuple[int, str]:
+    """``contracts`` cut so |delta-equivalent shares| on the underlying stay within
+    ``options.max_delta_shares`` (existing option positions counted at their implied vol)."""
+    cfg = eng.settings.options
+    if cfg.max_delta_shares is None or quote.delta is None:
+        return contracts, ""
+    have = option_exposure(held_options(positions, intent.symbol), spots={intent.symbol: intent.price},
+                           today=ts.date(), cfg=cfg).delta_shares
+    per = abs(quote.delta) * quote.contract.multiplier
+    room = cfg.max_delta_shares - abs(have)
+    fits = int(math.floor(room / per + 1e-9)) if per > 0 else contracts
+    n = max(min(contracts, fits), 0)
+    return n, (f"delta-equivalent {abs(have):.0f} + {per:.0f}/contract would exceed options.max_delta_shares "
+               f"{cfg.max_delta_shares:g}")
 
 
 def _exit_id(symbol: str, ts: pd.Timestamp, occ: str) -> str:

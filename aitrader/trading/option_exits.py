@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 from aitrader.config.settings import OptionsConfig
+from aitrader.core.pricing import Greeks, greeks, market_iv
 from aitrader.core.types import AssetClass, OptionContract, OptionRight, Position, occ_contract
 
 
@@ -82,3 +83,47 @@ def exit_reason(h: HeldOption, *, today: dt.date, spot: float, signal: str | Non
     if cfg.profit_target_pct is not None and change >= cfg.profit_target_pct:
         return f"premium target: {entry:.2f} -> {mark:.2f} ({change:+.0%} >= +{cfg.profit_target_pct:.0%})"
     return None
+
+
+def position_greeks(h: HeldOption, *, spot: float, today: dt.date, cfg: OptionsConfig,
+                    vol: float | None = None) -> Greeks | None:
+    """Greeks per share of ``h`` at the implied vol of its mark (the venue's mid), else ``vol``."""
+    c = h.contract
+    t = max((c.expiry - today).days, 0) / 365.0
+    call = c.right is OptionRight.CALL
+    mark = h.position.market_price
+    iv = (market_iv(price=mark, spot=spot, strike=c.strike, t=t, rate=cfg.rate, q=cfg.dividend_yield, call=call)
+          if mark is not None and spot > 0 else None)
+    sigma = iv if iv is not None else vol
+    if sigma is None or spot <= 0:
+        return None
+    return greeks(spot=spot, strike=c.strike, t=t, vol=sigma, rate=cfg.rate, q=cfg.dividend_yield, call=call)
+
+
+@dataclass(frozen=True)
+class OptionExposure:
+    """Option exposure of a book: premium paid and greeks in shares/currency of the underlying."""
+
+    premium: float
+    delta_shares: float  # delta x multiplier x contracts: shares of stock the options move like
+    gamma_shares: float
+    theta_per_day: float
+    vega_per_point: float
+    unpriced: int  # positions without a greek (no mark, no vol)
+
+
+def option_exposure(held: list[HeldOption], *, spots: dict[str, float], today: dt.date, cfg: OptionsConfig,
+                    vol: float | None = None) -> OptionExposure:
+    """Sum premium and greeks over ``held`` (each position at its own implied vol)."""
+    prem = d = gm = th = vg = 0.0
+    missing = 0
+    for h in held:
+        prem += h.premium
+        spot = spots.get(h.contract.underlying)
+        g = position_greeks(h, spot=spot, today=today, cfg=cfg, vol=vol) if spot else None
+        if g is None:
+            missing += 1
+            continue
+        n = h.position.quantity * h.contract.multiplier
+        d, gm, th, vg = d + g.delta * n, gm + g.gamma * n, th + g.theta * n, vg + g.vega * n
+    return OptionExposure(prem, d, gm, th, vg, missing)

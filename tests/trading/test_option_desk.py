@@ -237,3 +237,36 @@ def test_an_exercise_is_reconciled_and_never_silently_kept(mode: str, tmp_path: 
         assert len(flattens) == exercised and all(s == ("filled",) for s in flattens)
     else:
         assert all("reported" in d for _, d in events) and flattens == []
+
+
+def test_position_greeks_use_the_implied_vol_of_the_mark() -> None:
+    from aitrader.core.pricing import bs_price
+    from aitrader.trading.option_exits import option_exposure, position_greeks
+
+    today = dt.date(2020, 1, 2)
+    t = (CALL.expiry - today).days / 365
+    mark = bs_price(spot=100.0, strike=100.0, t=t, vol=0.35)  # the venue's mid implies 35%
+    g = position_greeks(_held(CALL, mark=mark), spot=100.0, today=today, cfg=CFG, vol=0.2)
+    assert g is not None and g.iv == pytest.approx(0.35, abs=1e-6) and g.price == pytest.approx(mark)
+    assert 0.5 < g.delta < 0.6 and g.gamma > 0 and g.theta < 0 and g.vega > 0
+    put = position_greeks(_held(PUT, mark=bs_price(spot=100.0, strike=100.0, t=t, vol=0.35, call=False)),
+                          spot=100.0, today=today, cfg=CFG)
+    assert put is not None and put.delta == pytest.approx(g.delta - 1.0, abs=1e-6)  # put-call parity, q=0
+    exp = option_exposure([_held(CALL, mark=mark, qty=2, entry=4.0), _held(PUT, mark=None, qty=1)],
+                          spots={"GOOG": 100.0}, today=today, cfg=CFG)
+    assert exp.premium == pytest.approx(2 * 4.0 * 100 + 1 * 4.0 * 100)
+    assert exp.delta_shares == pytest.approx(g.delta * 200) and exp.unpriced == 1
+    assert exp.theta_per_day == pytest.approx(g.theta * 200)
+
+
+def test_delta_equivalent_shares_cap_the_contract_count(tmp_path: Path, goog: pd.DataFrame) -> None:
+    db = _run(tmp_path, goog, until="2010-06-30", fallback="skip", max_delta_shares=150.0)
+    buys = _q(db, "select quantity from orders where asset_class='option' and side='buy' and client_order_id "
+                  "not like '%-r%'")
+    free = _run(tmp_path / "free", goog, until="2010-06-30", fallback="skip")
+    free_buys = _q(free, "select quantity from orders where asset_class='option' and side='buy' and "
+                         "client_order_id not like '%-r%'")
+    # The same entries (one position at a time); the premium budget alone buys 4/3/2/1/3/2 contracts,
+    # the 150-share delta cap cuts those whose |delta| x 100 x contracts would pass 150.
+    assert [q for (q,) in free_buys] == [4, 3, 2, 1, 3, 2]
+    assert [q for (q,) in buys] == [3, 2, 2, 1, 2, 2]
