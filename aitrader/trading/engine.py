@@ -430,12 +430,13 @@ class DecisionEngine:
                 if latest is not None:
                     self.journal.update_order(latest)
 
-    def _option_sessions(self, ts: pd.Timestamp) -> list[Any] | None:
-        """Exchange sessions from ``ts`` over the options horizon (None without a calendar)."""
-        if self.calendar is None or getattr(self.calendar, "always_open", False):
+    def _option_sessions(self, ts: pd.Timestamp, symbol: str | None = None) -> list[Any] | None:
+        """Exchange sessions from ``ts`` over the options horizon (None: weekdays are assumed)."""
+        cal = self.calendar.get(symbol) if isinstance(self.calendar, Mapping) and symbol else self.calendar
+        sessions = getattr(cal, "expected_sessions", None)
+        if cal is None or getattr(cal, "always_open", False) or sessions is None:
             return None
-        days = self.calendar.expected_sessions(ts.normalize(), ts.normalize() + pd.Timedelta(days=120))
-        return [d.date() for d in days]
+        return [d.date() for d in sessions(ts.normalize(), ts.normalize() + pd.Timedelta(days=120))]
 
     def submit(self, request: OrderRequest, *, decision_id: int | None, ts: pd.Timestamp, result: TickResult) -> None:
         """Journal first (intent is never lost), then the venue (idempotent per client id)."""

@@ -148,7 +148,7 @@ def option_exits(eng: Any, symbol: str, ts: pd.Timestamp, positions: list[Positi
     """Close the options on ``symbol`` that an exit rule says to close; returns the reasons."""
     cfg = eng.settings.options
     busy = {w["contract"] for w in eng.options.working(symbol) if w.get("exit")}
-    sessions = eng._option_sessions(ts)
+    sessions = eng._option_sessions(ts, symbol)
     reasons = []
     for h in held_options(positions, symbol):
         if h.contract.symbol in busy or h.position.quantity <= 0:
