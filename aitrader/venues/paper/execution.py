@@ -32,7 +32,6 @@ from aitrader.core.types import (
     Fill,
     OptionContract,
     OptionQuote,
-    OptionRight,
     Order,
     OrderRequest,
     OrderStatus,
@@ -45,6 +44,7 @@ from aitrader.data.bars import periods_per_year
 from aitrader.venues.paper import fills
 from aitrader.venues.paper.options import (
     DEFAULT_VOL,
+    exercise_fills,
     intrinsic,
     model_price,
     realized_vol,
@@ -596,26 +596,11 @@ class PaperBroker:
             value = intrinsic(opt, last_close)
             side = Side.SELL if p.quantity > 0 else Side.BUY
             if self.option_settlement == "physical" and value > 0:
-                self._exercise(p, opt, ts)
+                for leg in exercise_fills(p.quantity, opt, ts.to_pydatetime()):
+                    self._apply_fill(leg)
                 continue
             cid = f"expiry-{opt.symbol}"
             # Stamped with the bar that settles it, so fills_since(last seen bar) finds it.
             self._apply_fill(Fill(fill_id=f"paper-{cid}", client_order_id=cid, symbol=underlying, side=side,
                                   quantity=abs(p.quantity), price=value, timestamp=ts.to_pydatetime(),
                                   commission=0.0, asset_class=AssetClass.OPTION, option=opt))
-
-    def _exercise(self, p: PositionRec, opt: OptionContract, ts: pd.Timestamp) -> None:
-        """Physical settlement of an in-the-money option: the option leaves at 0 and shares
-        change hands at the strike (long call: buy; long put: sell; short legs: assigned)."""
-        long_ = p.quantity > 0
-        kind = "exercise" if long_ else "assignment"
-        cid = f"{kind}-{opt.symbol}"
-        shares = abs(p.quantity) * opt.multiplier
-        self._apply_fill(Fill(fill_id=f"paper-{cid}", client_order_id=cid, symbol=opt.underlying,
-                              side=Side.SELL if long_ else Side.BUY, quantity=abs(p.quantity), price=0.0,
-                              timestamp=ts.to_pydatetime(), commission=0.0, asset_class=AssetClass.OPTION,
-                              option=opt))
-        buys_stock = (opt.right is OptionRight.CALL) == long_
-        self._apply_fill(Fill(fill_id=f"paper-{cid}-stock", client_order_id=f"{cid}-stock", symbol=opt.underlying,
-                              side=Side.BUY if buys_stock else Side.SELL, quantity=shares, price=opt.strike,
-                              timestamp=ts.to_pydatetime(), commission=0.0, asset_class=AssetClass.STOCK))

@@ -16,7 +16,7 @@ from functools import lru_cache
 import pandas as pd
 
 from aitrader.core.pricing import bs_delta, bs_price, round_to_tick
-from aitrader.core.types import OptionContract, OptionQuote, OptionRight
+from aitrader.core.types import AssetClass, Fill, OptionContract, OptionQuote, OptionRight, Side
 from aitrader.data.calendar import MarketCalendar
 
 DEFAULT_VOL = 0.25  # used until 20 closes have been seen and no vol/VIX was given
@@ -126,3 +126,19 @@ def synth_chain(underlying: str, *, spot: float, as_of: dt.date, vol: float, rat
                 c = OptionContract(underlying=underlying, expiry=expiry, strike=k, right=right)
                 quotes.append(synth_quote(c, spot=spot, when=as_of, vol=vol, rate=rate, q=q))
     return quotes
+
+
+def exercise_fills(quantity: float, opt: OptionContract, when: dt.datetime) -> list[Fill]:
+    """Physical settlement of an in-the-money option: the option leaves at 0 and shares change
+    hands at the strike (long call: buy; long put: sell; a short leg is assigned)."""
+    long_ = quantity > 0
+    cid = f"{'exercise' if long_ else 'assignment'}-{opt.symbol}"
+    buys_stock = (opt.right is OptionRight.CALL) == long_
+    return [
+        Fill(fill_id=f"paper-{cid}", client_order_id=cid, symbol=opt.underlying, side=Side.SELL if long_ else Side.BUY,
+             quantity=abs(quantity), price=0.0, timestamp=when, commission=0.0, asset_class=AssetClass.OPTION,
+             option=opt),
+        Fill(fill_id=f"paper-{cid}-stock", client_order_id=f"{cid}-stock", symbol=opt.underlying,
+             side=Side.BUY if buys_stock else Side.SELL, quantity=abs(quantity) * opt.multiplier, price=opt.strike,
+             timestamp=when, commission=0.0, asset_class=AssetClass.STOCK),
+    ]
