@@ -88,9 +88,7 @@ class PaperBroker:
         self.allow_short = bool(allow_short)
         self.rate = float(risk_free_rate)
         self.dividend_yield = float(dividend_yield)
-        # "cash": expired options settle at intrinsic value in cash (index-style); "physical":
-        # an in-the-money long option is exercised into shares at the strike (US equity style).
-        if option_settlement not in ("cash", "physical"):
+        if option_settlement not in ("cash", "physical"):  # intrinsic in cash, or shares at the strike
             raise PermanentBrokerError(f"paper broker: option_settlement must be 'cash' or 'physical' "
                                        f"(got {option_settlement!r})")
         self.option_settlement = option_settlement
@@ -313,8 +311,7 @@ class PaperBroker:
 
     def option_chain(self, underlying: str, *, as_of: dt.datetime) -> list[OptionQuote]:
         """A synthetic chain around the last close (empty if no bar of ``underlying`` was seen yet)."""
-        mark = self._s.marks.get(underlying)
-        if mark is None:
+        if (mark := self._s.marks.get(underlying)) is None:
             return []
         return synth_chain(underlying, spot=mark.close, as_of=_stamp(as_of).date(), vol=self._vol(underlying),
                            rate=self.rate, q=self.dividend_yield)
@@ -467,11 +464,9 @@ class PaperBroker:
         r = w.request
         buy = r.side is Side.BUY
         if r.option is not None:
-            # The modelled quote at the open: buys pay the ask and sells get the bid (the
-            # half-spread is paid), on the tick grid; a limit trades only when it reaches it.
+            # The modelled quote at the open: buys pay the ask, sells get the bid (on the tick grid).
             quote = self._option_quote(r.option, spot=bar.open, when=ts.date())
-            px = quote.ask if buy else quote.bid
-            if px <= 0:
+            if (px := quote.ask if buy else quote.bid) <= 0:
                 return None
             if r.order_type is OrderType.LIMIT and r.limit_price is not None and (
                     (buy and px > r.limit_price) or (not buy and px < r.limit_price)):
@@ -596,8 +591,7 @@ class PaperBroker:
             value = intrinsic(opt, last_close)
             side = Side.SELL if p.quantity > 0 else Side.BUY
             if self.option_settlement == "physical" and value > 0:
-                for leg in exercise_fills(p.quantity, opt, ts.to_pydatetime()):
-                    self._apply_fill(leg)
+                list(map(self._apply_fill, exercise_fills(p.quantity, opt, ts.to_pydatetime())))
                 continue
             cid = f"expiry-{opt.symbol}"
             # Stamped with the bar that settles it, so fills_since(last seen bar) finds it.
