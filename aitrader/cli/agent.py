@@ -223,6 +223,9 @@ def print_summary(summary: Any, home: Any, *, bench: float | None, as_json: bool
         "tick_ms_p99": round(float(np.nanpercentile(lat, 99)), 2),
         "journal": str(home.journal),
     }
+    activity = _option_activity(home)
+    if activity:
+        data.update(activity)
     if as_json:
         print(json.dumps(data, indent=2))
         return
@@ -231,12 +234,37 @@ def print_summary(summary: Any, home: Any, *, bench: float | None, as_json: bool
     print(f"state            {data['state']}" + (f" (halted: {summary.halted_reason})" if summary.halted_reason else ""))
     print(f"bars processed   {summary.bars}")
     print(f"orders / fills   {summary.orders} / {summary.fills}")
+    if activity:
+        print(f"  stock          {activity['stock_orders']} orders, {activity['stock_fills']} fills")
+        print(f"  options        {activity['option_orders']} orders, {activity['option_fills']} fills, "
+              f"{activity['settlements']} settlements (expiry/exercise, not trades), "
+              f"option P&L {activity['option_pnl']:,.2f} on {activity['option_positions_closed']} closed position(s)")
     print(f"equity           {summary.start_equity:,.2f} -> {summary.final_equity:,.2f} ({ret * 100:+.2f}%)")
     print(f"buy and hold     {bh}")
     print(f"tick latency     p50 {data['tick_ms_p50']} ms, p99 {data['tick_ms_p99']} ms")
     print(f"journal          {home.journal}")
     print(f"dashboard        {_aitrader_cmd()} --home {home.root} dashboard   (then open http://127.0.0.1:8501)")
     print("Simulated results on historical data; they are not a promise of future returns.")
+
+
+def _option_activity(home: Any) -> dict[str, Any]:
+    """Option orders, fills, settlements and realised option P&L from the journal; empty when
+    the run traded no options (the stock-only summary stays as it was)."""
+    from aitrader.journal.queries import JournalReader
+
+    path = getattr(home, "journal", None)
+    if path is None:
+        return {}
+    reader = JournalReader(path)
+    if not reader.exists:
+        return {}
+    counts = reader.option_activity()
+    if not counts["option_orders"] and not counts["settlements"]:
+        return {}
+    pnl = reader.option_pnl()
+    closed = pnl[pnl["pnl"].notna()]
+    return {**counts, "option_pnl": round(float(closed["pnl"].sum()), 2) if len(closed) else 0.0,
+            "option_positions_closed": len(closed)}
 
 
 def _aitrader_cmd() -> str:

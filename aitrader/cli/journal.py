@@ -44,6 +44,14 @@ def cmd_export(args: argparse.Namespace, ctx: Any) -> int:
         raise JournalError(f"no journal at {path}: run the agent first (or pass --journal FILE)")
     n = export_trade_log(reader, out)
     print(f"wrote {n} closed trades to {out}")
+    act = reader.option_activity()
+    if act["option_orders"] or act["settlements"]:
+        from aitrader.journal.export import export_option_pnl
+
+        opt_out = out.with_name(f"{out.stem}_options.csv")
+        k = export_option_pnl(reader, opt_out)
+        print(f"wrote {k} option positions (P&L per position) to {opt_out}; {act['option_orders']} option orders, "
+              f"{act['option_fills']} option fills, {act['settlements']} settlements (expiry/exercise)")
     return 0
 
 
@@ -61,7 +69,10 @@ def cmd_show(args: argparse.Namespace, ctx: Any) -> int:
         return 0
     s = reader.summary()
     print(f"journal {path}")
-    for key in ("decisions", "orders", "open_orders", "fills", "closed_trades", "risk_events", "runs",
+    keys = ["decisions", "orders", "open_orders", "fills"]
+    if s["option_orders"] or s["settlements"]:
+        keys += ["stock_orders", "option_orders", "stock_fills", "option_fills", "settlements"]
+    for key in (*keys, "closed_trades", "risk_events", "runs",
                 "initial_equity", "final_equity", "total_return_pct", "max_drawdown_pct", "realized_pnl", "win_rate"):
         val = s[key]
         print(f"  {key:<17} {val:,.2f}" if isinstance(val, float) else f"  {key:<17} {val}")

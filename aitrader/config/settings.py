@@ -255,11 +255,38 @@ class OptionsConfig(_Section):
     order_timeout_seconds: float = Field(30.0, gt=0)
     max_reprices: int = Field(3, ge=0)
     fallback: Literal["stock", "skip"] = "stock"
+    # Only contracts with |delta| within target_delta +- delta_band qualify (docs/OPTIONS.md).
+    delta_band: float = Field(0.10, gt=0, le=1)
+    # A bearish signal buys puts (a long put is not a short) or is skipped; independent of risk.allow_short.
+    bearish: Literal["puts", "skip"] = "puts"
+    # Premium caps in account currency (premium x multiplier x contracts, re-prices included);
+    # None: the risk tier's risk per trade alone caps a trade.
+    max_premium_per_trade: float | None = Field(None, gt=0)
+    max_premium_per_position: float | None = Field(None, gt=0)
+    # Re-pricing stops once the limit would move more than this fraction away from the first mid.
+    max_price_drift_pct: float = Field(0.25, gt=0)
+    # Exits on the option's own premium: +profit_target_pct / -stop_loss_pct of the entry price.
+    profit_target_pct: float | None = Field(1.0, gt=0)
+    stop_loss_pct: float | None = Field(0.5, gt=0, le=1)
+    close_before_expiry_days: int = Field(1, ge=0)
+    max_positions_per_symbol: int = Field(1, ge=1)
+    allow_exercise: bool = False
+    # Stock that appears from an exercise/assignment the risk manager did not approve.
+    unapproved_stock: Literal["flatten", "report"] = "flatten"
+    # Optional cap on the |delta-equivalent shares| of option positions per underlying
+    # (delta x 100 x contracts, existing positions included); None: no cap.
+    max_delta_shares: float | None = Field(None, gt=0)
+    rate: float = Field(0.0, ge=-0.05, le=0.5)
+    dividend_yield: float = Field(0.0, ge=0, le=0.5)
 
     @model_validator(mode="after")
     def _dte_range(self) -> Self:
         if self.min_dte > self.max_dte:
             raise ValueError(f"min_dte ({self.min_dte}) must be <= max_dte ({self.max_dte})")
+        if (self.max_premium_per_trade is not None and self.max_premium_per_position is not None
+                and self.max_premium_per_trade > self.max_premium_per_position):
+            raise ValueError(f"max_premium_per_trade ({self.max_premium_per_trade}) must be <= "
+                             f"max_premium_per_position ({self.max_premium_per_position})")
         return self
 
 

@@ -8,6 +8,7 @@ or ``PermanentBrokerError`` (reject and journal) at the boundary.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -66,6 +67,26 @@ class OptionContract:
     def symbol(self) -> str:
         """OCC symbol, e.g. ``GOOG  240119C00150000`` without padding: ``GOOG240119C00150000``."""
         return f"{self.underlying}{self.expiry:%y%m%d}{self.right.value}{round(self.strike * 1000):08d}"
+
+
+_OCC_RE = re.compile(r"^(?P<root>[A-Z][A-Z0-9.]{0,5})(?P<date>\d{6})(?P<right>[CP])(?P<strike>\d{8})$")
+
+
+def occ_contract(symbol: str) -> OptionContract | None:
+    """``GOOG240119C00150000`` (padding allowed) -> :class:`OptionContract`; None if not OCC.
+
+    Positions carry only the OCC symbol; option exits need the expiry, strike and right back.
+    """
+    m = _OCC_RE.match(symbol.replace(" ", ""))
+    if m is None:
+        return None
+    d = m["date"]
+    try:
+        expiry = dt.date(2000 + int(d[:2]), int(d[2:4]), int(d[4:]))
+    except ValueError:
+        return None
+    return OptionContract(underlying=m["root"], expiry=expiry, strike=int(m["strike"]) / 1000.0,
+                          right=OptionRight(m["right"]))
 
 
 @dataclass(frozen=True)

@@ -20,3 +20,11 @@ def export_trade_log(reader: JournalReader, out_path: Path) -> int:
     with atomic_open(Path(out_path), "w") as fh:
         trades.to_csv(fh, index=False, float_format="%.6f", lineterminator="\n")
     return len(trades)
+
+
+def export_option_pnl(reader: JournalReader, out_path: Path) -> int:
+    """Write one row per option position (premium paid, proceeds, commission, P&L) atomically."""
+    table = reader.option_pnl()
+    with atomic_open(Path(out_path), "w") as fh:
+        table.to_csv(fh, index=False, float_format="%.6f", lineterminator="\n")
+    return len(table)

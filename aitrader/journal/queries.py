@@ -39,6 +39,10 @@ RISK_COLUMNS = ["ts", "symbol", "rule", "detail", "severity"]
 HIT_RATE_COLUMNS = ["model", "votes", "hits", "hit_rate"]
 
 
+# Client ids of venue-made option fills (paper: expiry-<OCC>, exercise-<OCC>, assignment-<OCC>).
+SETTLEMENT_PREFIXES = ("expiry-", "exercise-", "assignment-")
+
+
 class JournalReader:
     """Read-only view of ``journal.sqlite``; every query is safe to call on a missing file."""
 
@@ -291,6 +295,44 @@ class JournalReader:
                            ["id", "mode", "broker", "pid", "started_at", "ended_at", "status"],
                            times=("started_at", "ended_at"))
 
+    def option_activity(self) -> dict[str, int]:
+        """Orders, fills and settlements counted apart: stock orders/fills, option orders/fills
+        (trades we sent) and settlements (venue-made fills at expiry, exercise or assignment,
+        which are not trades and must not be counted as fills)."""
+        settle = " OR ".join(f"client_order_id LIKE '{p}%'" for p in SETTLEMENT_PREFIXES)
+
+        def n(table: str, where: str) -> int:
+            df = self.query(f"SELECT COUNT(*) AS n FROM {table} WHERE {where}", table=table)
+            return int(df["n"].iloc[0]) if not df.empty else 0
+
+        return {
+            "stock_orders": n("orders", "asset_class != 'option'"),
+            "option_orders": n("orders", "asset_class = 'option'"),
+            "stock_fills": n("fills", f"asset_class != 'option' AND NOT ({settle})"),
+            "option_fills": n("fills", f"asset_class = 'option' AND NOT ({settle})"),
+            "settlements": n("fills", f"({settle}) AND asset_class = 'option'"),
+        }
+
+    def option_pnl(self) -> pd.DataFrame:
+        """P&L per option position (OCC instrument): premium paid, proceeds from sales and
+        settlement, commissions; ``pnl`` is realised once the position is flat, else None."""
+        cols = ["instrument", "contracts", "premium_paid", "proceeds", "commission", "open_contracts", "pnl"]
+        fills = self.query("SELECT instrument, side, quantity, price, commission, multiplier FROM fills "
+                           "WHERE asset_class = 'option' ORDER BY id", table="fills")
+        if fills.empty:
+            return pd.DataFrame(columns=cols)
+        rows = []
+        for instr, g in fills.groupby("instrument", sort=True):
+            value = g["quantity"].astype(float) * g["price"].astype(float) * g["multiplier"].astype(float)
+            buy = g["side"] == "buy"
+            bought, sold = float(g.loc[buy, "quantity"].sum()), float(g.loc[~buy, "quantity"].sum())
+            paid, got, fee = float(value[buy].sum()), float(value[~buy].sum()), float(g["commission"].sum())
+            left = bought - sold
+            rows.append({"instrument": instr, "contracts": bought, "premium_paid": paid, "proceeds": got,
+                         "commission": fee, "open_contracts": left,
+                         "pnl": got - paid - fee if abs(left) < 1e-9 else None})
+        return pd.DataFrame(rows, columns=cols)
+
     def summary(self) -> dict[str, Any]:
         """Counts and headline figures (final equity, realised P&L, win rate)."""
         def count(table: str, where: str = "") -> int:
@@ -309,6 +351,7 @@ class JournalReader:
             "orders": count("orders"),
             "open_orders": count("orders", "WHERE status IN ('new','accepted','partially_filled')"),
             "fills": count("fills"),
+            **self.option_activity(),
             "closed_trades": len(closed),
             "risk_events": count("risk_events"),
             "runs": count("runs"),

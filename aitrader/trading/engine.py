@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -169,11 +169,19 @@ class DecisionEngine:
         if vix is not None:
             self.broker.on_bar(vix)  # a simulated venue prices options with it; live ones ignore it
         result.fills = self.sync_broker()
+        gave_up = []
         if self.settings.options.enabled:
-            self.options.step(ts)
+            from aitrader.trading import option_engine
+
+            option_engine.reconcile_settlements(self, result.fills, ts, result)
+            gave_up = self.options.step(ts)
         account = self.broker.account()
         positions = self.broker.positions()
         day_start = self._day_start_equity(ts, account)
+        for gave in gave_up:
+            gbar = event.bars.get(gave.underlying)
+            option_engine.follow_fallback(self, gave, ts, account, positions, day_start,
+                                          float(gbar.close) if gbar is not None else None, result)
         stops_state = dict(self.journal.get_state(STOPS_KEY) or {})
         for symbol in sorted(event.bars):
             window = history.upto(symbol, ts)
@@ -255,9 +263,19 @@ class DecisionEngine:
         # 2. Signal -> rule filters.
         with span("predict", symbol=symbol):
             decision = self.signals.decide(feats, window, symbol=symbol, timestamp=ts)
+        opts = self.settings.options
+        if opts.enabled:
+            from aitrader.trading.option_engine import option_exits
+
+            closed = option_exits(self, symbol, ts, positions, account, decision.signal, price, result)
+            if closed:
+                result.decisions.append(decision)
+                self._record_decision(decision, ts, "close option position(s)", closed)
+                return
+        puts = opts.enabled and opts.bearish == "puts"  # a long put is not a short: no allow_short needed
         with span("rules", symbol=symbol):
             decision, rule_events = apply_rules(decision, last, cfg=self.settings.rules, has_position=held != 0,
-                                                allow_short=self.settings.risk.allow_short,
+                                                allow_short=self.settings.risk.allow_short or puts,
                                                 said=self.rules_said)
         for ev in rule_events:
             self.journal.risk_event(ts.to_pydatetime(), ev)
@@ -270,7 +288,7 @@ class DecisionEngine:
             intent = TradeIntent(symbol, Side.BUY, "entry" if held == 0 else "exit", decision.confidence, price, atr)
         elif decision.signal == "sell" and held > 0:
             intent = TradeIntent(symbol, Side.SELL, "exit", decision.confidence, price, atr)
-        elif decision.signal == "sell" and held == 0 and self.settings.risk.allow_short:
+        elif decision.signal == "sell" and held == 0 and (self.settings.risk.allow_short or puts):
             intent = TradeIntent(symbol, Side.SELL, "entry", decision.confidence, price, atr)
 
         rule_reasons = [f"{e.rule}: {e.detail}" for e in rule_events]
@@ -332,11 +350,16 @@ class DecisionEngine:
         result: TickResult,
         *,
         rule_reasons: list[str] | None = None,
+        allow_option: bool = True,
     ) -> None:
+        # A bearish entry with shorting off can only be a long put: risk sizes and limits it as
+        # the long position it is (the premium is the money at risk), never as a stock short.
+        put_only = intent.intent == "entry" and intent.side is Side.SELL and not self.settings.risk.allow_short
         try:
             with span("risk", symbol=intent.symbol, intent=intent.intent):
                 if intent.intent == "entry":
-                    verdict = self.risk.check_entry(intent, account=account, positions=positions, now=ts,
+                    verdict = self.risk.check_entry(replace(intent, side=Side.BUY) if put_only else intent,
+                                                    account=account, positions=positions, now=ts,
                                                     day_start_equity=day_start, returns=self._returns())
                 else:
                     verdict = self.risk.check_exit(intent, positions=positions)
@@ -377,8 +400,15 @@ class DecisionEngine:
             if self.settings.risk.sizing == "all_in" and intent.intent == "entry" and intent.side is Side.BUY
             else None,
         )
-        options_on = intent.intent == "entry" and self.settings.options.enabled
-        if options_on and self._try_option(intent, ts, account, decision, rule_reasons or [], result):
+        options_on = intent.intent == "entry" and self.settings.options.enabled and allow_option
+        if options_on:
+            from aitrader.trading.option_engine import try_option
+
+            if try_option(self, intent, ts, account, positions, decision, rule_reasons or [], result):
+                return
+        if put_only:
+            self._record_decision(decision, ts, "skipped (no put bought and risk.allow_short is false: no stock short)",
+                                  rule_reasons or [])
             return
         action = f"{intent.side.value} {verdict.quantity:g} ({intent.intent})"
         decision_id = self._record_decision(decision, ts, action, rule_reasons or [])
@@ -400,37 +430,13 @@ class DecisionEngine:
                 if latest is not None:
                     self.journal.update_order(latest)
 
-    def _try_option(self, intent: TradeIntent, ts: pd.Timestamp, account: Account, decision: EnsembleDecision,
-                    rule_reasons: list[str], result: TickResult) -> bool:
-        """``option_chain_skip``: trade an option for a confident entry, else say why not.
-
-        Returns True when the entry was handled (an option order sent, or skipped per
-        ``options.fallback``); False means "place the stock order instead".
-        """
-        from aitrader.trading.options import plan_option_trade
-        from aitrader.trading.risk import tier_for
-
-        # A long option's premium is its maximum loss: budget it like the risk per trade.
-        budget = account.equity * tier_for(account.equity, self.settings.risk.tiers).risk_per_trade
-        try:
-            chain = self.broker.option_chain(intent.symbol, as_of=ts.to_pydatetime())
-        except PermanentBrokerError:
-            chain = []
-        plan = plan_option_trade(signal=decision.signal, confidence=intent.confidence, chain=chain, spot=intent.price,
-                                 today=ts.date(), cfg=self.settings.options, budget=budget)
-        ev = RiskEvent(intent.symbol, "option_chain_skip", plan.reason, "info")
-        self.journal.risk_event(ts.to_pydatetime(), ev)
-        result.events.append(ev)
-        if plan.action == "stock":
-            return False
-        if plan.action == "skip" or plan.quote is None:
-            self._record_decision(decision, ts, f"skipped ({plan.reason})", rule_reasons)
-            return True
-        action = f"buy {plan.contracts} x {plan.quote.contract.symbol} (option entry)"
-        decision_id = self._record_decision(decision, ts, action, rule_reasons)
-        self.options.start(plan.quote, side=Side.BUY, contracts=plan.contracts,
-                           base_id=client_order_id(intent.symbol, ts, "option"), decision_id=decision_id, ts=ts)
-        return True
+    def _option_sessions(self, ts: pd.Timestamp, symbol: str | None = None) -> list[Any] | None:
+        """Exchange sessions from ``ts`` over the options horizon (None: weekdays are assumed)."""
+        cal = self.calendar.get(symbol) if isinstance(self.calendar, Mapping) and symbol else self.calendar
+        sessions = getattr(cal, "expected_sessions", None)
+        if cal is None or getattr(cal, "always_open", False) or sessions is None:
+            return None
+        return [d.date() for d in sessions(ts.normalize(), ts.normalize() + pd.Timedelta(days=120))]
 
     def submit(self, request: OrderRequest, *, decision_id: int | None, ts: pd.Timestamp, result: TickResult) -> None:
         """Journal first (intent is never lost), then the venue (idempotent per client id)."""

@@ -20,13 +20,14 @@ from typing import Literal
 
 from aitrader.config.settings import OptionsConfig
 from aitrader.core.decisions import Signal
-from aitrader.core.pricing import bs_delta
+from aitrader.core.pricing import bs_delta, round_to_tick
 from aitrader.core.types import OptionQuote, Side
 
 DAYS_PER_YEAR = 365.0
 
 
-def _delta(q: OptionQuote, *, spot: float, dte: int, vol: float | None, rate: float) -> float | None:
+def _delta(q: OptionQuote, *, spot: float, dte: int, vol: float | None, rate: float,
+           div: float = 0.0) -> float | None:
     """The quote's delta, else a Black-Scholes delta from its implied vol (or ``vol``)."""
     if q.delta is not None and math.isfinite(q.delta):
         return float(q.delta)
@@ -34,7 +35,7 @@ def _delta(q: OptionQuote, *, spot: float, dte: int, vol: float | None, rate: fl
     if sigma is None or sigma <= 0 or spot <= 0 or q.contract.strike <= 0:
         return None
     return bs_delta(spot=spot, strike=q.contract.strike, t=max(dte, 0) / DAYS_PER_YEAR, vol=sigma, rate=rate,
-                    call=q.contract.right.value == "C")
+                    q=div, call=q.contract.right.value == "C")
 
 
 
@@ -47,17 +48,21 @@ def select_contract(
     bullish: bool,
     cfg: OptionsConfig,
     vol: float | None = None,
-    rate: float = 0.0,
+    rate: float | None = None,
 ) -> tuple[OptionQuote | None, list[str]]:
     """Pick the liquid call (bullish) or put (bearish) with |delta| nearest ``cfg.target_delta``.
 
     Filters in order, each contract counted under the first it fails: wrong right,
-    days to expiry outside [min_dte, max_dte], spread_pct > max_spread_pct, open interest
-    < min_open_interest, volume < min_volume, no delta obtainable. Ties on delta distance go
-    to the tighter spread, then the nearer expiry, then the OCC symbol (deterministic).
-    Returns ``(quote or None, reasons)``.
+    days to expiry outside [min_dte, max_dte], no delta obtainable, |delta| outside
+    ``target_delta +- delta_band``, spread_pct > max_spread_pct, open interest
+    < min_open_interest, volume < min_volume. The band comes before liquidity so that an
+    illiquid on-target strike never lets a far-from-target one win (a 0.585 delta for a
+    0.35 target). Ties on delta distance go to the tighter spread, then the nearer expiry,
+    then the OCC symbol (deterministic). Returns ``(quote or None, reasons)``.
     """
     want = "C" if bullish else "P"
+    r = cfg.rate if rate is None else rate
+    lo, hi = max(cfg.target_delta - cfg.delta_band, 0.0), min(cfg.target_delta + cfg.delta_band, 1.0)
     skips: Counter[str] = Counter()
     candidates: list[tuple[float, float, int, str, OptionQuote, float]] = []
     for q in chain:
@@ -65,8 +70,15 @@ def select_contract(
         dte = (c.expiry - today).days
         if c.right.value != want:
             skips["wrong_right"] += 1
-        elif not cfg.min_dte <= dte <= cfg.max_dte:
+            continue
+        if not cfg.min_dte <= dte <= cfg.max_dte:
             skips["dte"] += 1
+            continue
+        d = _delta(q, spot=spot, dte=dte, vol=vol, rate=r, div=cfg.dividend_yield)
+        if d is None:
+            skips["no_delta"] += 1
+        elif not lo - 1e-12 <= abs(d) <= hi + 1e-12:
+            skips["delta_band"] += 1
         elif not q.spread_pct <= cfg.max_spread_pct:  # inf / NaN (one-sided market) fail too
             skips["spread"] += 1
         elif q.open_interest < cfg.min_open_interest:
@@ -74,20 +86,17 @@ def select_contract(
         elif q.volume < cfg.min_volume:
             skips["volume"] += 1
         else:
-            d = _delta(q, spot=spot, dte=dte, vol=vol, rate=rate)
-            if d is None:
-                skips["no_delta"] += 1
-                continue
             candidates.append((abs(abs(d) - cfg.target_delta), q.spread_pct, dte, c.symbol, q, d))
 
     kind = "calls" if bullish else "puts"
     labels = {
         "wrong_right": f"not {kind}",
         "dte": f"DTE outside [{cfg.min_dte}, {cfg.max_dte}]",
+        "no_delta": "no delta (no quote delta or implied vol)",
+        "delta_band": f"|delta| outside [{lo:.2f}, {hi:.2f}]",
         "spread": f"spread > {cfg.max_spread_pct:.0%} of mid",
         "open_interest": f"open interest < {cfg.min_open_interest}",
         "volume": f"volume < {cfg.min_volume}",
-        "no_delta": "no delta (no quote delta or implied vol)",
     }
     reasons = [f"{len(chain)} contracts in chain"]
     reasons += [f"skipped {skips[k]}: {labels[k]}" for k in labels if skips[k]]
@@ -96,8 +105,8 @@ def select_contract(
         return None, reasons
     candidates.sort(key=lambda t: t[:4])
     _, _, dte, symbol, best, d = candidates[0]
-    reasons.append(f"selected {symbol}: delta {d:+.2f} (target {cfg.target_delta:.2f}), DTE {dte}, "
-                   f"bid {best.bid:.2f} ask {best.ask:.2f}, {len(candidates)} eligible")
+    reasons.append(f"selected {symbol}: delta {d:+.2f} (target {cfg.target_delta:.2f} +- {cfg.delta_band:.2f}), "
+                   f"DTE {dte}, bid {best.bid:.2f} ask {best.ask:.2f}, {len(candidates)} eligible")
     return best, reasons
 
 
@@ -105,16 +114,16 @@ def select_contract(
 
 
 def limit_prices(quote: OptionQuote, *, side: Side, max_reprices: int) -> list[float]:
-    """Mid first, then evenly toward the ask (buys) or bid (sells), reaching it on the last."""
+    """Mid first, then evenly toward the ask (buys) or bid (sells), reaching it on the last (on the tick grid)."""
     mid, far = quote.mid, (quote.ask if side is Side.BUY else quote.bid)
     out = [mid]
     for k in range(1, max_reprices + 1):
         out.append(mid + (far - mid) * k / max_reprices)
-    # Cents; buys round up and sells down so each step really moves toward the far side,
-    # but never past it.
+    # On the tick grid (core.pricing.option_tick); buys round up and sells down so each step
+    # really moves toward the far side, but never past it.
     rounded = []
     for p in out:
-        r = math.ceil(p * 100 - 1e-9) / 100 if side is Side.BUY else math.floor(p * 100 + 1e-9) / 100
+        r = round_to_tick(p, up=side is Side.BUY)
         rounded.append(min(r, quote.ask) if side is Side.BUY else max(r, quote.bid))
     return rounded
 
@@ -151,7 +160,7 @@ def plan_option_trade(
     cfg: OptionsConfig,
     budget: float | None = None,
     vol: float | None = None,
-    rate: float = 0.0,
+    rate: float | None = None,
 ) -> OptionPlan:
     """Decide between an option, the stock order and a skip for one entry signal.
 
@@ -167,6 +176,8 @@ def plan_option_trade(
         return OptionPlan("skip", "hold signal: nothing to trade")
     if confidence < cfg.min_confidence:
         return OptionPlan("stock", f"confidence {confidence:.2f} < options.min_confidence {cfg.min_confidence:.2f}")
+    if signal == "sell" and cfg.bearish == "skip":
+        return OptionPlan("skip", "bearish signal and options.bearish=skip: no put bought")
 
     def fallback(why: str, reasons: list[str]) -> OptionPlan:
         if cfg.fallback == "stock":

@@ -39,3 +39,46 @@ def test_expiry_is_intrinsic_and_vega_positive() -> None:
     assert bs_price(spot=110, strike=100, t=0, vol=0.3) == 10.0
     assert bs_price(spot=110, strike=100, t=0, vol=0.3, call=False) == 0.0
     assert bs_vega(spot=100, strike=100, t=1, vol=0.2) > 0
+
+
+def test_hull_reference_prices_and_implied_vol() -> None:
+    """Hull, Options, Futures and Other Derivatives, example 15.6: S=42, K=40, r=10%, sigma=20%, T=0.5."""
+    from aitrader.core.pricing import market_iv
+
+    call = bs_price(spot=42, strike=40, t=0.5, vol=0.2, rate=0.1)
+    put = bs_price(spot=42, strike=40, t=0.5, vol=0.2, rate=0.1, call=False)
+    assert round(call, 2) == 4.76 and round(put, 2) == 0.81
+    # The published (rounded) prices imply back ~20% vol; the exact ones exactly 20%.
+    assert abs(market_iv(price=4.76, spot=42, strike=40, t=0.5, rate=0.1) - 0.2) < 1e-3
+    assert abs(market_iv(price=0.81, spot=42, strike=40, t=0.5, rate=0.1, call=False) - 0.2) < 2e-3
+    assert abs(market_iv(price=call, spot=42, strike=40, t=0.5, rate=0.1) - 0.2) < 1e-9
+    # Below intrinsic or at expiry there is no volatility.
+    assert market_iv(price=1.0, spot=42, strike=40, t=0.5, rate=0.1) is None
+    assert market_iv(price=2.0, spot=42, strike=40, t=0.0, rate=0.1) is None
+
+
+def test_hull_reference_greeks() -> None:
+    """Hull's greeks example: S=49, K=50, r=5%, sigma=20%, T=20 weeks: delta 0.522, gamma 0.066,
+    theta -4.31 per year, vega 12.1 per unit vol."""
+    from aitrader.core.pricing import greeks
+
+    g = greeks(spot=49, strike=50, t=20 / 52, vol=0.2, rate=0.05)
+    assert round(g.delta, 3) == 0.522
+    assert round(g.gamma, 3) == 0.066
+    assert round(g.theta * 365, 2) == -4.31
+    assert round(g.vega * 100, 1) == 12.1
+    assert round(g.price, 2) == 2.40
+
+
+def test_dividend_yield_lowers_calls_and_raises_puts() -> None:
+    """Hull example 17.1 (index option): S=930, K=900, r=8%, q=3%, sigma=20%, T=2/12 -> call 51.83."""
+    assert round(bs_price(spot=930, strike=900, t=2 / 12, vol=0.2, rate=0.08, q=0.03), 2) == 51.83
+
+
+def test_tick_rule() -> None:
+    from aitrader.core.pricing import option_tick, round_to_tick
+
+    assert option_tick(2.99) == 0.01 and option_tick(3.0) == 0.05 and option_tick(7.0, penny_all=True) == 0.01
+    assert round_to_tick(1.234, up=True) == 1.24 and round_to_tick(1.234, up=False) == 1.23
+    assert round_to_tick(4.01, up=True) == 4.05 and round_to_tick(4.04, up=False) == 4.0
+    assert round_to_tick(2.995, up=True) == 3.0 and round_to_tick(3.01, up=True) == 3.05

@@ -54,7 +54,8 @@ def _q(db: Path, sql: str) -> list[tuple]:
 
 def test_confident_entries_trade_liquid_options(tmp_path: Path, goog: pd.DataFrame) -> None:
     db = _run(tmp_path, goog)
-    opt = _q(db, "select client_order_id, order_type, limit_price, status from orders where asset_class='option'")
+    opt = _q(db, "select client_order_id, order_type, limit_price, status from orders where asset_class='option' "
+                 "and side='buy'")
     assert opt, "no option orders were sent"
     assert all(o[1] == "limit" and o[2] > 0 for o in opt)
     assert any(o[3] == "filled" for o in opt)

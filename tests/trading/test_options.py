@@ -55,11 +55,42 @@ def test_best_delta_illiquid_second_best_chosen() -> None:
         "8 contracts in chain",
         "skipped 1: not calls",
         "skipped 1: DTE outside [14, 60]",
+        "skipped 2: |delta| outside [0.40, 0.60]",
         "skipped 1: spread > 10% of mid",
         "skipped 1: open interest < 100",
         "skipped 1: volume < 10",
-        "selected GOOG240405C00102000: delta +0.46 (target 0.50), DTE 35, bid 4.90 ask 5.10, 3 eligible",
+        "selected GOOG240405C00102000: delta +0.46 (target 0.50 +- 0.10), DTE 35, bid 4.90 ask 5.10, 1 eligible",
     ]
+
+
+def test_illiquid_on_target_strike_never_lets_an_out_of_band_contract_win() -> None:
+    """The issue's case: target 0.35, the on-target strike's spread is too wide, an ITM 0.585 is liquid."""
+    cfg = CFG.model_copy(update=dict(target_delta=0.35))
+    chain = [q(100, delta=0.35, bid=1.9, ask=2.12),  # spread 10.9% > 10%
+             q(95, delta=0.585), q(120, delta=0.08)]
+    best, reasons = select_contract(chain, spot=100.0, today=TODAY, bullish=True, cfg=cfg)
+    assert best is None
+    assert "skipped 2: |delta| outside [0.25, 0.45]" in reasons
+    plan = plan_option_trade(signal="buy", confidence=0.9, chain=chain, spot=100.0, today=TODAY,
+                             cfg=cfg.model_copy(update=dict(fallback="skip")))
+    assert plan.action == "skip" and "|delta| outside [0.25, 0.45]" in plan.reason
+    assert plan.reason.endswith("skipping (options.fallback=skip)")
+    plan = plan_option_trade(signal="buy", confidence=0.9, chain=chain, spot=100.0, today=TODAY,
+                             cfg=cfg.model_copy(update=dict(fallback="stock")))
+    assert plan.action == "stock" and "falling back to the stock order" in plan.reason
+    # A wider band lets the liquid 0.585 in; the band is the only thing that kept it out.
+    wide = cfg.model_copy(update=dict(delta_band=0.25))
+    best, _ = select_contract(chain, spot=100.0, today=TODAY, bullish=True, cfg=wide)
+    assert best is chain[1]
+
+
+def test_bearish_buys_puts_or_skips_independent_of_shorting() -> None:
+    chain = [q(100, right=OptionRight.PUT, delta=-0.48), q(100, delta=0.52)]
+    plan = plan_option_trade(signal="sell", confidence=0.9, chain=chain, spot=100.0, today=TODAY, cfg=CFG)
+    assert plan.action == "option" and plan.quote is chain[0]
+    plan = plan_option_trade(signal="sell", confidence=0.9, chain=chain, spot=100.0, today=TODAY,
+                             cfg=CFG.model_copy(update=dict(bearish="skip")))
+    assert plan.action == "skip" and "options.bearish=skip" in plan.reason
 
 
 def test_bearish_picks_put_by_abs_delta() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -253,9 +254,12 @@ def test_option_fill_at_black_scholes_and_expiry_settlement(tmp_path: Path) -> N
                  limit_price=1.0, time_in_force=TimeInForce.GTC))
     (f,) = b.on_bar(bar(3, 101, 102, 100, 101))
     expected = bs_price(spot=101, strike=100, t=49 / 365, vol=0.3, rate=0.0, call=True)
-    assert f.price == expected and round(expected, 4) == 4.9229  # d1=0.1455, d2=0.0356 by hand
+    assert round(expected, 4) == 4.9229  # d1=0.1455, d2=0.0356 by hand
+    # Buys pay the modelled ask: half-spread 4.9229 x (2% + 0.3 x ln(101/100)) / 2 = 0.0566 -> 4.9795,
+    # rounded up to the $0.05 tick above $3: 5.00.
+    assert f.price == 5.0
     assert f.commission == pytest.approx(1.30)
-    assert b.account().cash == pytest.approx(10_000 - 2 * 100 * expected - 1.30)
+    assert b.account().cash == pytest.approx(10_000 - 2 * 100 * 5.0 - 1.30)
     (pos,) = b.positions()
     assert pos.symbol == "GOOG200221C00100000" and pos.asset_class is AssetClass.OPTION
     assert pos.market_price == pytest.approx(expected)  # marked by the model at the close (101)
@@ -306,3 +310,39 @@ def test_fill_on_close_fills_at_last_close(tmp_path: Path) -> None:
     o = b.submit(req("now"))
     assert o.status is OrderStatus.FILLED and o.avg_fill_price == pytest.approx(100.05)
     assert b.fills_since(D(2020, 1, 2))[0].timestamp == D(2020, 1, 2)
+
+
+def test_synthetic_chain_never_lists_an_expiry_on_an_exchange_holiday() -> None:
+    """Good Friday 2010-04-02 and Christmas Friday 2020-12-25: the expiry moves to the Thursday."""
+    from aitrader.venues.paper.options import synth_chain
+
+    assert weekly_expiries(dt.date(2010, 3, 25), horizon_days=21) == (
+        dt.date(2010, 3, 26), dt.date(2010, 4, 1), dt.date(2010, 4, 9))
+    exps = weekly_expiries(dt.date(2020, 12, 1), horizon_days=35)
+    assert dt.date(2020, 12, 24) in exps and dt.date(2020, 12, 25) not in exps and dt.date(2021, 1, 1) not in exps
+    assert dt.date(2020, 12, 31) in exps
+    chain = synth_chain("GOOG", spot=500.0, as_of=dt.date(2010, 3, 25), vol=0.3, horizon_days=21)
+    assert {q.contract.expiry for q in chain} == {dt.date(2010, 3, 26), dt.date(2010, 4, 1), dt.date(2010, 4, 9)}
+
+
+def test_option_sells_get_the_bid_and_physical_exercise_delivers_shares(tmp_path: Path) -> None:
+    b = PaperBroker(db_path=tmp_path / "p.sqlite", initial_cash=20_000, slippage_bps=0, commission_per_share=0,
+                    commission_min=0, option_commission_per_contract=0, option_settlement="physical")
+    b.set_volatility("GOOG", 0.3)
+    b.on_bar(bar(2, 100, 101, 99, 100))
+    b.submit(req("c1", qty=2, asset_class=AssetClass.OPTION, option=CALL))
+    b.on_bar(bar(3, 101, 102, 100, 101))
+    b.submit(req("s1", side=Side.SELL, qty=1, asset_class=AssetClass.OPTION, option=CALL))
+    (sold,) = b.on_bar(bar(6, 101, 102, 100, 101))
+    theo = bs_price(spot=101, strike=100, t=46 / 365, vol=0.3)
+    half = theo * (0.02 + 0.3 * math.log(101 / 100)) / 2
+    assert sold.price == math.floor((theo - half) / 0.05 + 1e-9) * 0.05 == pytest.approx(4.70)
+    b.on_bar(bar(21, 109, 111, 108, 110, month=2))  # expiry day close 110: 10 in the money
+    cash = b.account().cash
+    out = b.on_bar(bar(24, 112, 113, 111, 112, month=2))
+    assert [(f.client_order_id, f.side, f.quantity, f.price) for f in out] == [
+        ("exercise-GOOG200221C00100000", Side.SELL, 1.0, 0.0),
+        ("exercise-GOOG200221C00100000-stock", Side.BUY, 100.0, 100.0)]
+    (pos,) = b.positions()
+    assert pos.symbol == "GOOG" and pos.quantity == 100 and pos.asset_class is AssetClass.STOCK
+    assert b.account().cash == pytest.approx(cash - 100 * 100.0)

@@ -30,6 +30,7 @@ from aitrader.core.types import (
     AssetClass,
     Bar,
     Fill,
+    OptionContract,
     OptionQuote,
     Order,
     OrderRequest,
@@ -41,7 +42,15 @@ from aitrader.core.types import (
 )
 from aitrader.data.bars import periods_per_year
 from aitrader.venues.paper import fills
-from aitrader.venues.paper.options import DEFAULT_VOL, intrinsic, model_price, realized_vol, synth_chain
+from aitrader.venues.paper.options import (
+    DEFAULT_VOL,
+    exercise_fills,
+    intrinsic,
+    model_price,
+    realized_vol,
+    synth_chain,
+    synth_quote,
+)
 from aitrader.venues.paper.state import MarkRec, PaperState, PaperStore, PositionRec, WorkingOrder
 
 log = logging.getLogger(__name__)
@@ -64,7 +73,8 @@ class PaperBroker:
                  commission_per_trade: float = 0.0, option_commission_per_contract: float = 0.65,
                  fill_on: Literal["next_open", "close"] = "next_open", allow_short: bool = False,
                  risk_free_rate: float = 0.0, periods_per_year: float = 252.0,
-                 synchronous: Synchronous = "FULL", vix_symbol: str | None = "VIX") -> None:
+                 synchronous: Synchronous = "FULL", vix_symbol: str | None = "VIX",
+                 dividend_yield: float = 0.0, option_settlement: Literal["cash", "physical"] = "cash") -> None:
         if fill_on not in ("next_open", "close"):
             raise PermanentBrokerError(f"paper broker: fill_on must be 'next_open' or 'close' (got {fill_on!r})")
         self.slippage = float(slippage_bps) / 10_000.0
@@ -77,6 +87,11 @@ class PaperBroker:
                                      commission_min=self.commission_min, commission_per_trade=self.commission_per_trade)
         self.allow_short = bool(allow_short)
         self.rate = float(risk_free_rate)
+        self.dividend_yield = float(dividend_yield)
+        if option_settlement not in ("cash", "physical"):  # intrinsic in cash, or shares at the strike
+            raise PermanentBrokerError(f"paper broker: option_settlement must be 'cash' or 'physical' "
+                                       f"(got {option_settlement!r})")
+        self.option_settlement = option_settlement
         self.periods_per_year = float(periods_per_year)
         # Bars of this symbol are a market volatility level (VIX points), not a tradable:
         # the agent pushes them so option fills use implied market vol when it is known.
@@ -107,7 +122,8 @@ class PaperBroker:
                    option_commission_per_contract=b.option_commission_per_contract,
                    allow_short=settings.risk.allow_short,
                    periods_per_year=periods_per_year(settings.timeframe, calendar=settings.calendar),
-                   synchronous=synchronous, vix_symbol=settings.data.vix_symbol)
+                   synchronous=synchronous, vix_symbol=settings.data.vix_symbol,
+                   risk_free_rate=settings.options.rate, dividend_yield=settings.options.dividend_yield)
 
     # -- events: one atomic transaction each ---------------------------------------------
 
@@ -185,7 +201,8 @@ class PaperBroker:
             return None
         if p.option is None:
             return mark.close
-        return model_price(p.option, spot=mark.close, when=mark.ts.date(), vol=self._vol(p.symbol), rate=self.rate)
+        return model_price(p.option, spot=mark.close, when=mark.ts.date(), vol=self._vol(p.symbol), rate=self.rate,
+                           q=self.dividend_yield)
 
     # -- protocol: orders ----------------------------------------------------------------
 
@@ -294,11 +311,14 @@ class PaperBroker:
 
     def option_chain(self, underlying: str, *, as_of: dt.datetime) -> list[OptionQuote]:
         """A synthetic chain around the last close (empty if no bar of ``underlying`` was seen yet)."""
-        mark = self._s.marks.get(underlying)
-        if mark is None:
+        if (mark := self._s.marks.get(underlying)) is None:
             return []
         return synth_chain(underlying, spot=mark.close, as_of=_stamp(as_of).date(), vol=self._vol(underlying),
-                           rate=self.rate)
+                           rate=self.rate, q=self.dividend_yield)
+
+    def _option_quote(self, contract: OptionContract, *, spot: float, when: dt.date) -> OptionQuote:
+        return synth_quote(contract, spot=spot, when=when, vol=self._vol(contract.underlying), rate=self.rate,
+                           q=self.dividend_yield)
 
     # -- internals: order book ---------------------------------------------------------------
 
@@ -408,7 +428,7 @@ class PaperBroker:
         if mark is None:
             return None
         if r.option is not None:
-            px = model_price(r.option, spot=mark.close, when=mark.ts.date(), vol=self._vol(r.symbol), rate=self.rate)
+            px = self._option_quote(r.option, spot=mark.close, when=mark.ts.date()).ask
         else:
             px = mark.close * (1 + self.slippage)
         return min(px, r.limit_price) if r.order_type is OrderType.LIMIT and r.limit_price else px
@@ -444,7 +464,10 @@ class PaperBroker:
         r = w.request
         buy = r.side is Side.BUY
         if r.option is not None:
-            px = model_price(r.option, spot=bar.open, when=ts.date(), vol=self._vol(r.symbol), rate=self.rate)
+            # The modelled quote at the open: buys pay the ask, sells get the bid (on the tick grid).
+            quote = self._option_quote(r.option, spot=bar.open, when=ts.date())
+            if (px := quote.ask if buy else quote.bid) <= 0:
+                return None
             if r.order_type is OrderType.LIMIT and r.limit_price is not None and (
                     (buy and px > r.limit_price) or (not buy and px < r.limit_price)):
                 return None
@@ -567,6 +590,9 @@ class PaperBroker:
                 continue
             value = intrinsic(opt, last_close)
             side = Side.SELL if p.quantity > 0 else Side.BUY
+            if self.option_settlement == "physical" and value > 0:
+                list(map(self._apply_fill, exercise_fills(p.quantity, opt, ts.to_pydatetime())))
+                continue
             cid = f"expiry-{opt.symbol}"
             # Stamped with the bar that settles it, so fills_since(last seen bar) finds it.
             self._apply_fill(Fill(fill_id=f"paper-{cid}", client_order_id=cid, symbol=underlying, side=side,

@@ -1,0 +1,226 @@
+"""The engine's option desk: entries within the premium budget, exits, fallbacks, expiry.
+
+Kept out of :mod:`aitrader.trading.engine` so the stock path stays short; every function
+takes the engine (``eng``) and uses its broker, journal, settings and decision recording.
+Nothing here runs unless ``options.enabled``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import pandas as pd
+
+from aitrader.core.decisions import EnsembleDecision
+from aitrader.core.errors import BrokerError, PermanentBrokerError
+from aitrader.core.ids import client_order_id
+from aitrader.core.intents import RiskEvent, TradeIntent
+from aitrader.core.types import (
+    Account,
+    AssetClass,
+    Fill,
+    OptionQuote,
+    OrderRequest,
+    OrderType,
+    Position,
+    Side,
+)
+from aitrader.trading.option_exec import GaveUp
+from aitrader.trading.option_exits import HeldOption, exit_reason, held_options, option_exposure
+
+# Client ids venues give the stock legs of exercises/assignments (paper: "exercise-<OCC>").
+EXERCISE_PREFIXES = ("exercise-", "assignment-")
+
+
+def _event(eng: Any, ts: pd.Timestamp, ev: RiskEvent, result: Any) -> None:
+    eng.journal.risk_event(ts.to_pydatetime(), ev)
+    result.events.append(ev)
+
+
+def premium_budget(eng: Any, *, symbol: str, account: Account, positions: list[Position]) -> tuple[float, str]:
+    """The most premium (price x multiplier x contracts) a new option entry on ``symbol`` may cost.
+
+    The smallest of: equity x the risk tier's risk per trade (a long option's premium is its
+    maximum loss), ``options.max_premium_per_trade`` and ``options.max_premium_per_position``
+    less the premium already paid for options on ``symbol``."""
+    from aitrader.trading.risk import tier_for
+
+    cfg = eng.settings.options
+    caps = {"risk per trade": account.equity * tier_for(account.equity, eng.settings.risk.tiers).risk_per_trade}
+    if cfg.max_premium_per_trade is not None:
+        caps["options.max_premium_per_trade"] = cfg.max_premium_per_trade
+    if cfg.max_premium_per_position is not None:
+        paid = sum(h.premium for h in held_options(positions, symbol))
+        caps["options.max_premium_per_position"] = cfg.max_premium_per_position - paid
+    name = min(caps, key=lambda k: caps[k])
+    return max(caps[name], 0.0), name
+
+
+def open_count(eng: Any, symbol: str, positions: list[Position]) -> int:
+    """Option positions on ``symbol`` plus option entries still being worked."""
+    working = [w for w in eng.options.working(symbol) if not w.get("exit")]
+    return len(held_options(positions, symbol)) + len(working)
+
+
+def try_option(eng: Any, intent: TradeIntent, ts: pd.Timestamp, account: Account, positions: list[Position],
+               decision: EnsembleDecision, rule_reasons: list[str], result: Any) -> bool:
+    """``option_chain_skip``: trade an option for a confident entry, else say why not.
+
+    Returns True when the entry was handled (an option order sent, or skipped); False means
+    "place the stock order instead"."""
+    from aitrader.trading.options import plan_option_trade
+
+    cfg = eng.settings.options
+    n = open_count(eng, intent.symbol, positions)
+    if n >= cfg.max_positions_per_symbol:
+        why = (f"already {n} option position(s)/entries on {intent.symbol} "
+               f"(options.max_positions_per_symbol={cfg.max_positions_per_symbol})")
+        _event(eng, ts, RiskEvent(intent.symbol, "option_chain_skip", why, "info"), result)
+        eng._record_decision(decision, ts, f"skipped ({why})", rule_reasons)
+        return True
+    budget, cap = premium_budget(eng, symbol=intent.symbol, account=account, positions=positions)
+    try:
+        chain = eng.broker.option_chain(intent.symbol, as_of=ts.to_pydatetime())
+    except PermanentBrokerError:
+        chain = []
+    plan = plan_option_trade(signal=decision.signal, confidence=intent.confidence, chain=chain, spot=intent.price,
+                             today=ts.date(), cfg=cfg, budget=budget)
+    _event(eng, ts, RiskEvent(intent.symbol, "option_chain_skip", plan.reason, "info"), result)
+    if plan.action == "stock":
+        return False
+    if plan.action == "skip" or plan.quote is None:
+        eng._record_decision(decision, ts, f"skipped ({plan.reason})", rule_reasons)
+        return True
+    quote = plan.quote
+    contracts, why = _delta_capped(eng, quote, plan.contracts, intent, ts, positions)
+    if contracts < 1:
+        _event(eng, ts, RiskEvent(intent.symbol, "option_delta_limit", why, "veto"), result)
+        eng._record_decision(decision, ts, f"skipped ({why})", rule_reasons)
+        return True
+    action = (f"buy {contracts} x {quote.contract.symbol} (option entry, premium budget "
+              f"{budget:,.2f} by {cap})")
+    decision_id = eng._record_decision(decision, ts, action, rule_reasons)
+    eng.options.start(quote, side=Side.BUY, contracts=contracts,
+                      base_id=client_order_id(intent.symbol, ts, "option"), decision_id=decision_id, ts=ts,
+                      budget=budget, meta={"signal": decision.signal, "confidence": intent.confidence})
+    return True
+
+
+def _delta_capped(eng: Any, quote: OptionQuote, contracts: int, intent: TradeIntent, ts: pd.Timestamp,
+                  positions: list[Position]) -> tuple[int, str]:
+    """``contracts`` cut so |delta-equivalent shares| on the underlying stay within
+    ``options.max_delta_shares`` (existing option positions counted at their implied vol)."""
+    cfg = eng.settings.options
+    if cfg.max_delta_shares is None or quote.delta is None:
+        return contracts, ""
+    have = option_exposure(held_options(positions, intent.symbol), spots={intent.symbol: intent.price},
+                           today=ts.date(), cfg=cfg).delta_shares
+    per = abs(quote.delta) * quote.contract.multiplier
+    room = cfg.max_delta_shares - abs(have)
+    fits = int(math.floor(room / per + 1e-9)) if per > 0 else contracts
+    n = max(min(contracts, fits), 0)
+    return n, (f"delta-equivalent {abs(have):.0f} + {per:.0f}/contract would exceed options.max_delta_shares "
+               f"{cfg.max_delta_shares:g}")
+
+
+def _exit_id(symbol: str, ts: pd.Timestamp, occ: str) -> str:
+    tag = hashlib.sha256(occ.encode()).hexdigest()[:6]
+    return client_order_id(symbol, ts, f"ox{tag}")
+
+
+def _quote_for(eng: Any, h: HeldOption, ts: pd.Timestamp) -> OptionQuote:
+    """The venue's quote for a held contract, else a one-price quote at the position's mark."""
+    try:
+        chain = eng.broker.option_chain(h.contract.underlying, as_of=ts.to_pydatetime())
+    except BrokerError:
+        chain = []
+    for q in chain:
+        if q.contract.symbol == h.contract.symbol and q.bid > 0:
+            return q
+    px = h.position.market_price if h.position.market_price is not None else h.position.avg_price
+    return OptionQuote(contract=h.contract, bid=px, ask=px)
+
+
+def option_exits(eng: Any, symbol: str, ts: pd.Timestamp, positions: list[Position], account: Account,
+                 signal: str | None, spot: float, result: Any) -> list[str]:
+    """Close the options on ``symbol`` that an exit rule says to close; returns the reasons."""
+    cfg = eng.settings.options
+    busy = {w["contract"] for w in eng.options.working(symbol) if w.get("exit")}
+    sessions = eng._option_sessions(ts, symbol)
+    reasons = []
+    for h in held_options(positions, symbol):
+        if h.contract.symbol in busy or h.position.quantity <= 0:
+            continue
+        why = exit_reason(h, today=ts.date(), spot=spot, signal=signal, cfg=cfg, cash=account.cash,
+                          sessions=sessions)
+        if why is None:
+            continue
+        detail = f"{h.contract.symbol}: {why}"
+        _event(eng, ts, RiskEvent(symbol, "option_exit", detail, "info"), result)
+        decision = EnsembleDecision(symbol=symbol, timestamp=ts.isoformat(), signal="sell", confidence=1.0,
+                                    policy="risk", reason=f"option exit: {why}")
+        did = eng._record_decision(decision, ts, f"sell {h.position.quantity:g} x {h.contract.symbol} (option exit)",
+                                   [])
+        eng.options.start(_quote_for(eng, h, ts), side=Side.SELL, contracts=int(h.position.quantity),
+                          base_id=_exit_id(symbol, ts, h.contract.symbol), decision_id=did, ts=ts, exit_=True)
+        reasons.append(detail)
+    return reasons
+
+
+def follow_fallback(eng: Any, gave: GaveUp, ts: pd.Timestamp, account: Account, positions: list[Position],
+                    day_start: float, price: float | None, result: Any) -> None:
+    """An option entry given up with nothing filled: ``options.fallback=stock`` places the stock
+    entry (through the risk manager, as any entry) for bullish signals; otherwise journal the skip."""
+    cfg = eng.settings.options
+    held = sum(p.quantity for p in positions if p.symbol == gave.underlying and p.asset_class is AssetClass.STOCK)
+    bullish = gave.meta.get("signal") == "buy"
+    if cfg.fallback != "stock" or not bullish or held or price is None or not math.isfinite(price):
+        why = ("options.fallback=skip" if cfg.fallback != "stock" else
+               "no stock fallback for a put" if not bullish else "stock already held" if held else "no price")
+        _event(eng, ts, RiskEvent(gave.underlying, "option_fallback", f"{gave.contract}: {gave.reason}; {why}",
+                                  "info"), result)
+        return
+    _event(eng, ts, RiskEvent(gave.underlying, "option_fallback",
+                              f"{gave.contract}: {gave.reason}; falling back to the stock order", "info"), result)
+    intent = TradeIntent(gave.underlying, Side.BUY, "entry", float(gave.meta.get("confidence", 1.0)), price, None)
+    decision = EnsembleDecision(symbol=gave.underlying, timestamp=ts.isoformat(), signal="buy",
+                                confidence=intent.confidence, policy="option_fallback",
+                                reason=f"option entry {gave.contract} given up: {gave.reason}")
+    eng._execute(intent, ts, account, positions, day_start, decision, result, allow_option=False)
+
+
+def reconcile_settlements(eng: Any, fills: list[Fill], ts: pd.Timestamp, result: Any) -> None:
+    """Journal option settlements and any stock that appeared from an exercise or assignment.
+
+    A venue fill with no order of ours behind it is a settlement: an option one (expiry at
+    intrinsic, expired worthless) is reported; a stock one (exercise/assignment) is a position
+    the risk manager never approved: reported as a ``veto`` risk event and, with
+    ``options.unapproved_stock=flatten``, closed with a market order at once."""
+    cfg = eng.settings.options
+    for f in fills:
+        if f.client_order_id and eng.journal.order_exists(f.client_order_id):
+            continue
+        if f.asset_class is AssetClass.OPTION:
+            occ = f.option.symbol if f.option is not None else f.symbol
+            what = "expired worthless" if f.price <= 0 else f"settled at {f.price:.2f} (intrinsic)"
+            _event(eng, ts, RiskEvent(f.symbol, "option_settlement",
+                                      f"{occ}: {f.quantity:g} contract(s) {what}", "info"), result)
+            continue
+        if not f.client_order_id.startswith(EXERCISE_PREFIXES):
+            continue  # a stock fill of an order we do not know: not an option event
+        detail = (f"{f.side.value} {f.quantity:g} {f.symbol} @ {f.price:.2f} from an option exercise/assignment "
+                  f"({f.client_order_id}), not approved by risk")
+        if cfg.unapproved_stock == "report":
+            _event(eng, ts, RiskEvent(f.symbol, "option_exercise", detail + "; reported (options.unapproved_stock="
+                                      "report)", "veto"), result)
+            continue
+        _event(eng, ts, RiskEvent(f.symbol, "option_exercise", detail + "; flattening", "veto"), result)
+        side = Side.SELL if f.side is Side.BUY else Side.BUY
+        req = OrderRequest(client_order_id=client_order_id(f.symbol, ts, f"flatten-{f.client_order_id}"[:40]),
+                           symbol=f.symbol, side=side, quantity=f.quantity, order_type=OrderType.MARKET)
+        decision = EnsembleDecision(symbol=f.symbol, timestamp=ts.isoformat(), signal=side.value, confidence=1.0,
+                                    policy="risk", reason=f"flatten unapproved stock from {f.client_order_id}")
+        did = eng._record_decision(decision, ts, f"{side.value} {f.quantity:g} (flatten exercise)", [])
+        eng.submit(req, decision_id=did, ts=ts, result=result)

@@ -1,0 +1,129 @@
+"""When a held long option should be closed (pure rules; the engine sends the orders).
+
+Option positions are positions: they leave on an opposite signal (a sell signal closes calls,
+a buy signal closes puts), on a premium profit target or stop (relative to the entry
+premium), on a time stop ``options.close_before_expiry_days`` calendar days before expiry,
+and, whatever the settings, an in-the-money option is closed by the last session before its
+expiry so the venue never auto-exercises it into a stock position the risk manager did not
+approve (unless ``options.allow_exercise`` and the cash covers the shares).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+from aitrader.config.settings import OptionsConfig
+from aitrader.core.pricing import Greeks, greeks, market_iv
+from aitrader.core.types import AssetClass, OptionContract, OptionRight, Position, occ_contract
+
+
+@dataclass(frozen=True)
+class HeldOption:
+    """A long option position with its contract parsed from the OCC symbol."""
+
+    position: Position
+    contract: OptionContract
+
+    @property
+    def premium(self) -> float:
+        """Premium paid (entry price x multiplier x contracts): the most a long option can lose."""
+        return abs(self.position.quantity) * self.position.avg_price * self.contract.multiplier
+
+
+def held_options(positions: list[Position], underlying: str | None = None) -> list[HeldOption]:
+    """Open option positions (on ``underlying`` when given), OCC symbols parsed."""
+    out = []
+    for p in positions:
+        if p.asset_class is not AssetClass.OPTION or not p.quantity:
+            continue
+        c = occ_contract(p.symbol)
+        if c is not None and (underlying is None or c.underlying == underlying):
+            out.append(HeldOption(p, c))
+    return out
+
+
+def sessions_left(today: dt.date, expiry: dt.date, sessions: list[dt.date] | None = None) -> int:
+    """Trading sessions after ``today`` up to and including ``expiry`` (weekdays when no calendar)."""
+    if sessions is not None:
+        return sum(1 for d in sessions if today < d <= expiry)
+    if expiry <= today:
+        return 0
+    n, d = 0, today
+    while d < expiry:
+        d += dt.timedelta(days=1)
+        n += d.weekday() < 5
+    return n
+
+
+def exit_reason(h: HeldOption, *, today: dt.date, spot: float, signal: str | None, cfg: OptionsConfig,
+                cash: float = math.inf, sessions: list[dt.date] | None = None) -> str | None:
+    """Why ``h`` should be closed now, or None to keep it. Checked in order: signal, expiry,
+    time stop, stop, profit target."""
+    c, p = h.contract, h.position
+    call = c.right is OptionRight.CALL
+    if signal == ("sell" if call else "buy"):
+        return f"{signal} signal closes the {'call' if call else 'put'}"
+    itm = spot > c.strike if call else spot < c.strike
+    if itm and sessions_left(today, c.expiry, sessions) <= 1:
+        shares_cost = abs(p.quantity) * c.multiplier * c.strike
+        if not (cfg.allow_exercise and call and cash >= shares_cost):
+            return (f"in the money ({spot:.2f} vs strike {c.strike:g}) on the last session before expiry "
+                    f"{c.expiry}: closed, not exercised")
+    days = (c.expiry - today).days
+    if days <= cfg.close_before_expiry_days:
+        return f"time stop: {days} day(s) to expiry <= options.close_before_expiry_days {cfg.close_before_expiry_days}"
+    mark, entry = p.market_price, p.avg_price
+    if mark is None or not entry > 0:
+        return None
+    change = mark / entry - 1.0
+    if cfg.stop_loss_pct is not None and change <= -cfg.stop_loss_pct:
+        return f"premium stop: {entry:.2f} -> {mark:.2f} ({change:+.0%} <= -{cfg.stop_loss_pct:.0%})"
+    if cfg.profit_target_pct is not None and change >= cfg.profit_target_pct:
+        return f"premium target: {entry:.2f} -> {mark:.2f} ({change:+.0%} >= +{cfg.profit_target_pct:.0%})"
+    return None
+
+
+def position_greeks(h: HeldOption, *, spot: float, today: dt.date, cfg: OptionsConfig,
+                    vol: float | None = None) -> Greeks | None:
+    """Greeks per share of ``h`` at the implied vol of its mark (the venue's mid), else ``vol``."""
+    c = h.contract
+    t = max((c.expiry - today).days, 0) / 365.0
+    call = c.right is OptionRight.CALL
+    mark = h.position.market_price
+    iv = (market_iv(price=mark, spot=spot, strike=c.strike, t=t, rate=cfg.rate, q=cfg.dividend_yield, call=call)
+          if mark is not None and spot > 0 else None)
+    sigma = iv if iv is not None else vol
+    if sigma is None or spot <= 0:
+        return None
+    return greeks(spot=spot, strike=c.strike, t=t, vol=sigma, rate=cfg.rate, q=cfg.dividend_yield, call=call)
+
+
+@dataclass(frozen=True)
+class OptionExposure:
+    """Option exposure of a book: premium paid and greeks in shares/currency of the underlying."""
+
+    premium: float
+    delta_shares: float  # delta x multiplier x contracts: shares of stock the options move like
+    gamma_shares: float
+    theta_per_day: float
+    vega_per_point: float
+    unpriced: int  # positions without a greek (no mark, no vol)
+
+
+def option_exposure(held: list[HeldOption], *, spots: dict[str, float], today: dt.date, cfg: OptionsConfig,
+                    vol: float | None = None) -> OptionExposure:
+    """Sum premium and greeks over ``held`` (each position at its own implied vol)."""
+    prem = d = gm = th = vg = 0.0
+    missing = 0
+    for h in held:
+        prem += h.premium
+        spot = spots.get(h.contract.underlying)
+        g = position_greeks(h, spot=spot, today=today, cfg=cfg, vol=vol) if spot else None
+        if g is None:
+            missing += 1
+            continue
+        n = h.position.quantity * h.contract.multiplier
+        d, gm, th, vg = d + g.delta * n, gm + g.gamma * n, th + g.theta * n, vg + g.vega * n
+    return OptionExposure(prem, d, gm, th, vg, missing)
