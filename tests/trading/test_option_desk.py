@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from aitrader.trading.option_exits import HeldOption, exit_reason
 from aitrader.trading.risk import RiskManager
 from aitrader.trading.strategies import RuleStrategy, SmaCross
 from aitrader.venues.paper import PaperBroker
+from tests.trading.test_engine_options import _q
 
 CALL = OptionContract("GOOG", dt.date(2020, 2, 21), 100.0, OptionRight.CALL)
 PUT = OptionContract("GOOG", dt.date(2020, 2, 21), 100.0, OptionRight.PUT)
@@ -130,14 +130,6 @@ def _run(tmp_path: Path, goog: pd.DataFrame, *, strategy: RuleStrategy | None = 
         journal.close()
         broker.close()
     return db
-
-
-def _q(db: Path, sql: str) -> list[tuple]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_long_puts_are_bought_with_shorting_off_and_never_a_stock_short(tmp_path: Path, goog: pd.DataFrame) -> None:
