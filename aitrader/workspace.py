@@ -18,19 +18,21 @@ users (the dashboard) never load :mod:`aitrader.venues`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import pandas as pd
 
 from aitrader.config import Secrets, Settings
+from aitrader.core.compute import parallel_map
 from aitrader.core.errors import ConfigError, DataError, ProviderError
 from aitrader.core.paths import Home
 from aitrader.core.protocols import Broker, DataProvider
 from aitrader.data.bars import bars_between, check_symbol, parse_timeframe, periods_per_year
 from aitrader.data.store import BarStore
+from aitrader.data.universe import UniverseStore, read_panel
 
 if TYPE_CHECKING:
     from aitrader.data.calendar import MarketCalendar
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
     from aitrader.trading.signals import SignalSource
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 PROVIDERS: tuple[str, ...] = ("replay", "alpaca", "ibkr")
 BROKERS: tuple[str, ...] = ("paper", "alpaca", "ibkr")
@@ -168,6 +172,20 @@ class Workspace:
         tf = timeframe or self.timeframe(symbol)
         parse_timeframe(tf)
         return self.store.read(symbol, tf, start=start, end=end)
+
+    @property
+    def universes(self) -> UniverseStore:
+        """Named symbol lists (``aitrader data import ... --universe NAME`` records them)."""
+        return UniverseStore(self.home)
+
+    def panel(self, universe: str, *, timeframe: str = "1d") -> pd.DataFrame:
+        """The universe's bars as one ``(timestamp, symbol)`` frame (cut at :meth:`as_of`, if set)."""
+        return read_panel(self.store, self.universes.members(universe), timeframe)
+
+    def parallel_map(self, fn: Callable[[T], R], items: Sequence[T], *, progress: str | None = None) -> list[R]:
+        """Fan ``fn`` over ``items`` with the ``compute`` settings (local processes or Ray)."""
+        c = self.settings.compute
+        return parallel_map(fn, items, executor=c.executor, address=c.address, n_jobs=c.n_jobs, progress=progress)
 
     def load_bars(self, symbols: Sequence[str]) -> dict[str, pd.DataFrame]:
         """Every symbol's stored bars; a DataError naming the first symbol with none."""

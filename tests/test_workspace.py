@@ -207,3 +207,29 @@ def test_read_only_use_never_loads_a_venue(ws: Workspace) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+def test_workspace_panel_and_parallel_map(tmp_path) -> None:
+    """The Workspace reads a universe as one panel, cut at as_of, and fans out with its compute settings."""
+    import numpy as np
+    import pandas as pd
+
+    from aitrader.config import Settings
+    from aitrader.core.paths import Home
+    from aitrader.workspace import Workspace
+
+    ws = Workspace.open(home=Home(tmp_path), settings=Settings())
+    idx = pd.bdate_range("2021-01-04", periods=4)
+    for sym, lvl in (("AAA", 10.0), ("BBB", 20.0)):
+        c = lvl + np.arange(4.0)
+        ws.store.write(sym, "1d", pd.DataFrame({"open": c, "high": c + 1, "low": c - 1, "close": c,
+                                                "volume": 1.0}, index=idx))
+    ws.universes.save("pair", ["BBB", "AAA"])
+    assert len(ws.panel("pair")) == 8
+    cut = ws.as_of(idx[1]).panel("pair")
+    assert cut.index.get_level_values("timestamp").max() == idx[1]
+    assert ws.parallel_map(_double, [1, 2, 3]) == [2, 4, 6]

@@ -133,6 +133,7 @@ class ModelsConfig(_Section):
     sequence_length: int = Field(30, ge=2)
     n_jobs: int = Field(1, ge=1)
     torch_threads: int = Field(1, ge=1)
+    # Kept so old config files load; fan-out now follows `compute` (local processes or Ray).
     parallel_backend: Literal["loky", "dask"] = "loky"
     # Fraction of the sample used for training by `make run`; the rest is replayed unseen.
     train_fraction: float = Field(0.6, gt=0.1, lt=0.95)
@@ -329,6 +330,27 @@ class AgentConfig(_Section):
         return self
 
 
+class ComputeConfig(_Section):
+    """Where fan-out work runs (training windows, evaluations, sweeps, search trials); see docs/SCALING.md.
+
+    ``local``: this machine's processes. ``ray``: Ray, with ``address`` ``local`` (a private
+    instance limited to ``n_jobs`` CPUs), ``auto`` (the cluster this machine joined) or
+    ``ray://host:port``. The agent itself always stays one process.
+    """
+
+    executor: Literal["local", "ray"] = "local"
+    address: str = Field("local", min_length=1)
+    n_jobs: int = Field(1, ge=1, le=512)
+
+    @field_validator("address")
+    @classmethod
+    def _known_address(cls, v: str) -> str:
+        v = v.strip()
+        if v not in ("local", "auto") and not v.startswith("ray://"):
+            raise ValueError(f"compute.address must be 'local', 'auto' or 'ray://host:port', got {v!r}")
+        return v
+
+
 class DashboardConfig(_Section):
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(8501, ge=1024, le=65535)  # below 1024 needs root; the dashboard never runs as root
@@ -356,6 +378,7 @@ class Settings(_Frozen):
     rules: RulesConfig = Field(default_factory=RulesConfig)  # type: ignore[arg-type]
     agent: AgentConfig = Field(default_factory=AgentConfig)  # type: ignore[arg-type]
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)  # type: ignore[arg-type]
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)  # type: ignore[arg-type]
     notify: NotifyConfig = Field(default_factory=NotifyConfig)  # type: ignore[arg-type]
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)  # type: ignore[arg-type]
     tracing: TracingConfig = Field(default_factory=TracingConfig)  # type: ignore[arg-type]

@@ -357,13 +357,12 @@ def train_many(
     progress: bool = True,
     skip_unchanged: bool = False,
 ) -> list[TrainReport]:
-    """:func:`train_symbol` for each symbol, fanned out with joblib.
+    """:func:`train_symbol` for each symbol, fanned out through :func:`aitrader.core.compute.parallel_map`.
 
-    ``n_jobs = settings.models.n_jobs`` (loky processes by default); with
-    ``settings.models.parallel_backend == "dask"`` joblib's dask backend is used (needs
-    ``dask.distributed`` installed and a client; a clear :class:`ModelError` otherwise).
+    ``n_jobs = settings.models.n_jobs`` workers; ``settings.compute.executor`` picks this machine's
+    processes (``local``) or a Ray cluster (``ray``, see docs/SCALING.md).
     """
-    from joblib import Parallel, delayed
+    from aitrader.core.compute import parallel_map
 
     # Parallel over symbols: each worker's models then use one thread (2 cores in total).
     settings = data.settings
@@ -376,26 +375,12 @@ def train_many(
     if settings.models.n_jobs == 1 or len(jobs) == 1:
         it = _progress(list(symbols), desc="symbols", enabled=progress and len(jobs) > 1)
         return [_train_one(job) for job, _ in zip(jobs, it, strict=True)]
-    n_jobs = min(settings.models.n_jobs, len(jobs))
     if settings.models.parallel_backend == "dask":
-        try:
-            from dask.distributed import Client, get_client
-            from joblib import parallel_config
-        except ImportError:
-            raise ModelError("models.parallel_backend is 'dask' but dask[distributed] is not installed: "
-                             "pip install 'dask[distributed]' or use parallel_backend: loky") from None
-        own = None
-        try:
-            get_client()  # a cluster the user already connected to (e.g. Client("scheduler:8786"))
-        except ValueError:
-            own = Client(n_workers=n_jobs, threads_per_worker=1, processes=True)  # a local one
-        try:
-            with parallel_config(backend="dask"):
-                return list(Parallel(n_jobs=n_jobs)(delayed(_train_one)(j) for j in jobs))
-        finally:
-            if own is not None:
-                own.close()
-    return list(Parallel(n_jobs=n_jobs, backend="loky")(delayed(_train_one)(j) for j in jobs))
+        raise ModelError("models.parallel_backend 'dask' is no longer supported; set compute.executor: ray "
+                         "to fan out beyond this machine (docs/SCALING.md)")
+    compute = settings.compute
+    return parallel_map(_train_one, jobs, executor=compute.executor, address=compute.address,
+                        n_jobs=min(settings.models.n_jobs, len(jobs)))
 
 
 __all__ = ["Dataset", "ModelResult", "TrainReport", "fingerprint", "load_dataset", "make_splits", "train_many",

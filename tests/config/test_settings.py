@@ -174,3 +174,14 @@ def test_binary_config_file_is_one_line(tmp_path: Path) -> None:
 def test_config_directory_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings(tmp_path, environ=CLEAN_ENV)
+
+
+@pytest.mark.parametrize("address", ["local", "auto", "ray://head:10001"])
+def test_compute_addresses_accepted(address: str) -> None:
+    s = Settings().derive(compute={"executor": "ray", "address": address})
+    assert s.compute.address == address
+
+
+def test_compute_address_typo_is_refused() -> None:
+    with pytest.raises(ConfigError, match="compute.address must be"):
+        Settings().derive(compute={"address": "head:10001"})
