@@ -143,7 +143,7 @@ def batch_decisions(source: Any, features: pd.DataFrame, bars: pd.DataFrame, *, 
             probs_parts.append(probs)
             for k, r in enumerate(rows.tolist()):
                 d = pred.decide_from_row(probs.iloc[k], symbol=symbol, timestamp=bars.index[r],
-                                         features_row=feats.iloc[[k]] if pred.meta is not None else None)
+                                         features_row=feats.iloc[[k]] if pred.wants_features_row else None)
                 sig[r] = _SIG[d.signal]
                 conf[r] = d.confidence
                 if vetoes is not None:

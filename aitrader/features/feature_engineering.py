@@ -53,10 +53,17 @@ def feature_columns(context_present: bool = True) -> list[str]:
     return [c for c in FEATURE_COLUMNS if not c.startswith("ctx_")]
 
 
+NEWS_PREFIX = "news_"
+
+
 def model_feature_columns(df: pd.DataFrame) -> list[str]:
-    """The scale-free feature columns of ``df`` (in ``df``'s order) that the ML models should use."""
+    """The scale-free feature columns of ``df`` (in ``df``'s order) that the ML models should use.
+
+    The causal ``news_*`` columns count too when present (only with ``sentiment.enabled``
+    and stored news: see :mod:`aitrader.features.news`); without them nothing changes."""
     known = set(FEATURE_COLUMNS)
-    return [c for c in df.columns if c in known and c not in RAW_FEATURE_COLUMNS]
+    return [c for c in df.columns
+            if (c in known and c not in RAW_FEATURE_COLUMNS) or str(c).startswith(NEWS_PREFIX)]
 
 
 def warmup_bars(tolerance: float = 1e-6) -> int:

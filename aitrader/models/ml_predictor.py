@@ -238,7 +238,10 @@ def decide_votes(votes: Sequence[ModelVote], *, settings: Settings, symbol: str,
     if m.policy == "independent":
         return independent_model_decisions(votes, thresholds=m.thresholds, symbol=symbol, timestamp=timestamp)
     rule = rule or DecisionRule(cost=round_trip_cost(settings.broker.slippage_bps))
-    return weighted_vote(votes, weights=m.weights, rule=rule, symbol=symbol, timestamp=timestamp)
+    from aitrader.models.sentiment_edge import VOTER
+
+    weights = {**m.weights, VOTER: settings.sentiment.vote_weight}  # the sentiment voter's configured weight
+    return weighted_vote(votes, weights=weights, rule=rule, symbol=symbol, timestamp=timestamp)
 
 
 NO_EDGE = "no edge"
@@ -271,6 +274,7 @@ class MLPredictor:
         symbol: str,
         load_errors: Mapping[str, str] | None = None,
         meta: LoadedModel | None = None,
+        sentiment_verdict: Mapping[str, Any] | None = None,
     ) -> None:
         self.models: dict[str, LoadedModel] = dict(models)
         self.settings = settings
@@ -280,16 +284,33 @@ class MLPredictor:
         self.cost = round_trip_cost(settings.broker.slippage_bps)
         self.rules = {name: model_rule(lm, cost=self.cost) for name, lm in self.models.items()}
         self.edge = {name: model_has_edge(lm) for name, lm in self.models.items()}
+        self.sentiment_verdict = dict(sentiment_verdict) if sentiment_verdict else None
+        self.sentiment_on = settings.sentiment.vote_weight > 0
+        self.sentiment_counted, self.sentiment_why = self._sentiment_counts()
+
+    def _sentiment_counts(self) -> tuple[bool, str]:
+        """Whether the sentiment vote counts: a weight, policy weighted_vote and a passing verdict."""
+        from aitrader.models.sentiment_edge import counts, scorer_id
+
+        if not self.sentiment_on:
+            return False, "sentiment.vote_weight is 0"
+        if self.settings.models.policy != "weighted_vote":
+            return False, "not counted: the sentiment vote counts only under models.policy weighted_vote"
+        return counts(self.sentiment_verdict, threshold=self.settings.sentiment.vote_threshold,
+                      scorer=scorer_id(self.settings))
 
     @property
     def has_edge(self) -> bool:
-        """Whether any loaded model passed the edge gate (or was promoted by hand)."""
-        return any(self.edge.values())
+        """Whether any loaded model (or the sentiment vote) passed the edge gate or was promoted by hand."""
+        return any(self.edge.values()) or self.sentiment_counted
 
     @property
     def ensemble_rule(self) -> DecisionRule:
         """The voting models' decision rules averaged (they were fitted on the same rows)."""
-        rules = [r for n, r in self.rules.items() if self.edge.get(n)] or list(self.rules.values())
+        rules = [r for n, r in self.rules.items() if self.edge.get(n)]
+        if not rules and self.sentiment_counted and self.sentiment_verdict:
+            return DecisionRule.from_dict(self.sentiment_verdict.get("decision"), cost=self.cost)
+        rules = rules or list(self.rules.values())
         if not rules:
             return DecisionRule(cost=self.cost)
         return DecisionRule(base_rate=float(np.mean([r.base_rate for r in rules])),
@@ -357,7 +378,13 @@ class MLPredictor:
         except AitraderError as exc:
             errors[META] = str(exc)
             log.error("meta-model not loaded: %s", exc)
-        return cls(loaded, settings=settings, symbol=symbol, load_errors=errors, meta=meta)
+        verdict = None
+        if settings.sentiment.vote_weight > 0:
+            from aitrader.models.sentiment_edge import read_verdict
+
+            verdict = read_verdict(home.models, symbol)
+        return cls(loaded, settings=settings, symbol=symbol, load_errors=errors, meta=meta,
+                   sentiment_verdict=verdict)
 
     @property
     def model_versions(self) -> dict[str, str]:
@@ -391,7 +418,7 @@ class MLPredictor:
         ts = _ts(timestamp if timestamp is not None else (features.index[-1] if len(features) else None))
         votes = predict_with_all_models(self.models, features, cost=self.cost)
         votes += self._load_error_votes()
-        votes += self._sentiment_votes(features)
+        votes += self._sentiment_votes(features.iloc[-1:] if len(features) else features)
         decision = self._decide(votes, symbol, ts)
         meta_vote = self._meta_vote(votes, decision, features.iloc[-1:] if len(features) else None)
         return apply_meta_veto(decision, meta_vote)
@@ -447,23 +474,36 @@ class MLPredictor:
             votes.append(vote_from_prob(name, float(p), rule=self.rules.get(name, self.ensemble_rule),
                                         version=version))
         votes += self._load_error_votes()
+        if features_row is not None:
+            votes += self._sentiment_votes(features_row)
         decision = self._decide(votes, symbol, ts)
         return apply_meta_veto(decision, self._meta_vote(votes, decision, features_row))
 
+    @property
+    def wants_features_row(self) -> bool:
+        """Whether :meth:`decide_from_row` needs ``features_row`` (the meta-model or the sentiment vote)."""
+        return self.meta is not None or self.sentiment_on
+
     def _sentiment_votes(self, features: pd.DataFrame) -> list[ModelVote]:
-        """The sentiment voter's vote, journaled and shown next to the models' (``sentiment.vote_weight``
-        > 0 and news features present). It does not count yet: no edge verdict exists for it, and
-        no edge, no trade (docs/NEWS.md says how to measure it first)."""
-        s = self.settings.sentiment
-        if s.vote_weight <= 0 or not len(features):
+        """The sentiment voter's vote on the last row, journaled next to the models' (``sentiment.vote_weight``
+        > 0 and news features present). It counts (with ``prob_up``, the up-rate given its call)
+        only with a passing or hand-promoted verdict (:mod:`aitrader.models.sentiment_edge`);
+        otherwise its ``error`` says why ("no edge: ..."). A counted hold abstains (no ``prob_up``)."""
+        if not self.sentiment_on or not len(features):
             return []
+        from aitrader.models.sentiment_edge import vote_prob
         from aitrader.models.sentiment_vote import sentiment_vote
 
-        v = sentiment_vote(features.iloc[-1], threshold=s.vote_threshold)
+        v = sentiment_vote(features.iloc[-1], threshold=self.settings.sentiment.vote_threshold)
         if v is None:
             return []
-        return [ModelVote(model=v.model, signal=v.signal, confidence=v.confidence, prob_up=None,
-                          error=v.error or f"{NO_EDGE}: the sentiment vote has no edge verdict; not counted")]
+        verdict = self.sentiment_verdict or {}
+        version = verdict.get("at")
+        if v.error or not self.sentiment_counted:
+            return [ModelVote(model=v.model, signal=v.signal, confidence=v.confidence, prob_up=None, version=version,
+                              error=v.error or self.sentiment_why)]
+        return [ModelVote(model=v.model, signal=v.signal, confidence=v.confidence, version=version,
+                          prob_up=vote_prob(verdict, v.signal))]
 
     def _meta_vote(self, votes: Sequence[ModelVote], decision: EnsembleDecision,
                    features_row: pd.DataFrame | None) -> ModelVote | None:

@@ -280,6 +280,9 @@ def train_symbol(
                                               reason=f"same data and config as {state} {existing}: not retrained"))
         else:
             todo.append(n)
+    sentiment = sentiment_verdict(data, ds, end=end_ts)
+    if sentiment is not None:
+        report.results.append(sentiment)
     if not todo:
         return report
 
@@ -327,6 +330,41 @@ def train_symbol(
             report.results.append(ModelResult(model=n, status="failed", reason=str(exc), metrics=metrics,
                                               seconds=time.perf_counter() - t1))
     return report
+
+
+def sentiment_verdict(data: DataAccess, ds: Dataset, *, end: pd.Timestamp | None = None) -> ModelResult | None:
+    """Test and store the sentiment vote's edge verdict (``sentiment.vote_weight`` > 0 and news
+    columns present; see :mod:`aitrader.models.sentiment_edge`); unchanged inputs are not re-tested."""
+    from aitrader.models.calibration import round_trip_cost
+    from aitrader.models.ledger import record_trials
+    from aitrader.models.sentiment_edge import (NEWS_COLUMN, VOTER, fingerprint, read_verdict, scorer_id,
+                                                vote_edge, write_verdict)
+
+    settings = data.settings
+    s = settings.sentiment
+    if s.vote_weight <= 0 or NEWS_COLUMN not in ds.X:
+        return None
+    t0 = time.perf_counter()
+    splits, _ = make_splits(int(len(ds.X)), settings)
+    scorer = scorer_id(settings)
+    models_dir = data.home.models
+    old = read_verdict(models_dir, ds.symbol)
+    if old and old.get("fingerprint") == fingerprint(ds.X, ds.y, threshold=s.vote_threshold, scorer=scorer,
+                                                     splits=splits):
+        return ModelResult(model=VOTER, status="unchanged", reason="same news, labels and threshold: not re-tested",
+                           metrics={"edge": old.get("edge")})
+    m = settings.models
+    verdict = vote_edge(ds.X, ds.y, splits=splits, returns=ds.returns, horizon=settings.labels.horizon,
+                        threshold=s.vote_threshold, scorer=scorer, alpha=m.gate_alpha, seed=m.seed,
+                        cost=round_trip_cost(settings.broker.slippage_bps))
+    write_verdict(models_dir, ds.symbol, verdict)
+    record_trials(models_dir, symbol=ds.symbol, kind="train", models=[VOTER], rows=len(ds.X), last=str(ds.X.index[-1]),
+                  end=None if end is None else str(end), folds=len(splits))
+    edge = verdict["edge"]
+    status = "promoted" if edge.get("passed") else "candidate"
+    why = ("edge: " if edge.get("passed") else "no edge: ") + str(edge.get("reason", ""))
+    return ModelResult(model=VOTER, status=status, reason=f"{why} ({verdict['calls']} calls)",
+                       metrics={"edge": edge}, seconds=time.perf_counter() - t0)
 
 
 def _progress(items: Sequence[str], *, desc: str, enabled: bool) -> Any:
