@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="write the machine-readable report to FILE (stdout without FILE)")
     p.add_argument("--no-control", action="store_true", help="skip the shuffled-label control (half the time)")
+    p.add_argument("--news", choices=["on", "off", "both"],
+                   help="with the news_* features and the sentiment vote (on), without them (off), or both and "
+                        "their difference in one report (both); default: as sentiment.enabled says")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="each model's vote and the ensemble decision for the latest stored bar")
@@ -137,16 +140,18 @@ def _ci(m: dict[str, Any], key: str) -> str:
 
 
 def evaluation_report(ctx: Context, *, symbol: str, names: list[str], profile: str, end: Any,
-                      control: bool) -> dict[str, Any]:
-    """The ``evaluate`` contract (see docs/EVALUATION.md) as a JSON-safe dict."""
+                      control: bool, ws: Any = None) -> dict[str, Any]:
+    """The ``evaluate`` contract (see docs/EVALUATION.md) as a JSON-safe dict (``ws``: the
+    Workspace to read through, default the context's; its settings decide news on or off)."""
     from aitrader.models.evaluate import edge_evaluation, shuffled_edge_control
     from aitrader.models.ledger import record_trials
     from aitrader.models.registry import _jsonable
     from aitrader.models.training import load_dataset, make_splits, model_params
 
-    settings = ctx.settings
+    ws = ws or ctx.workspace
+    settings = ws.settings
     m = settings.models
-    ds = load_dataset(ctx.workspace, symbol=symbol, end=end)
+    ds = load_dataset(ws, symbol=symbol, end=end)
     splits, used = make_splits(len(ds.X), settings)
     kw: dict[str, Any] = dict(splits=splits, profile=profile, seed=m.seed, horizon=settings.labels.horizon,
                               params={n: model_params(n, settings, profile) for n in names},
@@ -162,9 +167,48 @@ def evaluation_report(ctx: Context, *, symbol: str, names: list[str], profile: s
                                          **{**kw, "params": {cm: kw["params"][cm]}})
     out = {"symbol": symbol, "timeframe": ds.timeframe, "rows": len(ds.X), "first": str(ds.X.index[0]),
            "last": str(ds.X.index[-1]), "scored_rows": res["rows"], "walk_forward": used, "trials": trials,
+           "features": len(ds.feature_names), "news_features": [c for c in ds.feature_names if c.startswith("news_")],
            "models": res["models"], "ensemble": res["ensemble"], "baselines": res["baselines"],
-           "shuffled_control": shuffled, "splits": res["splits"], "leak": res["leak"]}
+           "shuffled_control": shuffled, "splits": res["splits"], "leak": res["leak"],
+           "sentiment_vote": _sentiment_vote_report(ctx, ds, splits, settings)}
+    if out["sentiment_vote"] is not None:
+        out["trials"] = record_trials(ctx.home.models, symbol=symbol, kind="evaluate", models=["sentiment"],
+                                      rows=len(ds.X), last=str(ds.X.index[-1]), folds=len(splits))
     return dict(_jsonable(out))
+
+
+def _sentiment_vote_report(ctx: Context, ds: Any, splits: Any, settings: Any) -> dict[str, Any] | None:
+    """The sentiment vote's edge test on the same rows and splits (when the news columns exist)."""
+    from aitrader.models.calibration import round_trip_cost
+    from aitrader.models.sentiment_edge import NEWS_COLUMN, scorer_id, vote_edge
+
+    if NEWS_COLUMN not in ds.X:
+        return None
+    s = settings.sentiment
+    v = vote_edge(ds.X, ds.y, splits=splits, returns=ds.returns, horizon=settings.labels.horizon,
+                  threshold=s.vote_threshold, scorer=scorer_id(settings), alpha=settings.models.gate_alpha,
+                  seed=settings.models.seed, cost=round_trip_cost(settings.broker.slippage_bps))
+    v.pop("fingerprint", None)
+    return v
+
+
+def news_comparison(ctx: Context, *, symbol: str, names: list[str], profile: str, end: Any,
+                    control: bool) -> dict[str, Any]:
+    """``evaluate --news both``: the same evaluation with and without the news features and the
+    sentiment vote, and their difference (with minus without)."""
+    from aitrader.data.news_store import NewsStore
+    from aitrader.models.sentiment_edge import news_difference
+
+    if NewsStore(ctx.home).read(symbol).empty:
+        raise DataError(f"no stored news for {symbol}: run 'aitrader news import FILE' or 'aitrader news download'")
+    ws = ctx.workspace
+    kw: dict[str, Any] = dict(symbol=symbol, names=names, profile=profile, end=end, control=control)
+    with_news = evaluation_report(ctx, ws=ws.with_settings(ws.settings.derive(sentiment={"enabled": True})), **kw)
+    without = evaluation_report(ctx, ws=ws.with_settings(ws.settings.derive(sentiment={"enabled": False})), **kw)
+    return {"symbol": symbol, "with_news": with_news, "without_news": without,
+            "difference": news_difference(with_news, without),
+            "note": "difference = with_news minus without_news (lower logloss/brier is better); the sentiment "
+                    "vote exists only with news (with_news.sentiment_vote)"}
 
 
 def cmd_evaluate(args: argparse.Namespace, ctx: Context) -> int:
@@ -175,13 +219,40 @@ def cmd_evaluate(args: argparse.Namespace, ctx: Context) -> int:
     names = _models(args.models) or list(settings.models.enabled)
     if args.json and args.json != "-" and not Path(args.json).resolve().parent.is_dir():
         raise DataError(f"--json {args.json}: directory {Path(args.json).resolve().parent} does not exist")
-    out = evaluation_report(ctx, symbol=symbol, names=names, profile=args.profile or settings.models.profile,
-                            end=parse_date(args.end, name="--end"), control=not args.no_control)
+    kw: dict[str, Any] = dict(symbol=symbol, names=names, profile=args.profile or settings.models.profile,
+                              end=parse_date(args.end, name="--end"), control=not args.no_control)
+    if args.news == "both":
+        out = news_comparison(ctx, **kw)
+    else:
+        ws = None if args.news is None else ctx.workspace.with_settings(
+            settings.derive(sentiment={"enabled": args.news == "on"}))
+        out = evaluation_report(ctx, ws=ws, **kw)
     if args.json == "-":
         print(json.dumps(out, indent=2))
         return 0
     if args.json:
         atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
+    if args.news == "both":
+        _print_comparison(ctx, out)
+    else:
+        _print_report(ctx, out)
+    if args.json:
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _print_comparison(ctx: Context, out: dict[str, Any]) -> None:
+    for key, title in (("with_news", "WITH news"), ("without_news", "WITHOUT news")):
+        print(f"== {title} ==")
+        _print_report(ctx, out[key])
+    print("== difference (with minus without; lower logloss is better) ==")
+    for name, d in out["difference"].items():
+        print(f"{name:<15}auc {_fmt(d['auc'])}  logloss {_fmt(d['logloss'])}  brier {_fmt(d['brier'])}  "
+              f"edge with {'yes' if d['edge_with'] else 'no'}, without {'yes' if d['edge_without'] else 'no'}")
+
+
+def _print_report(ctx: Context, out: dict[str, Any]) -> None:
+    symbol = out["symbol"]
     used = out["walk_forward"]
     print(f"{symbol} {out['timeframe']}: {out['rows']} rows {out['first'][:10]} .. {out['last'][:10]}; walk-forward "
           f"{len(out['splits'])} folds of {used['test_window']} rows (purge {used['purge']}, embargo "
@@ -199,11 +270,14 @@ def cmd_evaluate(args: argparse.Namespace, ctx: Context) -> int:
         print(f"shuffled-label control ({aucs}): {'ok, no edge on shuffled labels' if sc['ok'] else 'FAILED: LEAK?'}")
     if out["leak"]:
         print(out["leak"])
+    sv = out.get("sentiment_vote")
+    if sv:
+        edge = sv["edge"]
+        print(f"sentiment vote (threshold {sv['threshold']:g}, {sv['scorer']}): {sv['calls']} calls "
+              f"({sv['buys']} buy, {sv['sells']} sell), hit rate {_fmt(sv['hit_rate'])}: "
+              + ("EDGE " if edge.get("passed") else "none ") + str(edge.get("reason", "")))
     print(f"trials ever run for {symbol}: {out['trials']} (ledger {ctx.home.models}/trials.jsonl)")
     print("Out-of-sample scores describe the past; they do not promise future results.")
-    if args.json:
-        print(f"wrote {args.json}")
-    return 0
 
 
 # --------------------------------------------------------------------------- predict
