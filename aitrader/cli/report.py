@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--json", help="also write the report as JSON to FILE")
     d.add_argument("--html", help="also write the report as HTML to FILE")
     d.add_argument("--no-store", action="store_true", help="do not store the metrics in the journal")
+    d.add_argument("--no-insights", action="store_true",
+                   help="no written LLM analysis even when sentiment.llm is configured")
     d.set_defaults(func=cmd_daily)
     p.set_defaults(func=lambda args, ctx: (p.print_help(), 2)[1])
 
@@ -66,13 +68,35 @@ def cmd_daily(args: argparse.Namespace, ctx: Any) -> int:
                 journal.record_daily_metrics(day, period, metrics)
     text = summary_text(report)
     print(f"aitrader daily report for {day}\n{text}")
-    payload = {"date": day, **report}
+    payload: dict[str, Any] = {"date": day, **report}
+    insights = None if args.no_insights else _insights(ctx, day, report, tables, store=not args.no_store)
+    if insights is not None:
+        if insights.text:
+            print(f"analysis ({insights.model}, recommendations only):\n{insights.text}")
+        print(insights.note)
+        payload["insights"] = {"model": insights.model, "text": insights.text, "note": insights.note}
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(payload, indent=2, default=str))
     if html_out is not None:
         atomic_write_text(html_out, _html(payload))
     _send_summary(ctx, day, text)
     return 0
+
+
+def _insights(ctx: Any, day: str, report: dict[str, Any], tables: Any, *, store: bool) -> Any:
+    """The optional written analysis (None when no LLM is configured: the report is as before)."""
+    from aitrader.ops.insights import configured, daily_insights, day_trades
+
+    llm = ctx.settings.sentiment.llm
+    if not configured(llm):
+        return None
+    trades = day_trades(tables.closed, tables.fills, day=day)
+    if not store:
+        return daily_insights(llm, journal=None, day=day, report=report, trades=trades)
+    from aitrader.journal import Journal
+
+    with Journal.open(ctx.home.journal) as journal:
+        return daily_insights(llm, journal=journal, day=day, report=report, trades=trades)
 
 
 def _send_summary(ctx: Any, day: str, text: str) -> None:
@@ -93,10 +117,14 @@ def _html(payload: dict[str, Any]) -> str:
     for name in names:
         cells = "".join(f"<td>{html.escape(str(payload[p].get(name)))}</td>" for p in ("day", "week", "month"))
         rows.append(f"<tr><th>{html.escape(name)}</th>{cells}</tr>")
+    ins = payload.get("insights") or {}
+    analysis = (f"<h2>Analysis ({html.escape(str(ins.get('model')))}, recommendations only)</h2>"
+                f"<pre>{html.escape(str(ins['text']))}</pre>") if ins.get("text") else ""
     return ("<!doctype html><meta charset='utf-8'><title>aitrader daily report</title>"
             f"<h1>aitrader daily report {html.escape(payload['date'])}</h1>"
             "<table border=1 cellpadding=4><tr><th></th><th>day</th><th>week</th><th>month</th></tr>"
             + "".join(rows) + "</table>"
             f"<h2>Risk vetoes (month)</h2><pre>{html.escape(json.dumps(payload['month']['risk_vetoes'], indent=1))}</pre>"
             f"<h2>Models (month)</h2><pre>{html.escape(json.dumps(payload['month']['models'], indent=1))}</pre>"
+            f"{analysis}"
             "<p>Simulated or past results; not a promise of future returns.</p>")

@@ -19,6 +19,9 @@ class LLMConfig(_Section):
     daily_budget: int = Field(500, ge=0)  # LLM calls per UTC day; beyond it the lexicon scores
     timeout_seconds: float = Field(20.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
+    # With base_url and model set (and the key in the environment), ``aitrader report daily``
+    # adds a short written analysis of the day (recommendations only); false turns it off.
+    insights: bool = True
 
 
 class SentimentConfig(_Section):

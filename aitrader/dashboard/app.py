@@ -138,6 +138,13 @@ def signals(src: q.Sources, status: dict[str, Any]) -> None:
         st.write("No model votes: these decisions came from a rule-based strategy.")
     else:
         st.dataframe(votes, hide_index=True, key="latest_votes")
+        sentiment = votes[votes["model"] == "sentiment"]
+        if not sentiment.empty:
+            st.subheader("Sentiment vote")
+            st.caption("Counted only with a passing (or hand-promoted) edge verdict; otherwise journaled "
+                       "with the reason (see docs/NEWS.md).")
+            st.dataframe(sentiment[["symbol", "bar_time", "signal", "confidence", "prob_up", "counted", "error"]],
+                         hide_index=True, key="sentiment_votes")
     symbol = st.selectbox("Confidence history for", list(latest["symbol"]), key="sig_symbol")
     history = q.confidence_history(src.reader, symbol=symbol)
     if not history.empty:
@@ -249,6 +256,11 @@ def daily(src: q.Sources) -> None:
     st.json(report.get("month", {}).get("risk_vetoes") or {}, expanded=False)
     st.subheader("Models on the month's decisions")
     st.dataframe(dq.models_table(report), hide_index=True, key="daily_models")
+    analysis = dq.evaluation_for(src.reader, day)
+    if analysis:
+        st.subheader(f"Written analysis ({analysis['model']}): recommendations only, nothing was changed")
+        st.text(str(analysis["text"]))  # plain text: the model's answer is never rendered as markup
+        st.caption(f"written {analysis['created']} UTC")
 
 
 def _num(value: Any) -> float | None:

@@ -24,6 +24,13 @@ def report_for(reader: Any, date: str) -> dict[str, dict[str, Any]]:
     return {} if df.empty else {str(p): json.loads(str(m)) for p, m in zip(df["period"], df["metrics"], strict=True)}
 
 
+def evaluation_for(reader: Any, date: str) -> dict[str, Any] | None:
+    """The stored written analysis of ``date`` (an LLM's, recommendations only), or None."""
+    df = reader.query("SELECT date, model, text, created FROM evaluations WHERE date=?", (date,),
+                      table="evaluations")
+    return None if df.empty else {str(k): v for k, v in df.iloc[0].items()}
+
+
 def scalar_table(report: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """One row per metric, one column per period (day, week, month)."""
     periods = [p for p in ("day", "week", "month") if p in report]

@@ -338,15 +338,19 @@ def meta_veto_counts(reader: JournalReader) -> dict[str, int]:
 
 
 def latest_votes(reader: JournalReader) -> pd.DataFrame:
-    """Every model's vote behind each symbol's latest decision (long format)."""
-    cols = ["symbol", "bar_time", "model", "signal", "confidence", "prob_up", "version", "error"]
+    """Every model's vote behind each symbol's latest decision (long format); ``counted``: whether
+    the vote entered the decision (no error and a P(up); e.g. a sentiment vote without an edge
+    verdict is journaled with "no edge" and not counted)."""
+    cols = ["symbol", "bar_time", "model", "signal", "confidence", "prob_up", "counted", "version", "error"]
     df = reader.latest_decisions()
     rows = []
     for rec in df.to_dict("records"):
         for vote in rec["votes"]:
             rows.append({"symbol": rec["symbol"], "bar_time": rec["bar_time"], "model": vote.get("model"),
                          "signal": vote.get("signal"), "confidence": vote.get("confidence"),
-                         "prob_up": vote.get("prob_up"), "version": vote.get("version"),
+                         "prob_up": vote.get("prob_up"),
+                         "counted": not vote.get("error") and vote.get("prob_up") is not None,
+                         "version": vote.get("version"),
                          "error": vote.get("error") or ""})
     return pd.DataFrame(rows, columns=cols) if rows else _empty(cols)
 

@@ -17,12 +17,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from aitrader.core.llm import KEY_ENV, chat, chat_client
 from aitrader.core.news import Article
 from aitrader.features.sentiment import LexiconScorer
 
 log = logging.getLogger(__name__)
 
-KEY_ENV = "AITRADER_LLM_API_KEY"
+__all__ = ["KEY_ENV", "PROMPT", "LLMScorer", "ScoreCache", "parse_answer"]
 PROMPT = ("You rate the sentiment of one financial news item for the stock(s) it names. Answer with JSON only: "
           '{"sentiment": x} where x is a number from -1 (very negative) to 1 (very positive), 0 if neutral.')
 
@@ -74,13 +75,12 @@ class LLMScorer:
 
     def __init__(self, *, base_url: str, model: str, api_key: str, cache: ScoreCache, daily_budget: int = 500,
                  timeout: float = 20.0, max_retries: int = 2, client: Any = None) -> None:
-        from openai import OpenAI
-
         self.model = model
         self.cache = cache
         self.daily_budget = daily_budget
         self.fallback = LexiconScorer()
-        self.client = client or OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+        self.client = client or chat_client(base_url=base_url, api_key=api_key, timeout=timeout,
+                                            max_retries=max_retries)
         self.outcomes: Counter[str] = Counter()  # llm, cached, fallback:<reason>
 
     def score_article(self, article: Article, *, today: dt.date | None = None) -> float:
@@ -93,11 +93,8 @@ class LLMScorer:
             return self._fallback(article, "budget")
         self.cache.spend(day)
         try:
-            answer = self.client.chat.completions.create(
-                model=self.model, temperature=0, response_format={"type": "json_object"},
-                messages=[{"role": "system", "content": PROMPT},
-                          {"role": "user", "content": f"Symbols: {', '.join(article.symbols)}\n{article.text}"}])
-            score = parse_answer(answer.choices[0].message.content)
+            score = parse_answer(chat(self.client, model=self.model, system=PROMPT, json_answer=True,
+                                      user=f"Symbols: {', '.join(article.symbols)}\n{article.text}"))
         except ValueError:
             return self._fallback(article, "malformed")
         except Exception as exc:  # the SDK's timeout / connection / status errors: never stop scoring

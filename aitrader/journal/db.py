@@ -147,6 +147,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (date, period)
         )""",
     ),
+    # v4: the optional written analysis of a day (an LLM's, recommendations only): one per date.
+    (
+        """CREATE TABLE evaluations (
+            date TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            text TEXT NOT NULL,
+            created TEXT NOT NULL
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

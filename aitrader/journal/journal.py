@@ -290,6 +290,20 @@ class Journal:
                    "INSERT OR REPLACE INTO daily_metrics (date, period, metrics, created_at) VALUES (?,?,?,?)",
                    (str(date), str(period), _json(metrics), to_iso(utc_now())))
 
+    def record_evaluation(self, date: str, model: str, text: str) -> bool:
+        """Store a day's written analysis once: a second one for the same date is ignored (the
+        first stays; re-running a day's report never pays for it twice). True if stored now."""
+        cur = self._exec("record_evaluation",
+                         "INSERT OR IGNORE INTO evaluations (date, model, text, created) VALUES (?,?,?,?)",
+                         (str(date), str(model), str(text), to_iso(utc_now())))
+        return cur.rowcount == 1
+
+    def evaluation(self, date: str) -> dict[str, Any] | None:
+        """The stored written analysis of ``date`` (``date, model, text, created``), or None."""
+        rows = self._query("evaluation", "SELECT date, model, text, created FROM evaluations WHERE date=?",
+                           (str(date),))
+        return dict(rows[0]) if rows else None
+
     # -- state --------------------------------------------------------------------------
 
     def get_state(self, key: str, default: Any = None) -> Any:
