@@ -73,10 +73,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--model", help="only this model")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
-    pr = msub.add_parser("promote", help="make a version current (manual override of the gate)")
+    pr = msub.add_parser("promote", help="make a version current (manual override of the gate); "
+                                         "--model sentiment lets the sentiment vote count despite its verdict")
     pr.add_argument("--symbol", required=True)
     pr.add_argument("--model", required=True)
-    pr.add_argument("--version", required=True)
+    pr.add_argument("--version", help="the version to make current (not used for --model sentiment)")
     pr.set_defaults(func=cmd_promote)
     rb = msub.add_parser("rollback", help="return to the previously promoted version")
     rb.add_argument("--symbol", required=True)
@@ -350,7 +351,16 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_promote(args: argparse.Namespace, ctx: Context) -> int:
     reg = _registry(ctx)
-    symbol = args.symbol.upper()
+    symbol = check_symbol(args.symbol.upper())
+    if args.model == "sentiment":
+        from aitrader.models.sentiment_edge import promote_by_hand
+
+        verdict = promote_by_hand(ctx.home.models, symbol)
+        print(f"{symbol}/sentiment: the vote counts from now on (promoted by hand over its verdict: "
+              f"{(verdict.get('edge') or {}).get('reason', 'no reason recorded')})")
+        return 0
+    if not args.version:
+        raise DataError("models promote: --version is required (see 'aitrader models list')")
     if args.version not in {i.version for i in reg.list_versions(symbol, args.model)}:
         raise ModelError(f"{symbol}/{args.model}: no version {args.version} (see 'aitrader models list')")
     reg.verify(symbol, args.model, args.version)  # never make a corrupt artifact current

@@ -79,7 +79,8 @@ def cmd_daily(args: argparse.Namespace, ctx: Any) -> int:
         atomic_write_text(json_out, json.dumps(payload, indent=2, default=str))
     if html_out is not None:
         atomic_write_text(html_out, _html(payload))
-    _send_summary(ctx, day, text)
+    _send_summary(ctx, day, text if insights is None or not insights.text
+                  else f"{text}\nanalysis ({insights.model}, recommendations only): {insights.text}")
     return 0
 
 

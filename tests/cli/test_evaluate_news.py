@@ -15,6 +15,7 @@ from aitrader.data.store import BarStore
 from tests.models.helpers import FAST_CONFIG
 
 CSV = Path(__file__).resolve().parents[1] / "news" / "headlines.csv"
+FEW_FOLDS = FAST_CONFIG + "    cover_history: false\n"  # 2 folds of 150 rows: a quick evaluation
 NEWS = ["news_count", "news_sent", "news_sent_5", "news_surprise"]
 
 
@@ -22,7 +23,7 @@ def test_evaluate_with_and_without_news(tmp_path: Path, capsys: pytest.CaptureFi
     home = Home(tmp_path / "home").ensure()
     import_sample(BarStore(home), symbols=["GOOG"])
     cfg = tmp_path / "fast.yaml"
-    cfg.write_text(FAST_CONFIG)
+    cfg.write_text(FEW_FOLDS)
     base = ["--home", str(home.root), "--config", str(cfg)]
     args = ["evaluate", "--symbol", "GOOG", "--models", "lgbm", "--end", "2012-06-30", "--no-control",
             "--news", "both"]
@@ -48,3 +49,33 @@ def test_evaluate_with_and_without_news(tmp_path: Path, capsys: pytest.CaptureFi
     # Five headlines in March 2012: a handful of buy calls, far too few for any edge.
     assert sv["edge"]["passed"] is False and sv["calls"] == sv["buys"] + sv["sells"] and 0 < sv["calls"] <= 10
     assert "sentiment vote (threshold 0.2, lexicon)" in text
+
+
+def test_train_tests_the_vote_and_promote_overrides_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from aitrader.config import load_settings
+    from aitrader.models.ml_predictor import MLPredictor
+
+    home = Home(tmp_path / "home").ensure()
+    import_sample(BarStore(home), symbols=["GOOG"])
+    cfg = tmp_path / "news.yaml"
+    cfg.write_text(FEW_FOLDS + "sentiment:\n  enabled: true\n  vote_weight: 0.3\n")
+    base = ["--home", str(home.root), "--config", str(cfg)]
+    assert main([*base, "news", "import", str(CSV)]) == 0
+    assert main([*base, "models", "promote", "--symbol", "GOOG", "--model", "sentiment"]) == 2
+    assert "no sentiment vote verdict for GOOG" in capsys.readouterr().err
+    assert main([*base, "train", "--symbols", "GOOG", "--models", "lgbm", "--end", "2012-06-30",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.split()[:1] == ["sentiment"])
+    assert line.split()[1] == "candidate" and "no edge: does not beat" in line
+    settings = load_settings(str(cfg))
+    pred = MLPredictor.from_registry(home=home, settings=settings, symbol="GOOG")
+    assert pred.sentiment_counted is False and pred.sentiment_why.startswith("no edge")
+    assert main([*base, "models", "promote", "--symbol", "GOOG", "--model", "sentiment"]) == 0
+    assert "GOOG/sentiment: the vote counts from now on" in capsys.readouterr().out
+    pred = MLPredictor.from_registry(home=home, settings=settings, symbol="GOOG")
+    assert pred.sentiment_counted is True and pred.sentiment_why == "counted: promoted by hand"
+    # another threshold than the one measured: the verdict no longer applies
+    other = MLPredictor.from_registry(home=home, settings=settings.derive(sentiment={"vote_threshold": 0.5}),
+                                      symbol="GOOG")
+    assert other.sentiment_counted is False and "threshold 0.2" in other.sentiment_why
