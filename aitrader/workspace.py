@@ -368,6 +368,39 @@ class Workspace:
             journal.close()
             raise
 
+    def shadow_book(self, *, journal: Journal, symbols: Sequence[str], live_strategy: str,
+                    calendars: Mapping[str, Any] | None = None, state_dir: Path | None = None,
+                    synchronous: Sync = "NORMAL") -> Any:
+        """The shadow A/B variants of ``abtest.variants`` (empty unless ``abtest.enabled``):
+        each an engine on its own settings, signals and risk, a simulated paper venue whose
+        state lives in ``state_dir/<variant>.sqlite`` (default ``<home>/shadow``), and the
+        live journal's shadow tables. A bad variant (unknown strategy, invalid settings)
+        is a ConfigError before anything is opened."""
+        from aitrader.journal.shadow import ShadowJournal
+        from aitrader.trading.engine import DecisionEngine
+        from aitrader.trading.shadow import ShadowBook, ShadowVariant
+
+        ab = self.settings.abtest
+        if not ab.enabled or not ab.variants:
+            return ShadowBook()
+        built = []
+        for v in ab.variants:
+            vws = self.with_settings(self.settings.derive(**v.settings)) if v.settings else self
+            strategy = v.strategy or live_strategy
+            params = v.params if (v.params or v.strategy) else dict(ab.strategy_params)
+            built.append((v.name, vws, vws.signals(strategy, symbols=symbols, params=params)))
+        folder = Path(state_dir) if state_dir is not None else self.home.root / "shadow"
+        folder.mkdir(parents=True, exist_ok=True)
+        variants = []
+        for name, vws, signals in built:
+            broker = vws.broker("paper", db_path=folder / f"{name}.sqlite", synchronous=synchronous)
+            engine = DecisionEngine(settings=vws.settings, broker=broker, journal=ShadowJournal(journal, name),
+                                    signals=signals, risk=vws.risk(symbols), context=self.context,
+                                    calendar=dict(calendars) if calendars is not None else None,
+                                    news_fn=vws.add_news if vws.settings.sentiment.enabled else None)
+            variants.append(ShadowVariant(name=name, engine=engine))
+        return ShadowBook(variants)
+
     def trigger(self, *, timeframe: str, poll_seconds: float | None = None) -> Any:
         """APScheduler trigger in the exchange time zone.
 

@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--symbols", help="comma-separated symbols (default: config symbols)")
     p.add_argument("--feed", choices=["replay", "live"], default=None, help="replay stored bars or poll a provider")
     p.add_argument("--broker", choices=["paper", "alpaca", "ibkr"], default=None)
-    p.add_argument("--strategy", default="ensemble", help="ensemble (default) or a rule strategy: sma_cross, ...")
+    p.add_argument("--strategy", default=None,
+                   help="ensemble or a rule strategy: sma_cross, ... (default: abtest.strategy, ensemble)")
     p.add_argument("--start", help="first bar to replay (default: after the models' training window)")
     p.add_argument("--until", help="last bar to replay")
     p.add_argument("--speed", type=float, default=None, help="replay speed in bars per second (default: max)")
@@ -113,10 +114,14 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
     if start is not None and until is not None and until < start:
         raise DataError(f"--until {until.date()} is before --start {start.date()}")
     check_speed(args.speed)
-    if args.strategy not in ("ensemble", "ml"):
+    # No --strategy: the configured live strategy (abtest.strategy, set by `aitrader ab promote`).
+    strategy = args.strategy or settings.abtest.strategy
+    strategy_params = None if args.strategy else (dict(settings.abtest.strategy_params) or None)
+    if strategy not in ("ensemble", "ml"):
         from aitrader.trading.strategies import make_strategy
 
-        make_strategy(args.strategy)
+        make_strategy(strategy, **(strategy_params or {}))
+    check_variants(settings)
 
     # Validate everything the user typed before opening the journal or the broker.
     feed_replay = None
@@ -138,13 +143,15 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
     # One agent per home: a second run would trade the same account from the same journal.
     with HomeLock.acquire(ctx.home.root):
         ops = start_operations(ctx, metrics_port=args.metrics_port)  # a taken port fails before the journal opens
-        parts = ws.parts(broker_name=broker_name, strategy=args.strategy, symbols=symbols, live=args.live,
-                         replay=feed_kind == "replay")
+        parts = ws.parts(broker_name=broker_name, strategy=strategy, symbols=symbols, live=args.live,
+                         replay=feed_kind == "replay", strategy_params=strategy_params)
         engine = DecisionEngine(settings=settings, broker=parts.broker, journal=parts.journal, signals=parts.signals,
                                 risk=parts.risk, context=parts.context, calendar=parts.calendars,
                                 news_fn=ws.add_news if settings.sentiment.enabled else None)
         agent = Agent(engine=engine, journal=parts.journal, symbols=symbols, history_bars=settings.agent.history_bars,
                       calendar=None if feed_kind == "replay" else parts.calendars)
+        agent.shadows = ws.shadow_book(journal=parts.journal, symbols=symbols, live_strategy=strategy,
+                                       calendars=parts.calendars)
         agent.install_signal_handlers()
         ops.attach(parts.journal)
         ops.broker_connected = lambda: getattr(agent.broker, "connected", None)
@@ -176,6 +183,21 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
                 parts.journal.close()
         print_summary(summary, ctx.home, bench=bench, as_json=args.json)
     return 1 if summary.halted_reason else 0
+
+
+def check_variants(settings: Any) -> None:
+    """Every shadow variant's settings and rule strategy are valid (before anything opens)."""
+    from aitrader.trading.strategies import make_strategy
+
+    if not settings.abtest.enabled:
+        return
+    for v in settings.abtest.variants:
+        try:
+            settings.derive(**v.settings)
+            if v.strategy not in (None, "ensemble"):
+                make_strategy(v.strategy, **v.params)
+        except ConfigError as exc:
+            raise ConfigError(f"abtest variant {v.name}: {exc}") from None
 
 
 def exchange_daily_close(settings: Any, symbols: list[str]) -> dict[str, pd.Timedelta]:

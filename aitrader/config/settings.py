@@ -24,6 +24,7 @@ from typing import Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from aitrader.config.improve import ABTestConfig, ImproveConfig, OptimizeConfig
 from aitrader.config.ops import HealthConfig, MetricsConfig, NotifyConfig, TracingConfig
 from aitrader.config.sentiment import SentimentConfig
 from aitrader.core.errors import ConfigError
@@ -384,6 +385,9 @@ class Settings(_Frozen):
     tracing: TracingConfig = Field(default_factory=TracingConfig)  # type: ignore[arg-type]
     health: HealthConfig = Field(default_factory=HealthConfig)  # type: ignore[arg-type]
     sentiment: SentimentConfig = Field(default_factory=SentimentConfig)  # type: ignore[arg-type]
+    abtest: ABTestConfig = Field(default_factory=ABTestConfig)  # type: ignore[arg-type]
+    optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)  # type: ignore[arg-type]
+    improve: ImproveConfig = Field(default_factory=ImproveConfig)  # type: ignore[arg-type]
 
     @field_validator("symbols")
     @classmethod

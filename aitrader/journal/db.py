@@ -156,6 +156,93 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             created TEXT NOT NULL
         )""",
     ),
+    # v5: shadow A/B variants (aitrader.journal.shadow): their decisions, simulated orders and
+    # fills, equity and state, each row under the variant's name; promotions; the daily
+    # improvement cycle's runs (one row per date: re-running a day replaces it).
+    (
+        """CREATE TABLE shadow_decisions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            variant TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            bar_time TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            signal TEXT NOT NULL,
+            confidence REAL NOT NULL,
+            policy TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            final_action TEXT NOT NULL,
+            rule_reasons TEXT NOT NULL,
+            bar_close REAL
+        )""",
+        """CREATE TABLE shadow_orders (
+            variant TEXT NOT NULL,
+            client_order_id TEXT NOT NULL,
+            decision_id INTEGER,
+            symbol TEXT NOT NULL,
+            instrument TEXT NOT NULL,
+            side TEXT NOT NULL,
+            quantity REAL NOT NULL,
+            order_type TEXT NOT NULL,
+            status TEXT NOT NULL,
+            filled_quantity REAL NOT NULL DEFAULT 0,
+            avg_fill_price REAL,
+            reason TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (variant, client_order_id)
+        )""",
+        """CREATE TABLE shadow_fills (
+            variant TEXT NOT NULL,
+            fill_id TEXT NOT NULL,
+            client_order_id TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            instrument TEXT NOT NULL,
+            side TEXT NOT NULL,
+            quantity REAL NOT NULL,
+            price REAL NOT NULL,
+            commission REAL NOT NULL DEFAULT 0,
+            ts TEXT NOT NULL,
+            PRIMARY KEY (variant, fill_id)
+        )""",
+        """CREATE TABLE shadow_equity (
+            variant TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            cash REAL NOT NULL,
+            equity REAL NOT NULL,
+            PRIMARY KEY (variant, ts)
+        )""",
+        """CREATE TABLE shadow_risk_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            variant TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            severity TEXT NOT NULL
+        )""",
+        """CREATE TABLE shadow_state (
+            variant TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (variant, key)
+        )""",
+        """CREATE TABLE ab_promotions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts TEXT NOT NULL,
+            variant TEXT NOT NULL,
+            config_file TEXT NOT NULL,
+            changes TEXT NOT NULL,
+            evidence TEXT NOT NULL
+        )""",
+        """CREATE TABLE improvement_runs (
+            date TEXT PRIMARY KEY,
+            report TEXT NOT NULL,
+            applied TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX idx_shadow_decisions ON shadow_decisions(variant, bar_time)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

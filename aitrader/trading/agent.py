@@ -42,6 +42,7 @@ from aitrader.data.bars import parse_timeframe
 from aitrader.trading.engine import CURSOR_KEY, DecisionEngine, TickResult
 from aitrader.trading.feeds import BarEvent, History, LiveFeed, ReplayFeed, events_from_frames
 from aitrader.trading.reconcile import ReconcileReport, Resync, reconcile
+from aitrader.trading.shadow import ShadowBook
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,8 @@ class Agent:
         self._pause: str | None = None  # why PAUSED: "stale" (data) or "broker"
         # re-reconcile after a reconnect / broker outage and every N ticks (live loop)
         self.resync = Resync(self.broker, journal, every_ticks=engine.settings.agent.reconcile_every_ticks)
+        # Shadow A/B variants decide each bar after the live tick, on simulated venues (never this broker).
+        self.shadows = ShadowBook()
 
     # ------------------------------------------------------------ lifecycle
     def _on_state_change(self, old: AgentState, new: AgentState, reason: str) -> None:
@@ -163,6 +166,7 @@ class Agent:
         self.summary.reconcile = reconcile(self.broker, self.journal)
         self.resync.started()
         self.summary.start_equity = self.broker.account().equity
+        self.shadows.start()
         self.machine.to(AgentState.RUNNING, "reconciled: " + self.summary.reconcile.summary())
 
     def stop(self, reason: str) -> None:
@@ -172,6 +176,7 @@ class Agent:
             self.summary.final_equity = self.broker.account().equity
         self.machine.to(AgentState.STOPPED, reason)
         self.summary.final_state = self.machine.state.value
+        self.shadows.close()
         self.broker.close()
 
     def halt(self, reason: str) -> None:
@@ -208,6 +213,8 @@ class Agent:
                 self.machine.to(AgentState.PAUSED, f"broker unavailable: {exc}")
             self._observe(TickResult(timestamp=pd.Timestamp(event.timestamp), broker_unavailable=True))
             return None
+        if self.shadows:
+            self.shadows.process(event, self.history, trade=trade, tradable=tradable, skip_reason=skip_reason)
         self.summary.ticks += 1
         self.summary.bars += len(event.bars)
         self.summary.orders += len(result.orders)
