@@ -41,6 +41,7 @@ COMMAND_MODULES = (
     "aitrader.cli.dashboard",
     "aitrader.cli.report",
     "aitrader.cli.news",
+    "aitrader.cli.ab",
 )
 
 
@@ -63,8 +64,14 @@ class Context:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(self.config_file)
+            self._settings = load_settings(self.config_file or self.home_config())
         return self._settings
+
+    def home_config(self) -> str | None:
+        """``<home>/config.yaml`` when it exists (``aitrader ab promote`` writes it): read
+        when no ``--config`` is given, merged over the defaults like one."""
+        path = self.home.root / "config.yaml"
+        return str(path) if path.is_file() else None
 
     @property
     def workspace(self) -> Workspace:
