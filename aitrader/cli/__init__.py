@@ -42,6 +42,7 @@ COMMAND_MODULES = (
     "aitrader.cli.report",
     "aitrader.cli.news",
     "aitrader.cli.ab",
+    "aitrader.cli.optimize",
 )
 
 

@@ -65,11 +65,6 @@ def cmd_report(args: argparse.Namespace, ctx: Any) -> int:
     return 0
 
 
-def home_config(ctx: Any) -> Path:
-    """The config file a promotion rewrites: ``--config``, else ``<home>/config.yaml``."""
-    return Path(ctx.config_file) if ctx.config_file else ctx.home.root / "config.yaml"
-
-
 def promotion_changes(variant: Any, ab: Any) -> dict[str, Any]:
     """What a promotion merges into the config file: the variant's settings, its strategy and
     parameters as the live ones (``abtest.strategy``), and ``abtest.promoted``."""
@@ -84,23 +79,8 @@ def promotion_changes(variant: Any, ab: Any) -> dict[str, Any]:
     return changes
 
 
-def write_config(path: Path, changes: dict[str, Any]) -> None:
-    """Deep-merge ``changes`` into the YAML at ``path`` (created if absent), validated before
-    it replaces the file (atomic: a bad result leaves the old file untouched)."""
-    import yaml
-
-    from aitrader.config import load_settings
-    from aitrader.config.settings import _deep_merge, _read_yaml
-    from aitrader.core.paths import atomic_path
-
-    current = _read_yaml(path) if path.exists() else {}
-    merged = _deep_merge(current, changes)
-    with atomic_path(path) as tmp:
-        tmp.write_text(yaml.safe_dump(merged, sort_keys=False), encoding="utf-8")
-        load_settings(tmp)  # ConfigError: nothing replaced
-
-
 def cmd_promote(args: argparse.Namespace, ctx: Any) -> int:
+    from aitrader.cli.homeconfig import home_config, write_config
     from aitrader.journal import Journal
     from aitrader.journal.shadow import record_promotion
 

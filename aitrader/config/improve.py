@@ -82,16 +82,25 @@ class ABTestConfig(_Section):
 
 
 class OptimizeConfig(_Section):
-    """Hyperparameter search (``aitrader optimize``); folds are ``models.walk_forward``'s."""
+    """Hyperparameter search (``aitrader optimize``): its walk-forward folds, the CSCV blocks and the --apply gate."""
 
-    n_splits: int = Field(4, ge=2, le=20)  # walk-forward test blocks (also the CSCV partitions, rounded to even)
+    n_splits: int = Field(4, ge=2, le=20)  # walk-forward test blocks (the objective's folds)
     test_window: int = Field(250, ge=20)  # bars per test block
     train_window: int = Field(250, ge=20)  # bars before the first block (warm-up; models train on them)
     purge: int = Field(5, ge=0)  # bars dropped between training rows and each test block
     seed: int = 42
+    cscv_partitions: int = Field(8, ge=2, le=16)  # even; blocks of the trials' out-of-sample returns for PBO
     # --apply needs both: the best trial's deflated Sharpe >= dsr_min AND PBO < pbo_max.
     dsr_min: float = Field(0.95, gt=0.5, lt=1)
     pbo_max: float = Field(0.5, gt=0, le=1)
+
+
+    @field_validator("cscv_partitions")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError(f"must be even (got {v})")
+        return v
 
 
 class ImproveConfig(_Section):
