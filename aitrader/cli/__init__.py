@@ -43,6 +43,7 @@ COMMAND_MODULES = (
     "aitrader.cli.news",
     "aitrader.cli.ab",
     "aitrader.cli.optimize",
+    "aitrader.cli.improve",
 )
 
 
