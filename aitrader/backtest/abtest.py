@@ -72,14 +72,14 @@ def bootstrap_ci(d: np.ndarray, *, alpha: float, reps: int, seed: int) -> tuple[
 def paired_test(d: np.ndarray | pd.Series, *, alpha: float = 0.05, power: float = 0.8, reps: int = 2000,
                 seed: int = 0, min_days: int = 20) -> dict[str, Any]:
     """The statistics of the paired daily differences ``d`` (variant minus live), see the module doc."""
-    d = np.asarray(d, dtype="float64")
-    d = d[np.isfinite(d)]
-    n = int(len(d))
+    arr = np.asarray(d, dtype="float64")
+    arr = arr[np.isfinite(arr)]
+    n = int(len(arr))
     out: dict[str, Any] = {"days": n, "mean_diff": None, "sd_diff": None, "t": None, "p_value": None,
                            "ci": [None, None], "ci_level": 1 - alpha, "days_needed": None, "significant": False}
     if n < 2:
         return out
-    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    mean, sd = float(arr.mean()), float(arr.std(ddof=1))
     out.update(mean_diff=mean, sd_diff=sd)
     if sd > 0:
         t = mean / (sd / math.sqrt(n))
@@ -88,7 +88,7 @@ def paired_test(d: np.ndarray | pd.Series, *, alpha: float = 0.05, power: float 
         out.update(p_value=0.0)  # a constant non-zero difference: no sampling noise at all
     else:
         out.update(p_value=1.0)
-    lo, hi = bootstrap_ci(d, alpha=alpha, reps=reps, seed=seed)
+    lo, hi = bootstrap_ci(arr, alpha=alpha, reps=reps, seed=seed)
     out["ci"] = [_finite(lo), _finite(hi)]
     out["days_needed"] = days_needed(mean=mean, sd=sd, alpha=alpha, power=power) if sd > 0 else None
     excludes_zero = (lo > 0 or hi < 0) if math.isfinite(lo) and math.isfinite(hi) else False
@@ -136,7 +136,7 @@ def compare(variants: Mapping[str, pd.Series], live: pd.Series, *, alpha: float 
 
 
 def _total(r: pd.Series) -> float | None:
-    return _finite(float((1 + r).prod() - 1) * 100) if len(r) else None
+    return _finite((float(np.prod(1.0 + r.to_numpy(dtype="float64"))) - 1.0) * 100) if len(r) else None
 
 
 def report_from_journal(reader: Any, *, alpha: float, power: float, reps: int, min_days: int,

@@ -292,11 +292,10 @@ def run_cycle(ws: Workspace, *, date: pd.Timestamp, config_file: Path, steps: Se
         "note": "bounded changes from past bars; not a promise of future returns",
     }
     jpath.parent.mkdir(parents=True, exist_ok=True)
-    with Journal.open(jpath) as journal:
-        with journal.transaction():
-            if apply_on:
-                report["applied"] = _apply(ws, proposals, config_file=config_file, journal=journal, date=date)
-            journal._exec("improvement_run", "INSERT OR IGNORE INTO improvement_runs (date, report, applied, created_at)"
+    with Journal.open(jpath) as journal, journal.transaction():
+        if apply_on:
+            report["applied"] = _apply(ws, proposals, config_file=config_file, journal=journal, date=date)
+        journal._exec("improvement_run", "INSERT OR IGNORE INTO improvement_runs (date, report, applied, created_at)"
                           " VALUES (?,?,?,?)", (day, _json(report), _json(report["applied"]), to_iso(utc_now())))
     report = json.loads(_json(report))  # exactly what a replay of the date reads back
     atomic_write_text(out, json.dumps(report, indent=2, sort_keys=True, default=str))
