@@ -370,12 +370,13 @@ class Workspace:
 
     def shadow_book(self, *, journal: Journal, symbols: Sequence[str], live_strategy: str,
                     calendars: Mapping[str, Any] | None = None, state_dir: Path | None = None,
-                    synchronous: Sync = "NORMAL") -> Any:
+                    synchronous: Sync = "NORMAL", features_fn: Any = None) -> Any:
         """The shadow A/B variants of ``abtest.variants`` (empty unless ``abtest.enabled``):
         each an engine on its own settings, signals and risk, a simulated paper venue whose
         state lives in ``state_dir/<variant>.sqlite`` (default ``<home>/shadow``), and the
         live journal's shadow tables. A bad variant (unknown strategy, invalid settings)
-        is a ConfigError before anything is opened."""
+        is a ConfigError before anything is opened. ``features_fn``: the live engine's
+        (a backtest's precomputed causal rows), default each engine builds its own."""
         from aitrader.journal.shadow import ShadowJournal
         from aitrader.trading.engine import DecisionEngine
         from aitrader.trading.shadow import ShadowBook, ShadowVariant
@@ -397,7 +398,8 @@ class Workspace:
             engine = DecisionEngine(settings=vws.settings, broker=broker, journal=ShadowJournal(journal, name),
                                     signals=signals, risk=vws.risk(symbols), context=self.context,
                                     calendar=dict(calendars) if calendars is not None else None,
-                                    news_fn=vws.add_news if vws.settings.sentiment.enabled else None)
+                                    news_fn=vws.add_news if vws.settings.sentiment.enabled else None,
+                                    features_fn=features_fn)
             variants.append(ShadowVariant(name=name, engine=engine))
         return ShadowBook(variants)
 

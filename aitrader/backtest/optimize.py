@@ -198,13 +198,6 @@ def build_data(ws: Workspace, *, symbol: str, strategy: str, models: Sequence[st
 
 
 # --------------------------------------------------------------------------- the study
-def _pmap(ws: Workspace) -> Callable[..., list[Any]]:
-    pm = getattr(ws, "parallel_map", None)
-    if pm is not None:
-        return pm  # type: ignore[no-any-return]
-    return lambda fn, items, progress=None: [fn(x) for x in items]  # before the compute seam lands
-
-
 def folds_key(data: SearchData) -> dict[str, Any]:
     """What a stored study was scored on: a resumed study must match it."""
     idx = data.bars.index
@@ -242,13 +235,12 @@ def run_trials(ws: Workspace, study: Any, data: SearchData, *, trials: int,
     from optuna.trial import TrialState
 
     space = search_space(data.strategy)
-    n_jobs = int(getattr(getattr(ws.settings, "compute", None), "n_jobs", 1) or 1)
-    pmap = _pmap(ws)
+    n_jobs = int(ws.settings.compute.n_jobs)
     done = 0
     while done < trials:
         batch = [study.ask(space) for _ in range(min(n_jobs, trials - done))]
         params = [strategy_params(data.strategy, t.params) for t in batch]
-        scores = pmap(functools.partial(score_params, data), params, progress="optimize")
+        scores = ws.parallel_map(functools.partial(score_params, data), params, progress="optimize")
         for t, s in zip(batch, scores, strict=True):
             if s.error is None and math.isfinite(s.value):
                 t.set_user_attr("fold_sharpes", s.folds)
@@ -273,7 +265,7 @@ def honesty(ws: Workspace, study: Any, data: SearchData) -> dict[str, Any]:
     if not complete:
         raise DataError("optimize: no trial completed (see the trials ledger for their errors)")
     params = [strategy_params(data.strategy, t.params) for t in complete]
-    series = _pmap(ws)(functools.partial(oos_returns, data), params, progress="optimize: trials' returns")
+    series = ws.parallel_map(functools.partial(oos_returns, data), params, progress="optimize: trials' returns")
     srs = np.array([sharpe(r) for r in series])
     k = int(np.argmax([t.value for t in complete]))
     best = series[k]

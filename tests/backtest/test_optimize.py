@@ -90,3 +90,15 @@ def test_cli_apply_only_when_the_gate_agrees(ws: Workspace, capsys: pytest.Captu
     assert res["gate"]["passed"] and res["applied"] is True
     assert yaml.safe_load(cfg.read_text())["abtest"] == {"strategy": "sma_cross",
                                                           "strategy_params": res["best"]["params"]}
+
+
+def test_trials_run_in_parallel_through_the_executor(ws: Workspace, tmp_path: Path) -> None:
+    par = ws.with_settings(compute={"executor": "local", "n_jobs": 2})
+    res = optimize(par, symbol="GOOG", strategy="rsi_reversion", trials=2, storage=tmp_path / "p.log")
+    assert res["trials_total"] == 2 and res["trials_complete"] == 2
+    assert set(res["best"]["params"]) == {"period", "oversold", "overbought"}
+    # the same trial parameters scored in this process give the same value (workers are not special)
+    from aitrader.backtest.optimize import score_params
+
+    data = build_data(ws, symbol="GOOG", strategy="rsi_reversion")
+    assert score_params(data, res["best"]["params"]).value == pytest.approx(res["best"]["value"])

@@ -8,7 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from aitrader.backtest.engine import FeatureLookup
 from aitrader.config import load_settings
+from aitrader.features.feature_engineering import build_features
 from aitrader.core.paths import Home
 from aitrader.journal import Journal
 from aitrader.trading.agent import Agent
@@ -36,11 +38,12 @@ def _run(tmp_path: Path, goog: pd.DataFrame, settings, broker: RecordingBroker):
     home = Home.resolve(tmp_path / "home").ensure()
     ws = Workspace.open(home=home, settings=settings)
     journal = Journal.open(home.journal, synchronous="NORMAL")
+    feats = FeatureLookup(build_features(goog.loc[:"2010-06-30"]))  # causal rows, computed once
     engine = DecisionEngine(settings=settings, broker=broker, journal=journal, signals=SmaCross(10, 20),
-                            risk=ws.risk(["GOOG"]))
+                            risk=ws.risk(["GOOG"]), features_fn=feats)
     agent = Agent(engine=engine, journal=journal, symbols=["GOOG"], history_bars=300)
-    agent.shadows = ws.shadow_book(journal=journal, symbols=["GOOG"], live_strategy="sma_cross")
-    feed = ReplayFeed({"GOOG": goog}, start=pd.Timestamp("2010-01-01"), until=pd.Timestamp("2010-12-31"))
+    agent.shadows = ws.shadow_book(journal=journal, symbols=["GOOG"], live_strategy="sma_cross", features_fn=feats)
+    feed = ReplayFeed({"GOOG": goog}, start=pd.Timestamp("2010-01-01"), until=pd.Timestamp("2010-06-30"))
     try:
         agent.run_replay(feed)
     finally:
@@ -60,7 +63,7 @@ def test_shadow_variants_send_no_orders_and_journal_their_simulated_fills(tmp_pa
     assert len(broker.requests) >= 4
     assert not any(v.failed for v in agent.shadows.variants)
     db = home.journal
-    n_bars = len(goog.loc["2010"])
+    n_bars = len(goog.loc["2010-01":"2010-06"])
     for name in ("fast", "holder"):
         assert _rows(db, "select count(*) from shadow_decisions where variant=?", (name,))[0][0] == n_bars
         assert _rows(db, "select count(*) from shadow_equity where variant=?", (name,))[0][0] == n_bars
