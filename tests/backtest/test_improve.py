@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from pytest_httpserver import HTTPServer
 
 from aitrader.backtest.improve import CycleContext, Proposal, StepResult, evaluate_step, run_cycle
 from aitrader.cli import main
@@ -92,9 +93,14 @@ def test_proposals_are_not_applied_when_apply_is_off(filled: Home) -> None:
     assert report["applied"] == [] and len(report["proposals"]) == 2 and not cfg.exists()
 
 
-def test_cli_daily_twice_same_file(filled: Home, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_daily_twice_same_file_one_alert(filled: Home, capsys: pytest.CaptureFixture[str],
+                                             httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    monkeypatch.setenv("AITRADER_NOTIFY_URLS", f"json://127.0.0.1:{httpserver.port}/hook")
     args = ["--home", str(filled.root), "improve", "daily", "--date", "2012-06-01"]
     assert main(args) == 0
+    titles = [json.loads(req.get_data())["title"] for req, _ in httpserver.log]
+    assert titles == ["aitrader: Improvement cycle 2012-06-01"]
     out = capsys.readouterr().out
     assert "aitrader improvement cycle for 2012-06-01" in out and "evaluate: ok" in out
     path = filled.reports / "improvement_2012-06-01.json"
@@ -102,6 +108,7 @@ def test_cli_daily_twice_same_file(filled: Home, capsys: pytest.CaptureFixture[s
     assert main(args) == 0
     assert "(already run: stored report)" in capsys.readouterr().out
     assert path.read_bytes() == first and _count(filled.journal, "improvement_runs") == 1
+    assert len(httpserver.log) == 1  # no second summary
     assert main(["--home", str(filled.root), "improve", "daily", "--date", "2012-13-45"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["aitrader: error: --date '2012-13-45': not a date (use YYYY-MM-DD)"]

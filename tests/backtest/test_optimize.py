@@ -102,3 +102,17 @@ def test_trials_run_in_parallel_through_the_executor(ws: Workspace, tmp_path: Pa
 
     data = build_data(ws, symbol="GOOG", strategy="rsi_reversion")
     assert score_params(data, res["best"]["params"]).value == pytest.approx(res["best"]["value"])
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    (["--symbol", "GOOG", "--strategy", "sma_cross", "--trials", "0"], "--trials must be >= 1 (got 0)"),
+    (["--symbol", "NOPE", "--strategy", "sma_cross", "--trials", "1"], "NOPE"),
+    (["--symbol", "GOOG", "--strategy", "sma_cross", "--trials", "1", "--storage", "."], "is a directory"),
+    (["--symbol", "GOOG", "--strategy", "sma_cross", "--trials", "1", "--models", "rf"], "--models is for"),
+])
+def test_cli_bad_input_is_one_line(ws: Workspace, capsys: pytest.CaptureFixture[str], extra: list[str],
+                                   needle: str) -> None:
+    assert main(["--home", str(ws.home.root), "optimize", *extra]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("aitrader: error:") and needle in err[0], err
+    assert not (ws.home.models / "optuna").exists()

@@ -81,3 +81,31 @@ def test_promote_refuses_unknown_and_insignificant(home: Home, capsys: pytest.Ca
     assert (home.root / "config.yaml").read_text() == before
     assert main(["--home", str(home.root), "ab", "promote", "noisy", "--force"]) == 0
     assert yaml.safe_load((home.root / "config.yaml").read_text())["models"]["policy"] == "independent"
+
+
+def test_run_wires_the_declared_variants(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    from aitrader.data.sample import import_sample
+    from aitrader.data.store import BarStore
+
+    import_sample(BarStore(home), symbols=["GOOG"])
+    (home.root / "config.yaml").write_text(yaml.safe_dump(
+        {"abtest": {"enabled": True, "variants": [{"name": "holder", "strategy": "buy_hold"}]}}))
+    rc = main(["--home", str(home.root), "run", "--strategy", "sma_cross", "--start", "2012-06-01",
+               "--until", "2012-07-31", "--json"])
+    assert rc == 0
+    con = sqlite3.connect(home.journal)
+    live = con.execute("select count(*) from decisions").fetchone()[0]
+    shadow = con.execute("select count(*) from shadow_decisions where variant='holder'").fetchone()[0]
+    held = con.execute("select count(*) from shadow_fills where variant='holder'").fetchone()[0]
+    con.close()
+    assert live == shadow > 30 and held == 1
+    capsys.readouterr()
+    assert main(["--home", str(home.root), "ab", "report"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"holder vs live: no significant difference over {live - 1} days") and "no winner" in out
+    # a variant that cannot be built stops the run before anything opens, in one line
+    (home.root / "config.yaml").write_text(yaml.safe_dump(
+        {"abtest": {"enabled": True, "variants": [{"name": "bad", "strategy": "sma_cross",
+                                                   "params": {"fast": 30, "slow": 10}}]}}))
+    assert main(["--home", str(home.root), "run", "--strategy", "sma_cross", "--start", "2012-06-01"]) != 0
+    assert _err_line(capsys).startswith("aitrader: error: abtest variant bad: sma_cross: need 1 <= fast < slow")

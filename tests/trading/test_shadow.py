@@ -10,8 +10,8 @@ import pytest
 
 from aitrader.backtest.engine import FeatureLookup
 from aitrader.config import load_settings
-from aitrader.features.feature_engineering import build_features
 from aitrader.core.paths import Home
+from aitrader.features.feature_engineering import build_features
 from aitrader.journal import Journal
 from aitrader.trading.agent import Agent
 from aitrader.trading.engine import DecisionEngine
