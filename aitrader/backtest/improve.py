@@ -155,7 +155,9 @@ def adaptive_step(ctx: CycleContext) -> StepResult:
     except ImportError:
         return StepResult("adaptive", "unavailable", "aitrader.trading.adaptive is not installed")
     s = ctx.settings
-    cfg = s.adaptive
+    cfg = getattr(s, "adaptive", None)
+    if cfg is None:
+        return StepResult("adaptive", "unavailable", "no adaptive settings section")
     risk = s.risk
     current = {"profit_target": risk.take_profit_pct, "stop_loss": risk.stop_loss_pct, "size": risk.fixed_fraction}
     regimes = ctx.shared.get("regimes", {})
@@ -181,16 +183,32 @@ def adaptive_step(ctx: CycleContext) -> StepResult:
 
 
 def decay_step(ctx: CycleContext) -> StepResult:
-    """The decay watch (``models.decay``): its ``daily_check(ws=, date=, journal_path=)`` summary."""
+    """The decay watch (``models.decay.watch``) over the journaled decisions up to the date:
+    flags are journaled there (and, with ``models.decay.demote``, the model is demoted)."""
     try:
         from aitrader.models import decay  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return StepResult("decay", "unavailable", "aitrader.models.decay is not installed")
-    check = getattr(decay, "daily_check", None)
-    if check is None:
-        return StepResult("decay", "unavailable", "aitrader.models.decay has no daily_check(ws=, date=, journal_path=)")
-    data = dict(check(ws=ctx.ws, date=ctx.date, journal_path=ctx.journal_path) or {})
-    return StepResult("decay", "ok", str(data.get("summary", "checked")), data)
+    watch = getattr(decay, "watch", None)
+    if watch is None:
+        return StepResult("decay", "unavailable", "aitrader.models.decay has no watch()")
+    from aitrader.journal import Journal
+    from aitrader.journal.queries import JournalReader
+
+    reader = JournalReader(ctx.journal_path)
+    if not reader.exists:
+        return StepResult("decay", "skipped", "no journal yet: no live decisions to watch")
+    decisions = reader.decisions()
+    if len(decisions):
+        end = ctx.date.normalize() + pd.Timedelta(days=1)
+        decisions = decisions[pd.to_datetime(decisions["bar_time"]) < end]
+    with Journal.open(ctx.journal_path) as journal:
+        flags = watch(decisions=decisions, settings=ctx.settings, registry=ctx.ws.registry, journal=journal)
+    rows = [{"symbol": f.symbol, "model": f.model, "version": f.version, "metric": f.metric,
+             "at": str(f.at), "statistic": f.statistic} for f in flags]
+    text = f"{len(rows)} decay flag(s)" + (": " + ", ".join(f"{r['symbol']}/{r['model']} {r['metric']}"
+                                                            for r in rows) if rows else "")
+    return StepResult("decay", "ok", text, {"flags": rows})
 
 
 def default_steps(settings: Any) -> list[Step]:
