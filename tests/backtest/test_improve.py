@@ -112,3 +112,52 @@ def test_cli_daily_twice_same_file_one_alert(filled: Home, capsys: pytest.Captur
     assert main(["--home", str(filled.root), "improve", "daily", "--date", "2012-13-45"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["aitrader: error: --date '2012-13-45': not a date (use YYYY-MM-DD)"]
+
+
+def test_regime_and_adaptive_steps_through_their_module_interfaces(filled: Home,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The steps import their modules lazily: stand-ins with the same interface show what the cycle
+    does with them (the modules' own behaviour is tested with the modules)."""
+    import sys
+    import types
+
+    from aitrader.backtest.improve import adaptive_step, regime_step
+
+    def regime_labels(bars: pd.DataFrame, *, settings: object = None) -> pd.Series:
+        lab = ["trend_up"] * (len(bars) - 7) + ["ranging"] * 7
+        return pd.Series(lab, index=bars.index)
+
+    seen: dict[str, object] = {}
+
+    def adapt_parameters(**kw: object) -> tuple[dict, list]:
+        seen.update(kw)
+        ch = types.SimpleNamespace(parameter="stop_loss", old=0.08, new=0.045, reason="vol 2% x 2")
+        return {}, [ch]
+
+    monkeypatch.setitem(sys.modules, "aitrader.features.regime", types.SimpleNamespace(regime_labels=regime_labels))
+    monkeypatch.setitem(sys.modules, "aitrader.trading.adaptive", types.SimpleNamespace(
+        adapt_parameters=adapt_parameters, bounds_for=lambda cfg, *, timeframe, horizon: ("bounds", timeframe),
+        realized_vol=lambda close, *, window, horizon: 0.02))
+
+    class WithAdaptive:  # the settings with an ``adaptive`` section, as the regimes work adds it
+        adaptive = types.SimpleNamespace(vol_window=20)
+
+        def __init__(self, base: object) -> None:
+            self._base = base
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._base, name)
+
+    ws = _ws(filled)
+    ws.settings = WithAdaptive(ws.settings)  # type: ignore[assignment]
+    ctx = CycleContext(ws=ws, date=DAY, journal_path=filled.journal)
+    reg = regime_step(ctx)
+    assert reg.data["GOOG"]["regime"] == "ranging" and reg.data["GOOG"]["bars_in_regime"] == 7
+    assert reg.data["GOOG"]["stable"] is True and sum(reg.data["GOOG"]["mix"].values()) == 60
+    ad = adaptive_step(ctx)
+    assert seen["regime"] == "ranging" and seen["bounds"] == ("bounds", "1d") and seen["realized_vol"] == 0.02
+    assert seen["current"] == {"profit_target": 0.2, "stop_loss": 0.08, "size": 0.95}
+    assert [(p.parameter, p.old, p.new, p.confidence) for p in ad.proposals] == [
+        ("risk.stop_loss_pct", 0.08, 0.045, "high")]
+    ctx.shared["regimes"]["GOOG"]["stable"] = False  # a regime that just changed: low confidence
+    assert adaptive_step(ctx).proposals[0].confidence == "low"
