@@ -378,7 +378,7 @@ class Workspace:
         is a ConfigError before anything is opened. ``features_fn``: the live engine's
         (a backtest's precomputed causal rows), default each engine builds its own."""
         from aitrader.journal.shadow import ShadowJournal
-        from aitrader.trading.engine import DecisionEngine
+        from aitrader.trading.engine import CURSOR_KEY, DecisionEngine
         from aitrader.trading.shadow import ShadowBook, ShadowVariant
 
         ab = self.settings.abtest
@@ -394,8 +394,16 @@ class Workspace:
         folder.mkdir(parents=True, exist_ok=True)
         variants = []
         for name, vws, signals in built:
-            broker = vws.broker("paper", db_path=folder / f"{name}.sqlite", synchronous=synchronous)
-            engine = DecisionEngine(settings=vws.settings, broker=broker, journal=ShadowJournal(journal, name),
+            shadow = ShadowJournal(journal, name)
+            state = folder / f"{name}.sqlite"
+            if shadow.get_state(CURSOR_KEY) is None and state.exists():
+                # The venue's state belongs to the variant's journal rows: a journal without
+                # them (new or rotated) starts the variant's simulated account afresh.
+                log.info("shadow variant %s: no rows in this journal; its simulated venue starts afresh", name)
+                for suffix in ("", "-wal", "-shm"):
+                    state.with_name(state.name + suffix).unlink(missing_ok=True)
+            broker = vws.broker("paper", db_path=state, synchronous=synchronous)
+            engine = DecisionEngine(settings=vws.settings, broker=broker, journal=shadow,
                                     signals=signals, risk=vws.risk(symbols), context=self.context,
                                     calendar=dict(calendars) if calendars is not None else None,
                                     news_fn=vws.add_news if vws.settings.sentiment.enabled else None,

@@ -150,8 +150,13 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
                                 news_fn=ws.add_news if settings.sentiment.enabled else None)
         agent = Agent(engine=engine, journal=parts.journal, symbols=symbols, history_bars=settings.agent.history_bars,
                       calendar=None if feed_kind == "replay" else parts.calendars)
-        agent.shadows = ws.shadow_book(journal=parts.journal, symbols=symbols, live_strategy=strategy,
-                                       calendars=parts.calendars)
+        try:
+            agent.shadows = ws.shadow_book(journal=parts.journal, symbols=symbols, live_strategy=strategy,
+                                           calendars=parts.calendars)
+        except BaseException:
+            parts.journal.close()
+            ops.close()
+            raise
         agent.install_signal_handlers()
         ops.attach(parts.journal)
         ops.broker_connected = lambda: getattr(agent.broker, "connected", None)

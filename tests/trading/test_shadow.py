@@ -86,3 +86,15 @@ def test_no_variants_by_default(tmp_path: Path) -> None:
     with Journal.open(home.journal) as journal:
         assert not ws.shadow_book(journal=journal, symbols=["GOOG"], live_strategy="ensemble")
     assert not (tmp_path / "shadow").exists()
+
+
+def test_a_new_journal_starts_the_variants_venue_afresh(tmp_path: Path, goog: pd.DataFrame) -> None:
+    settings = _settings(enabled=True, variants=[{"name": "holder", "strategy": "buy_hold"}])
+    home, _ = _run(tmp_path, goog, settings, RecordingBroker())
+    assert (home.root / "shadow" / "holder.sqlite").exists()
+    for p in home.root.glob("journal.sqlite*"):
+        p.unlink()  # a rotated journal: the variant's old simulated position must not carry over
+    home, agent = _run(tmp_path, goog, settings, RecordingBroker())
+    fills = _rows(home.journal, "select side from shadow_fills where variant='holder'")
+    assert fills == [("buy",)]
+    assert not agent.shadows.variants[0].failed
