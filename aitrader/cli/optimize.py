@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--symbol", required=True)
     p.add_argument("--strategy", required=True, choices=["sma_cross", "rsi_reversion", "ensemble"])
     p.add_argument("--trials", type=int, required=True, help="trials to run now (a resumed study keeps its old ones)")
-    p.add_argument("--storage", help="Optuna journal file (default <home>/models/optuna/<SYMBOL>-<strategy>.log)")
+    p.add_argument("--storage", help="Optuna journal file (default <home>/optuna/<SYMBOL>-<strategy>.log)")
     p.add_argument("--models", help="ensemble: comma-separated models (default: the enabled tree models)")
     p.add_argument("--apply", action="store_true", help="write the best parameters to the config if the gate agrees")
     p.add_argument("--json", help="also write the result as JSON to FILE")
@@ -33,7 +33,7 @@ def _storage(args: argparse.Namespace, ctx: Any, symbol: str) -> Path:
         if path.is_dir():
             raise DataError(f"--storage {args.storage}: is a directory; give a file name")
         return path
-    return ctx.home.models / "optuna" / f"{symbol}-{args.strategy}.log"
+    return ctx.home.root / "optuna" / f"{symbol}-{args.strategy}.log"
 
 
 def cmd_optimize(args: argparse.Namespace, ctx: Any) -> int:
@@ -50,7 +50,6 @@ def cmd_optimize(args: argparse.Namespace, ctx: Any) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     if models and args.strategy != "ensemble":
         raise DataError("--models is for --strategy ensemble only")
-    ctx.home.ensure()
     result = optimize(ctx.workspace, symbol=symbol, strategy=args.strategy, trials=args.trials,
                       storage=_storage(args, ctx, symbol), models=models)
     result["applied"] = False

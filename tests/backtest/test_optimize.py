@@ -115,4 +115,4 @@ def test_cli_bad_input_is_one_line(ws: Workspace, capsys: pytest.CaptureFixture[
     assert main(["--home", str(ws.home.root), "optimize", *extra]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("aitrader: error:") and needle in err[0], err
-    assert not (ws.home.models / "optuna").exists()
+    assert not (ws.home.root / "optuna").exists()
