@@ -34,16 +34,17 @@ def _settings(**abtest):  # type: ignore[no-untyped-def]
                                   rules={"enabled": False}, abtest=abtest)
 
 
-def _run(tmp_path: Path, goog: pd.DataFrame, settings, broker: RecordingBroker):  # type: ignore[no-untyped-def]
+def _run(tmp_path: Path, goog: pd.DataFrame, settings, broker: RecordingBroker,  # type: ignore[no-untyped-def]
+         until: str = "2010-06-30"):
     home = Home.resolve(tmp_path / "home").ensure()
     ws = Workspace.open(home=home, settings=settings)
     journal = Journal.open(home.journal, synchronous="NORMAL")
-    feats = FeatureLookup(build_features(goog.loc[:"2010-06-30"]))  # causal rows, computed once
+    feats = FeatureLookup(build_features(goog.loc[:until]))  # causal rows, computed once
     engine = DecisionEngine(settings=settings, broker=broker, journal=journal, signals=SmaCross(10, 20),
                             risk=ws.risk(["GOOG"]), features_fn=feats)
     agent = Agent(engine=engine, journal=journal, symbols=["GOOG"], history_bars=300)
     agent.shadows = ws.shadow_book(journal=journal, symbols=["GOOG"], live_strategy="sma_cross", features_fn=feats)
-    feed = ReplayFeed({"GOOG": goog}, start=pd.Timestamp("2010-01-01"), until=pd.Timestamp("2010-06-30"))
+    feed = ReplayFeed({"GOOG": goog}, start=pd.Timestamp("2010-01-01"), until=pd.Timestamp(until))
     try:
         agent.run_replay(feed)
     finally:
@@ -90,11 +91,11 @@ def test_no_variants_by_default(tmp_path: Path) -> None:
 
 def test_a_new_journal_starts_the_variants_venue_afresh(tmp_path: Path, goog: pd.DataFrame) -> None:
     settings = _settings(enabled=True, variants=[{"name": "holder", "strategy": "buy_hold"}])
-    home, _ = _run(tmp_path, goog, settings, RecordingBroker())
+    home, _ = _run(tmp_path, goog, settings, RecordingBroker(), until="2010-02-28")
     assert (home.root / "shadow" / "holder.sqlite").exists()
     for p in home.root.glob("journal.sqlite*"):
         p.unlink()  # a rotated journal: the variant's old simulated position must not carry over
-    home, agent = _run(tmp_path, goog, settings, RecordingBroker())
+    home, agent = _run(tmp_path, goog, settings, RecordingBroker(), until="2010-02-28")
     fills = _rows(home.journal, "select side from shadow_fills where variant='holder'")
     assert fills == [("buy",)]
     assert not agent.shadows.variants[0].failed
