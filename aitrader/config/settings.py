@@ -280,6 +280,14 @@ class OptionsConfig(_Section):
     max_delta_shares: float | None = Field(None, gt=0)
     rate: float = Field(0.0, ge=-0.05, le=0.5)
     dividend_yield: float = Field(0.0, ge=0, le=0.5)
+    # At the time stop, close and open the next expiry within the band and budget (journaled as a roll).
+    roll: bool = False
+    # Optional caps on the whole option book (all underlyings, existing positions included), checked
+    # for every option entry: |delta-equivalent shares|, |theta| per day and |vega| per vol point in
+    # account currency. None: no cap.
+    max_portfolio_delta_shares: float | None = Field(None, gt=0)
+    max_portfolio_theta: float | None = Field(None, gt=0)
+    max_portfolio_vega: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _dte_range(self) -> Self:

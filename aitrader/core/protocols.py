@@ -95,6 +95,9 @@ class Broker(Protocol):
 class BrokerCapabilities:
     bracket_orders: bool = False
     options: bool = False
+    # The venue reports option exercise / assignment / expiry as fills (paper, Alpaca's
+    # activities); without it the engine derives them from the positions (option_engine).
+    settlement_fills: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 

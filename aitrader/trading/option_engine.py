@@ -22,13 +22,21 @@ from aitrader.core.types import (
     AssetClass,
     Fill,
     OptionQuote,
+    OptionRight,
     OrderRequest,
     OrderType,
     Position,
     Side,
 )
 from aitrader.trading.option_exec import GaveUp
-from aitrader.trading.option_exits import HeldOption, exit_reason, held_options, option_exposure
+from aitrader.trading.option_exits import (
+    HeldOption,
+    exercise_due,
+    exit_reason,
+    held_options,
+    option_exposure,
+    quote_greeks,
+)
 
 # Client ids venues give the stock legs of exercises/assignments (paper: "exercise-<OCC>").
 EXERCISE_PREFIXES = ("exercise-", "assignment-")
@@ -95,6 +103,8 @@ def try_option(eng: Any, intent: TradeIntent, ts: pd.Timestamp, account: Account
         return True
     quote = plan.quote
     contracts, why = _delta_capped(eng, quote, plan.contracts, intent, ts, positions)
+    if contracts >= 1:
+        contracts, why = _greek_capped(eng, quote, contracts, intent.symbol, intent.price, ts, positions)
     if contracts < 1:
         _event(eng, ts, RiskEvent(intent.symbol, "option_delta_limit", why, "veto"), result)
         eng._record_decision(decision, ts, f"skipped ({why})", rule_reasons)
@@ -123,6 +133,45 @@ def _delta_capped(eng: Any, quote: OptionQuote, contracts: int, intent: TradeInt
     n = max(min(contracts, fits), 0)
     return n, (f"delta-equivalent {abs(have):.0f} + {per:.0f}/contract would exceed options.max_delta_shares "
                f"{cfg.max_delta_shares:g}")
+
+
+def _spots(eng: Any, symbol: str, price: float) -> dict[str, float]:
+    """The latest close of every symbol in the engine's history, ``price`` for ``symbol``."""
+    history = getattr(eng, "_history", None)
+    out = {s: float(df["close"].iloc[-1]) for s, df in (history.frames.items() if history is not None else [])
+           if len(df)}
+    out[symbol] = price
+    return out
+
+
+def _greek_capped(eng: Any, quote: OptionQuote, contracts: int, symbol: str, price: float, ts: pd.Timestamp,
+                  positions: list[Position]) -> tuple[int, str]:
+    """``contracts`` cut so the whole option book stays within ``options.max_portfolio_delta_shares``,
+    ``max_portfolio_theta`` and ``max_portfolio_vega`` (each |total|, existing positions at their own
+    implied vol, the new contract at its mid's); off (no cut) when none is set."""
+    cfg = eng.settings.options
+    limits = {"delta": cfg.max_portfolio_delta_shares, "theta": cfg.max_portfolio_theta,
+              "vega": cfg.max_portfolio_vega}
+    if all(v is None for v in limits.values()):
+        return contracts, ""
+    g = quote_greeks(quote, spot=price, today=ts.date(), cfg=cfg)
+    if g is None:
+        return 0, f"{quote.contract.symbol}: no greeks (no implied vol) to check the portfolio greek limits"
+    book = option_exposure(held_options(positions), spots=_spots(eng, symbol, price), today=ts.date(), cfg=cfg)
+    mult = quote.contract.multiplier
+    have = {"delta": book.delta_shares, "theta": book.theta_per_day, "vega": book.vega_per_point}
+    per = {"delta": g.delta * mult, "theta": g.theta * mult, "vega": g.vega * mult}
+    n, why = contracts, ""
+    for k, cap in limits.items():
+        if cap is None:
+            continue
+        fits = n
+        while fits > 0 and abs(have[k] + fits * per[k]) > cap + 1e-9:
+            fits -= 1
+        if fits < n:
+            n, why = fits, (f"portfolio {k} {have[k]:+,.1f} + {per[k]:+,.2f}/contract would exceed "
+                            f"options.max_portfolio_{k}{'_shares' if k == 'delta' else ''} {cap:g}")
+    return n, why
 
 
 def _exit_id(symbol: str, ts: pd.Timestamp, occ: str) -> str:
@@ -155,6 +204,8 @@ def option_exits(eng: Any, symbol: str, ts: pd.Timestamp, positions: list[Positi
             continue
         why = exit_reason(h, today=ts.date(), spot=spot, signal=signal, cfg=cfg, cash=account.cash,
                           sessions=sessions)
+        if why is None and exercise_due(h, today=ts.date(), spot=spot, cfg=cfg, cash=account.cash, sessions=sessions):
+            why = _exercise(eng, h, ts, account, result)
         if why is None:
             continue
         detail = f"{h.contract.symbol}: {why}"
@@ -166,7 +217,69 @@ def option_exits(eng: Any, symbol: str, ts: pd.Timestamp, positions: list[Positi
         eng.options.start(_quote_for(eng, h, ts), side=Side.SELL, contracts=int(h.position.quantity),
                           base_id=_exit_id(symbol, ts, h.contract.symbol), decision_id=did, ts=ts, exit_=True)
         reasons.append(detail)
+        if cfg.roll and why.startswith("time stop"):
+            reasons.append(_roll(eng, h, ts, positions, account, spot, result))
     return reasons
+
+
+def _exercise(eng: Any, h: HeldOption, ts: pd.Timestamp, account: Account, result: Any) -> str | None:
+    """Exercise ``h`` at the venue (``options.allow_exercise``, cash checked by the caller); None when
+    sent. A venue without exercise requests auto-exercises at expiry; one that refuses gets it closed."""
+    c = h.contract
+    shares = h.position.quantity * c.multiplier
+    exercise = getattr(eng.broker, "exercise_option", None)
+    if exercise is None:
+        return None  # held to expiry: the venue auto-exercises it (the shares are reconciled then)
+    try:
+        exercise(c)
+    except BrokerError as exc:
+        _event(eng, ts, RiskEvent(c.underlying, "option_exercise", f"{c.symbol}: exercise refused ({exc})", "veto"),
+               result)
+        return f"in the money on the last session before expiry {c.expiry}: exercise refused by the venue, closed"
+    _event(eng, ts, RiskEvent(c.underlying, "option_exercise", (
+        f"{c.symbol}: exercising {h.position.quantity:g} contract(s) on the last session before expiry "
+        f"(options.allow_exercise; cash {account.cash:,.2f} covers {shares:g} shares x {c.strike:g})"), "info"), result)
+    return None
+
+
+def _roll(eng: Any, h: HeldOption, ts: pd.Timestamp, positions: list[Position], account: Account, spot: float,
+          result: Any) -> str:
+    """``options.roll``: the time stop closes ``h``; open the same right at a later expiry, chosen by
+    the same band and liquidity rules and sized to the premium budget (without the closed position)."""
+    from aitrader.trading.options import contracts_for_budget, select_contract
+
+    cfg, old = eng.settings.options, h.contract
+    u = old.underlying
+    others = [p for p in positions if p.symbol != old.symbol]
+    budget, cap = premium_budget(eng, symbol=u, account=account, positions=others)
+    try:
+        chain = eng.broker.option_chain(u, as_of=ts.to_pydatetime())
+    except BrokerError:
+        chain = []
+    later = [q for q in chain if q.contract.expiry > old.expiry]
+    call = old.right is OptionRight.CALL
+    quote, reasons = select_contract(later, spot=spot, today=ts.date(), bullish=call, cfg=cfg)
+    n = contracts_for_budget(budget=budget, quote=quote) if quote is not None else 0
+    if quote is None or n < 1:
+        why = reasons[-1] if quote is None else f"budget {budget:,.2f} ({cap}) buys no {quote.contract.symbol}"
+        detail = f"{old.symbol}: not rolled ({why})"
+        _event(eng, ts, RiskEvent(u, "option_roll", detail, "info"), result)
+        return detail
+    n, why = _greek_capped(eng, quote, n, u, spot, ts, others)
+    if n < 1:
+        detail = f"{old.symbol}: not rolled ({why})"
+        _event(eng, ts, RiskEvent(u, "option_roll", detail, "veto"), result)
+        return detail
+    new = quote.contract.symbol
+    detail = f"{old.symbol} -> {n} x {new} ({reasons[-1]}; premium budget {budget:,.2f} by {cap})"
+    _event(eng, ts, RiskEvent(u, "option_roll", detail, "info"), result)
+    decision = EnsembleDecision(symbol=u, timestamp=ts.isoformat(), signal="buy" if call else "sell", confidence=1.0,
+                                policy="risk", reason=f"option roll: {old.symbol} -> {new}")
+    did = eng._record_decision(decision, ts, f"roll {old.symbol} -> buy {n} x {new}", [])
+    tag = hashlib.sha256(old.symbol.encode()).hexdigest()[:6]
+    eng.options.start(quote, side=Side.BUY, contracts=n, base_id=client_order_id(u, ts, f"roll{tag}"), decision_id=did,
+                      ts=ts, budget=budget, meta={"signal": decision.signal, "confidence": 1.0, "roll_from": old.symbol})
+    return f"roll {detail}"
 
 
 def follow_fallback(eng: Any, gave: GaveUp, ts: pd.Timestamp, account: Account, positions: list[Position],
@@ -174,6 +287,10 @@ def follow_fallback(eng: Any, gave: GaveUp, ts: pd.Timestamp, account: Account, 
     """An option entry given up with nothing filled: ``options.fallback=stock`` places the stock
     entry (through the risk manager, as any entry) for bullish signals; otherwise journal the skip."""
     cfg = eng.settings.options
+    if gave.meta.get("roll_from"):
+        _event(eng, ts, RiskEvent(gave.underlying, "option_roll", f"{gave.meta['roll_from']} -> {gave.contract}: "
+                                  f"roll entry given up ({gave.reason}); no fallback", "info"), result)
+        return
     held = sum(p.quantity for p in positions if p.symbol == gave.underlying and p.asset_class is AssetClass.STOCK)
     bullish = gave.meta.get("signal") == "buy"
     if cfg.fallback != "stock" or not bullish or held or price is None or not math.isfinite(price):
@@ -198,13 +315,20 @@ def reconcile_settlements(eng: Any, fills: list[Fill], ts: pd.Timestamp, result:
     intrinsic, expired worthless) is reported; a stock one (exercise/assignment) is a position
     the risk manager never approved: reported as a ``veto`` risk event and, with
     ``options.unapproved_stock=flatten``, closed with a market order at once."""
+    from aitrader.trading.option_settle import derive_settlements
+
     cfg = eng.settings.options
-    for f in fills:
+    derived = derive_settlements(eng, ts)
+    todo = [*fills, *derived]
+    result.fills.extend(derived)
+    for f in todo:
         if f.client_order_id and eng.journal.order_exists(f.client_order_id):
             continue
         if f.asset_class is AssetClass.OPTION:
             occ = f.option.symbol if f.option is not None else f.symbol
-            what = "expired worthless" if f.price <= 0 else f"settled at {f.price:.2f} (intrinsic)"
+            what = ("exercised" if f.client_order_id.startswith("exercise-") else
+                    "assigned" if f.client_order_id.startswith("assignment-") else
+                    "expired worthless" if f.price <= 0 else f"settled at {f.price:.2f} (intrinsic)")
             _event(eng, ts, RiskEvent(f.symbol, "option_settlement",
                                       f"{occ}: {f.quantity:g} contract(s) {what}", "info"), result)
             continue

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from aitrader.config.settings import OptionsConfig
 from aitrader.core.pricing import Greeks, greeks, market_iv
-from aitrader.core.types import AssetClass, OptionContract, OptionRight, Position, occ_contract
+from aitrader.core.types import AssetClass, OptionContract, OptionQuote, OptionRight, Position, occ_contract
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,19 @@ def sessions_left(today: dt.date, expiry: dt.date, sessions: list[dt.date] | Non
     return n
 
 
+def _itm(c: OptionContract, spot: float) -> bool:
+    return spot > c.strike if c.right is OptionRight.CALL else spot < c.strike
+
+
+def exercise_due(h: HeldOption, *, today: dt.date, spot: float, cfg: OptionsConfig, cash: float,
+                 sessions: list[dt.date] | None = None) -> bool:
+    """An in-the-money long call on its last session before expiry that ``options.allow_exercise``
+    lets the agent exercise because the cash covers the shares (strike x 100 x contracts)."""
+    c, p = h.contract, h.position
+    return (cfg.allow_exercise and c.right is OptionRight.CALL and p.quantity > 0 and _itm(c, spot)
+            and sessions_left(today, c.expiry, sessions) <= 1 and cash >= p.quantity * c.multiplier * c.strike)
+
+
 def exit_reason(h: HeldOption, *, today: dt.date, spot: float, signal: str | None, cfg: OptionsConfig,
                 cash: float = math.inf, sessions: list[dt.date] | None = None) -> str | None:
     """Why ``h`` should be closed now, or None to keep it. Checked in order: signal, expiry,
@@ -65,8 +78,7 @@ def exit_reason(h: HeldOption, *, today: dt.date, spot: float, signal: str | Non
     call = c.right is OptionRight.CALL
     if signal == ("sell" if call else "buy"):
         return f"{signal} signal closes the {'call' if call else 'put'}"
-    itm = spot > c.strike if call else spot < c.strike
-    if itm and sessions_left(today, c.expiry, sessions) <= 1:
+    if _itm(c, spot) and sessions_left(today, c.expiry, sessions) <= 1:
         shares_cost = abs(p.quantity) * c.multiplier * c.strike
         if not (cfg.allow_exercise and call and cash >= shares_cost):
             return (f"in the money ({spot:.2f} vs strike {c.strike:g}) on the last session before expiry "
@@ -96,6 +108,19 @@ def position_greeks(h: HeldOption, *, spot: float, today: dt.date, cfg: OptionsC
           if mark is not None and spot > 0 else None)
     sigma = iv if iv is not None else vol
     if sigma is None or spot <= 0:
+        return None
+    return greeks(spot=spot, strike=c.strike, t=t, vol=sigma, rate=cfg.rate, q=cfg.dividend_yield, call=call)
+
+
+def quote_greeks(q: OptionQuote, *, spot: float, today: dt.date, cfg: OptionsConfig) -> Greeks | None:
+    """Greeks per share of a quoted contract at the implied vol of its mid (else the quote's own vol)."""
+    c = q.contract
+    t = max((c.expiry - today).days, 0) / 365.0
+    call = c.right is OptionRight.CALL
+    iv = market_iv(price=q.mid, spot=spot, strike=c.strike, t=t, rate=cfg.rate, q=cfg.dividend_yield, call=call) \
+        if spot > 0 and q.mid > 0 else None
+    sigma = iv if iv is not None else q.implied_vol
+    if sigma is None or not sigma > 0 or spot <= 0:
         return None
     return greeks(spot=spot, strike=c.strike, t=t, vol=sigma, rate=cfg.rate, q=cfg.dividend_yield, call=call)
 

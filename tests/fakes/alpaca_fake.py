@@ -9,7 +9,8 @@ Endpoints
     ``GET /v2/orders`` (``status``, ``after``, ``until``, ``direction``, ``nested``, ``limit``),
     ``GET /v2/orders:by_client_order_id``, ``GET|DELETE /v2/orders/{id}``,
     ``GET /v2/account/activities/FILL`` (``after``, ``direction``, ``page_size``,
-    ``page_token``). Data: ``GET /v2/stocks/bars`` and ``GET /v2/stocks/{symbol}/bars``
+    ``page_token``), ``GET /v2/account/activities`` (option settlements) and
+    ``POST /v2/positions/{symbol}/exercise`` (see :mod:`tests.fakes.alpaca_fake_options`). Data: ``GET /v2/stocks/bars`` and ``GET /v2/stocks/{symbol}/bars``
     (``page_token`` pagination, at most ``page_size`` bars per page), and
     ``GET /v1beta1/options/snapshots/{underlying}`` (option chain) and, on the trading
     side, ``GET /v2/options/contracts`` (open interest).
@@ -77,6 +78,7 @@ from tests.fakes.alpaca_fake_data import (
     _num,
     _ok,
 )
+from tests.fakes.alpaca_fake_options import OptionExpiryMixin
 
 
 class _QuickStopServer(HTTPServer):
@@ -88,7 +90,7 @@ class _QuickStopServer(HTTPServer):
         self.server.serve_forever(poll_interval=0.05)
 
 
-class AlpacaFake(MarketDataMixin):
+class AlpacaFake(MarketDataMixin, OptionExpiryMixin):
     """The fake's state plus its HTTP server. Use as a context manager or start()/stop()."""
 
     def __init__(
@@ -115,6 +117,7 @@ class AlpacaFake(MarketDataMixin):
         self.orders: dict[str, dict[str, Any]] = {}  # by Alpaca order id, insertion order
         self.positions: dict[str, dict[str, Any]] = {}  # symbol -> {qty, avg_price, asset_class}
         self.activities: list[dict[str, Any]] = []
+        self.option_activities: list[dict[str, Any]] = []  # OPEXC/OPASN/OPEXP/OPTRD (alpaca_fake_options)
         self.bars: dict[str, pd.DataFrame] = {}  # New York local naive index
         self.timeframes: dict[str, str] = {}  # symbol -> alpaca label ("1Day")
         self.visible: dict[str, int] = {}  # symbol -> number of bars visible (live mode)
@@ -283,6 +286,9 @@ class AlpacaFake(MarketDataMixin):
                 return Response(status=204)
         if method == "GET" and path == "/v2/account/activities/FILL":
             return self._list_fills(args)
+        routed = self._route_options(method, path, args)
+        if routed is not None:
+            return routed
         if method == "GET" and path == "/v2/stocks/bars":
             return self._bars([s.strip().upper() for s in args.get("symbols", "").split(",") if s.strip()], args, multi=True)
         m = re.fullmatch(r"/v2/stocks/([^/]+)/bars", path)

@@ -12,8 +12,8 @@ reqHistoricalData (bars from CSV files), placeOrder / cancelOrder (market orders
 at the latest visible close, limit/stop orders stay Submitted, brackets held until the
 transmitting child arrives), reqOpenOrders / reqAllOpenOrders / reqCompletedOrders,
 reqPositions, reqAccountUpdates (+Multi), reqExecutions (+ commission reports),
-reqSecDefOptParams and snapshot reqMktData for stocks and options. Anything else is
-ignored. A "clock" cursor walks through the main symbol's bars: each historical
+reqSecDefOptParams and snapshot reqMktData for stocks and options, exerciseOptions and an
+expiry run (:mod:`tests.fakes.fake_tws_options`). Anything else is ignored. A "clock" cursor walks through the main symbol's bars: each historical
 request for it with an empty end ("up to now") advances it by one bar after answering,
 so a polling agent sees a new bar per poll.
 
@@ -60,6 +60,7 @@ import pandas as pd
 
 from aitrader.core.pricing import bs_delta, bs_price
 from aitrader.data.bars import read_bars_file
+from tests.fakes.fake_tws_options import OptionExpiryMixin
 
 SERVER_VERSION = 157
 ACCOUNT = "DU1234567"
@@ -122,7 +123,7 @@ def _fmt(x: float) -> str:
     return repr(float(x))
 
 
-class FakeTWS:
+class FakeTWS(OptionExpiryMixin):
     """The fake server. ``start()`` binds 127.0.0.1:``port`` (0 = free port) and serves in threads."""
 
     def __init__(
@@ -295,7 +296,7 @@ class FakeTWS:
             99: self._req_completed_orders, 6: self._req_account_updates,
             76: lambda c, f: c.send(74, 1, f[2]), 7: self._req_executions,
             9: self._req_contract_details, 20: self._req_historical, 3: self._place_order,
-            4: self._cancel_order, 78: self._req_secdef, 1: self._req_mkt_data,
+            4: self._cancel_order, 78: self._req_secdef, 1: self._req_mkt_data, 21: self._exercise_options,
         }
 
     # ------------------------------------------------------------------ session

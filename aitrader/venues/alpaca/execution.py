@@ -30,15 +30,27 @@ import requests
 
 from aitrader.core.errors import LiveTradingRefused, PermanentBrokerError, TemporaryBrokerError
 from aitrader.core.protocols import BrokerCapabilities
-from aitrader.core.types import Account, Bar, Fill, OptionQuote, Order, OrderRequest, OrderType, Position
+from aitrader.core.types import (
+    Account,
+    Bar,
+    Fill,
+    OptionContract,
+    OptionQuote,
+    Order,
+    OrderRequest,
+    OrderType,
+    Position,
+)
 from aitrader.venues.alpaca.http import connection_reason, harden_client, require_keys
 from aitrader.venues.alpaca.parse import (
+    SETTLEMENT_ACTIVITIES,
     error_for_status,
     error_message,
     is_duplicate_client_order_id,
     order_request_fields,
     parse_account,
     parse_fill_activity,
+    parse_option_settlements,
     parse_order,
     parse_position,
 )
@@ -94,7 +106,7 @@ class AlpacaBroker:
     """A :class:`aitrader.core.types.Broker` on Alpaca (stocks, bracket orders, options)."""
 
     name = "alpaca"
-    capabilities = BrokerCapabilities(bracket_orders=True, options=True)
+    capabilities = BrokerCapabilities(bracket_orders=True, options=True, settlement_fills=True)
 
     def __init__(
         self,
@@ -364,7 +376,32 @@ class AlpacaBroker:
             page_token = str(page[-1]["id"])
         if cut is not None:
             fills = [f for f in fills if f.timestamp >= cut]
-        return fills
+        return fills + self._settlements(cut)
+
+    def _settlements(self, cut: dt.datetime | None) -> list[Fill]:
+        """Option exercises, assignments and expiries (non-trade activities, dated by day):
+        every one dated on or after ``cut``'s day, as settlement fills (the journal dedups)."""
+        params: dict[str, Any] = {"activity_types": ",".join(SETTLEMENT_ACTIVITIES), "direction": "asc",
+                                  "page_size": ACTIVITY_PAGE_SIZE}
+        if cut is not None:
+            params["after"] = (cut.date() - dt.timedelta(days=1)).isoformat()  # exclusive
+        acts: list[Any] = []
+        page_token: str | None = None
+        for _ in range(1_000):  # bounded paging
+            p = dict(params, page_token=page_token) if page_token else dict(params)
+            page = self._call(lambda p=p: self._client.get("/account/activities", p), "list option settlements")  # type: ignore[misc]
+            if not isinstance(page, list):
+                raise PermanentBrokerError("Alpaca list option settlements: malformed answer (expected a list)")
+            acts += page
+            if len(page) < ACTIVITY_PAGE_SIZE:
+                break
+            page_token = str(page[-1]["id"])
+        return parse_option_settlements(acts)
+
+    def exercise_option(self, contract: OptionContract) -> None:
+        """Exercise the whole long position in ``contract`` now (alpaca-py's
+        ``exercise_options_position``); the shares arrive as an OPEXC/OPTRD settlement."""
+        self._call(lambda: self._client.exercise_options_position(contract.symbol), f"exercise {contract.symbol}")
 
     def _client_order_id(self, order_id: str) -> str:
         if order_id not in self._coid_by_order_id:

@@ -278,6 +278,50 @@ def parse_fill_activity(raw: Mapping[str, Any], *, client_order_id: str) -> Fill
     )
 
 
+# Alpaca's option non-trade activities (docs: "Non-Trade Activities for Option Events").
+SETTLEMENT_ACTIVITIES = ("OPEXC", "OPASN", "OPEXP", "OPTRD")
+_SETTLEMENT_KIND = {"OPEXC": "exercise", "OPASN": "assignment", "OPEXP": "expiry"}
+
+
+def parse_option_settlements(acts: list[Mapping[str, Any]]) -> list[Fill]:
+    """Option exercise / assignment / expiry activities -> settlement fills, oldest first.
+
+    Named like the paper venue's (``exercise-<OCC>``, ``assignment-<OCC>``, ``expiry-<OCC>``
+    for the option leg at price 0; ``<that id>-stock`` for the shares, from the ``OPTRD``
+    that follows on the underlying) so the engine reconciles every venue the same way:
+    journaled as settlements, never as trades, and the shares flagged as unapproved. The
+    activities carry a date only: the fills are stamped at its midnight UTC (never ahead of
+    a fills cursor). A fill id is the activity id plus its type (Alpaca's documented example
+    gives the OPEXC and its OPTRD one id).
+    """
+    out: list[Fill] = []
+    last: dict[str, str] = {}  # underlying -> client id of its latest exercise/assignment
+    for a in acts:
+        kind = str(a.get("activity_type") or "").upper()
+        if kind not in SETTLEMENT_ACTIVITIES:
+            raise PermanentBrokerError(f"Alpaca activity {a.get('id')!r}: not an option settlement ({kind or 'none'})")
+        sym, qty = str(a.get("symbol") or "").upper(), float(a.get("qty") or 0.0)
+        try:
+            day = dt.date.fromisoformat(str(a.get("date"))[:10])
+        except ValueError:
+            raise PermanentBrokerError(f"Alpaca activity {a.get('id')!r} has no valid date") from None
+        ts = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+        side = Side.BUY if qty > 0 else Side.SELL
+        fid = f"{a.get('id')}:{kind}"
+        if kind in _SETTLEMENT_KIND:
+            opt = parse_occ_symbol(sym)
+            cid = f"{_SETTLEMENT_KIND[kind]}-{opt.symbol}"
+            if kind != "OPEXP":
+                last[opt.underlying] = cid
+            out.append(Fill(fill_id=fid, client_order_id=cid, symbol=opt.underlying, side=side, quantity=abs(qty),
+                            price=0.0, timestamp=ts, asset_class=AssetClass.OPTION, option=opt))
+            continue
+        cid = last.pop(sym, f"exercise-{sym}-{day:%Y%m%d}")
+        out.append(Fill(fill_id=fid, client_order_id=f"{cid}-stock", symbol=sym, side=side, quantity=abs(qty),
+                        price=_float(a.get("price"), 0.0) or 0.0, timestamp=ts))
+    return out
+
+
 def parse_option_snapshot(symbol: str, raw: Mapping[str, Any]) -> OptionQuote:
     """One raw option-chain snapshot (``latestQuote``, ``latestTrade``, ``greeks``,
     ``impliedVolatility``, ``dailyBar``) -> :class:`OptionQuote`. Open interest is not

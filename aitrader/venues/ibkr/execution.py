@@ -496,6 +496,16 @@ class IBKRBroker:
             self._call(self._await_done, live, timeout=self.timeout + 1)
 
     # ------------------------------------------------------------------ options / market data
+    def exercise_option(self, contract: OptionContract) -> None:
+        """Exercise the whole long position in ``contract`` now (``exerciseOptions``, action 1).
+        TWS reports the shares only through the positions: the engine reconciles them."""
+        held = sum(p.quantity for p in self.positions() if p.symbol == contract.symbol)
+        if held <= 0:
+            raise PermanentBrokerError(f"IBKR: no long {contract.symbol} position to exercise")
+        with self._session():
+            c = self._contract(symbol=contract.underlying, option=contract)
+            self._call(lambda: self._ib.exerciseOptions(c, 1, int(held), self.account_id or "", 0))
+
     def option_chain(self, underlying: str, *, as_of: dt.datetime) -> list[OptionQuote]:
         """Quotes for expiries within ``chain_max_days`` of ``as_of`` and strikes within
         ``chain_strike_pct`` of spot (snapshot market data). Returns [] (logged) when the
