@@ -87,6 +87,7 @@ def overview(src: q.Sources, settings: Settings, status: dict[str, Any]) -> None
             st.write("Flat: no open positions.")
         else:
             st.dataframe(pos, hide_index=True, key="positions")
+        option_book(src, settings)
         st.subheader("Agent")
         st.write(f"Heartbeat: {hb['state'] or 'none'} at {hb['ts'] or 'n/a'} {hb['detail']}")
         st.json(q.agent_state(src.reader), expanded=False)
@@ -97,6 +98,24 @@ def overview(src: q.Sources, settings: Settings, status: dict[str, Any]) -> None
             st.write("None.")
         else:
             st.dataframe(events, hide_index=True, key="risk_events")
+
+
+def option_book(src: q.Sources, settings: Settings) -> None:
+    """Option positions with greeks and the book's delta / theta / vega (shown only when options are held)."""
+    from aitrader.dashboard.options import option_greeks
+
+    table, book = option_greeks(src.reader, settings.options)
+    if table.empty:
+        return
+    st.subheader("Option positions and greeks")
+    cols = st.columns(4)
+    cols[0].metric("Portfolio delta (shares)", f"{book['delta_shares']:+,.1f}")
+    cols[1].metric("Portfolio theta (per day)", f"{book['theta_per_day']:+,.2f}")
+    cols[2].metric("Portfolio vega (per vol point)", f"{book['vega_per_point']:+,.2f}")
+    cols[3].metric("Option premium paid", _money(book["premium"]))
+    st.dataframe(table, hide_index=True, key="option_greeks")
+    if book["unpriced"]:
+        st.caption(f"{book['unpriced']} option position(s) without greeks (no mark or no price of the underlying).")
 
 
 def trades(src: q.Sources, status: dict[str, Any]) -> None:
