@@ -106,7 +106,8 @@ def try_option(eng: Any, intent: TradeIntent, ts: pd.Timestamp, account: Account
     if contracts >= 1:
         contracts, why = _greek_capped(eng, quote, contracts, intent.symbol, intent.price, ts, positions)
     if contracts < 1:
-        _event(eng, ts, RiskEvent(intent.symbol, "option_delta_limit", why, "veto"), result)
+        rule = "option_greek_limit" if why.startswith(("portfolio", quote.contract.symbol)) else "option_delta_limit"
+        _event(eng, ts, RiskEvent(intent.symbol, rule, why, "veto"), result)
         eng._record_decision(decision, ts, f"skipped ({why})", rule_reasons)
         return True
     action = (f"buy {contracts} x {quote.contract.symbol} (option entry, premium budget "

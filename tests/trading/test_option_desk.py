@@ -11,7 +11,7 @@ import pytest
 
 from aitrader.config import load_settings
 from aitrader.config.settings import OptionsConfig
-from aitrader.core.types import AssetClass, Bar, OptionContract, OptionRight, Position, Side
+from aitrader.core.types import AssetClass, Bar, OptionContract, OptionRight, Position, Side, occ_contract
 from aitrader.journal import Journal
 from aitrader.trading.agent import Agent
 from aitrader.trading.engine import DecisionEngine
@@ -262,3 +262,46 @@ def test_delta_equivalent_shares_cap_the_contract_count(tmp_path: Path, goog: pd
     # the 150-share delta cap cuts those whose |delta| x 100 x contracts would pass 150.
     assert [q for (q,) in free_buys] == [4, 3, 2, 1, 3, 2]
     assert [q for (q,) in buys] == [3, 2, 2, 1, 2, 2]
+
+
+def test_roll_at_the_time_stop_opens_the_next_expiry_within_band_and_budget(tmp_path: Path,
+                                                                            goog: pd.DataFrame) -> None:
+    kw = {"strategy": Always(1), "start": "2010-01-01", "fallback": "skip", "profit_target_pct": None,
+          "stop_loss_pct": None, "close_before_expiry_days": 7}
+    db = _run(tmp_path / "roll", goog, until="2010-05-04", roll=True, **kw)
+    stops = dict(_q(db, "select ts, detail from risk_events where rule='option_exit' and detail like '%time stop%'"))
+    rolls = _q(db, "select ts, detail from risk_events where rule='option_roll' and detail like '% x %'")
+    assert [ts for ts, _ in rolls] == sorted(stops) == ["2010-02-26T00:00:00", "2010-04-30T00:00:00"]
+    for ts, detail in rolls:
+        old, new = detail.split(" -> ")[0], detail.split(" x ")[1].split(" ")[0]
+        assert stops[ts].startswith(old)
+        assert occ_contract(new).expiry > occ_contract(old).expiry  # type: ignore[union-attr]
+        delta = float(detail.split("delta ")[1].split(" ")[0])
+        assert 0.40 <= delta <= 0.60  # target 0.50 +- 0.10
+        acts = _q(db, f"select final_action from decisions where bar_time='{ts}' and final_action like 'roll %'")
+        assert acts == [(f"roll {old} -> buy {detail.split(' -> ')[1].split(' (')[0]}",)]
+    # The second roll filled within its budget; the first was given up (drift) and fell back to nothing.
+    budget = float(rolls[1][1].split("premium budget ")[1].split(" ")[0].replace(",", ""))
+    filled = _q(db, "select quantity, avg_fill_price from orders where client_order_id like '%-roll%' "
+                    "and status='filled'")
+    assert len(filled) == 1 and filled[0][0] * filled[0][1] * 100 <= budget
+    given_up = _q(db, "select detail from risk_events where rule='option_roll' and detail like '%given up%'")
+    assert len(given_up) == 1 and "no fallback" in given_up[0][0]
+    assert _q(db, "select count(*) from orders where asset_class='stock'")[0][0] == 0
+    # Off by default: the same time stop only closes.
+    off = _run(tmp_path / "off", goog, until="2010-03-01", **kw)
+    assert _q(off, "select count(*) from risk_events where detail like '%time stop%'")[0][0] == 1
+    assert _q(off, "select count(*) from risk_events where rule='option_roll'")[0][0] == 0
+    assert _q(off, "select count(*) from orders where client_order_id like '%-roll%'")[0][0] == 0
+
+
+def test_portfolio_greek_limits_cut_option_entries(tmp_path: Path, goog: pd.DataFrame) -> None:
+    sql = "select quantity from orders where asset_class='option' and side='buy' and client_order_id not like '%-r%'"
+    # Uncapped the premium budget buys 4/3/2/1/3/2 contracts (see the delta-shares test).
+    vega = _run(tmp_path / "vega", goog, until="2010-06-30", fallback="skip", max_portfolio_vega=150.0)
+    assert [q for (q,) in _q(vega, sql)] == [3, 1, 1, 1, 2, 1]
+    theta = _run(tmp_path / "theta", goog, until="2010-06-30", fallback="skip", max_portfolio_theta=30.0)
+    assert [q for (q,) in _q(theta, sql)] == [2, 1, 1, 1, 1]
+    (veto,) = _q(theta, "select ts, detail, severity from risk_events where rule='option_greek_limit'")
+    assert veto == ("2010-01-14T00:00:00", "portfolio theta +0.0 + -34.66/contract would exceed "
+                    "options.max_portfolio_theta 30", "veto")
