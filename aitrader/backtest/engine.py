@@ -60,6 +60,7 @@ class BacktestResult:
     hit_rates: pd.DataFrame | None = None  # per model, rolling (ensemble runs)
     notes: list[str] = field(default_factory=list)
     honesty: dict[str, Any] = field(default_factory=dict)  # random control, PSR/DSR, trials, meta vetoes
+    options: dict[str, Any] = field(default_factory=dict)  # option counts and P&L (backtest/option_report.py)
 
 
 # --------------------------------------------------------------------------- signal sources
@@ -228,7 +229,8 @@ def run_fast(*, hist: pd.DataFrame, span: pd.DataFrame, source: Any, features: p
 
 
 def run_agent(ws: Workspace, *, hist: pd.DataFrame, span: pd.DataFrame, source: Any, features: pd.DataFrame,
-              symbol: str, fill_on: str, workdir: Path) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
+              symbol: str, fill_on: str, workdir: Path,
+              extras: dict[str, Any] | None = None) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
     """The real agent, bar by bar, on the Workspace's paper broker (every option the live
     one gets) and a journal under ``workdir``: (equity, stock fills, round trips from the
     journal's own FIFO query)."""
@@ -256,6 +258,10 @@ def run_agent(ws: Workspace, *, hist: pd.DataFrame, span: pd.DataFrame, source: 
     if summary.halted_reason:
         raise DataError(f"backtest halted: {summary.halted_reason}")
     reader = JournalReader(db)
+    if extras is not None:  # the option section, read before the run's journal goes away
+        from aitrader.backtest.option_report import option_section
+
+        extras["options"] = option_section(reader)
     curve = reader.equity_curve()["equity"].astype(float)
     curve.index = pd.DatetimeIndex(curve.index)
     equity = curve.reindex(span.index).ffill().fillna(b.initial_cash).rename("equity")
@@ -346,6 +352,7 @@ def run_backtest(
     features = compute_features(ws, hist, symbol=symbol) if need_features else None
     probs: pd.DataFrame | None = None
     vetoes: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
     if used == "fast":
         equity, fills, probs = run_fast(hist=hist, span=span, source=source, features=features, settings=settings,
                                         symbol=symbol, fill_on=fill_on, vetoes=vetoes)
@@ -354,7 +361,8 @@ def run_backtest(
         assert features is not None
         with tempfile.TemporaryDirectory(prefix="aitrader-bt-") as tmp:
             equity, fills, trades = run_agent(ws, hist=hist, span=span, source=source, features=features,
-                                              symbol=symbol, fill_on=fill_on, workdir=workdir or Path(tmp))
+                                              symbol=symbol, fill_on=fill_on, workdir=workdir or Path(tmp),
+                                              extras=extras)
         if isinstance(source, PredictorSignals) and features is not None:
             _, _, probs = batch_decisions(source, features.iloc[len(hist) - len(span):], span, symbol=symbol,
                                           vetoes=vetoes)
@@ -383,7 +391,8 @@ def run_backtest(
         if probs is not None and isinstance(source, PredictorSignals) else None
     return BacktestResult(symbol=symbol, strategy=str(run_params["strategy"]), mode=used, equity=equity,
                           benchmark=benchmark, trades=trades, fills=fills, bars=span, params=run_params,
-                          metrics=metrics, hit_rates=hit, notes=notes, honesty=honesty)
+                          metrics=metrics, hit_rates=hit, notes=notes, honesty=honesty,
+                          options=extras.get("options") or {})
 
 
 def hit_rates(signs: pd.DataFrame, bars: pd.DataFrame, *, horizon: int, window: int = 60) -> pd.DataFrame:

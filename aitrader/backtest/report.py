@@ -30,6 +30,7 @@ import pandas as pd
 
 from aitrader.backtest.engine import BacktestResult
 from aitrader.backtest.metrics import jsonable
+from aitrader.backtest.option_report import option_lines
 from aitrader.core.paths import Home, atomic_write_text
 
 DISCLAIMER = "Backtests are simulations on past data; they are not a promise of future returns."
@@ -68,6 +69,8 @@ def to_json_dict(result: BacktestResult) -> dict[str, Any]:
     out = {"metrics": jsonable(result.metrics), "trades": trades, "equity": equity,
            "params": jsonable(dict(result.params)), "notes": list(result.notes)}
     out.update(_jsonable_deep(result.honesty))
+    if result.options:  # option orders, fills, settlements and P&L apart (backtest/option_report.py)
+        out["options"] = _jsonable_deep(result.options)
     windows = window_rows(result)
     if windows is not None:
         out["windows"] = windows
@@ -207,6 +210,7 @@ def write_html(result: BacktestResult, path: Path) -> Path:
     params = html.escape(json.dumps(jsonable(dict(p)), default=str))
     notes = "".join(f"<p><i>{html.escape(n)}</i></p>" for n in result.notes)
     notes += "".join(f"<p>{html.escape(line)}</p>" for line in honesty_lines(result))
+    notes += "".join(f"<p>{html.escape(line)}</p>" for line in option_lines(result.options))
     doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            "<style>body{font-family:sans-serif;margin:20px}table{border-collapse:collapse}"
            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>"

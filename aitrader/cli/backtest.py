@@ -161,6 +161,10 @@ def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
         print(f"open position at the end: {m['open_position']:g} shares (marked at the last close)")
     for line in honesty_lines(result):
         print(line)
+    from aitrader.backtest.option_report import option_lines
+
+    for line in option_lines(result.options):
+        print(line)
     print(f"report  {html_path}\njson    {json_path}")
     print(DISCLAIMER)
     log.debug("params %s", json.dumps(result.params, default=str))

@@ -27,7 +27,7 @@ def underlying_spots(reader: JournalReader) -> dict[str, float]:
     """Latest journaled bar close per symbol (from the decisions)."""
     df = reader.query("SELECT symbol, bar_close FROM decisions WHERE id IN (SELECT MAX(id) FROM decisions "
                       "WHERE bar_close IS NOT NULL GROUP BY symbol)", table="decisions")
-    return {str(r.symbol): float(r.bar_close) for r in df.itertuples()} if not df.empty else {}
+    return {str(s): float(c) for s, c in zip(df["symbol"], df["bar_close"].astype("float64"), strict=True)}
 
 
 def option_greeks(reader: JournalReader, cfg: OptionsConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -37,13 +37,14 @@ def option_greeks(reader: JournalReader, cfg: OptionsConfig) -> tuple[pd.DataFra
     ``vega_per_point`` in account currency, ``premium`` paid, ``unpriced`` positions and ``positions``."""
     pos = reader.latest_positions()
     held: list[HeldOption] = []
-    for r in pos.itertuples() if not pos.empty else []:
-        c = occ_contract(str(r.symbol)) if r.asset_class == AssetClass.OPTION.value else None
+    for r in pos.to_dict("records"):
+        c = occ_contract(str(r["symbol"])) if r["asset_class"] == AssetClass.OPTION.value else None
         if c is None:
             continue
-        mark = None if pd.isna(r.market_price) else float(r.market_price)
-        held.append(HeldOption(Position(str(r.symbol), float(r.quantity), float(r.avg_price), AssetClass.OPTION,
-                                        mark), c))
+        px = r["market_price"]
+        mark = None if px is None or pd.isna(px) else float(px)
+        held.append(HeldOption(Position(str(r["symbol"]), float(r["quantity"]), float(r["avg_price"]),
+                                        AssetClass.OPTION, mark), c))
     totals: dict[str, Any] = {"positions": len(held), "premium": 0.0, "delta_shares": 0.0, "gamma_shares": 0.0,
                               "theta_per_day": 0.0, "vega_per_point": 0.0, "unpriced": 0}
     if not held:
