@@ -40,6 +40,7 @@ from aitrader.trading.option_exits import (
 
 # Client ids venues give the stock legs of exercises/assignments (paper: "exercise-<OCC>").
 EXERCISE_PREFIXES = ("exercise-", "assignment-")
+EXERCISE_KEY = "option_exercise_requests"  # journal state: OCC -> day an exercise was requested
 
 
 def _event(eng: Any, ts: pd.Timestamp, ev: RiskEvent, result: Any) -> None:
@@ -231,12 +232,16 @@ def _exercise(eng: Any, h: HeldOption, ts: pd.Timestamp, account: Account, resul
     exercise = getattr(eng.broker, "exercise_option", None)
     if exercise is None:
         return None  # held to expiry: the venue auto-exercises it (the shares are reconciled then)
+    sent = dict(eng.journal.get_state(EXERCISE_KEY) or {})
+    if sent.get(c.symbol) == ts.date().isoformat():
+        return None  # already asked today (a venue may process it after the close): never twice
     try:
         exercise(c)
     except BrokerError as exc:
         _event(eng, ts, RiskEvent(c.underlying, "option_exercise", f"{c.symbol}: exercise refused ({exc})", "veto"),
                result)
         return f"in the money on the last session before expiry {c.expiry}: exercise refused by the venue, closed"
+    eng.journal.set_state(EXERCISE_KEY, {**sent, c.symbol: ts.date().isoformat()})
     _event(eng, ts, RiskEvent(c.underlying, "option_exercise", (
         f"{c.symbol}: exercising {h.position.quantity:g} contract(s) on the last session before expiry "
         f"(options.allow_exercise; cash {account.cash:,.2f} covers {shares:g} shares x {c.strike:g})"), "info"), result)

@@ -30,17 +30,6 @@ class OptionExpiryMixin:
     conns: list[_Conn]
     account: str
 
-    def add_option_position(self, *, symbol: str, expiry: dt.date, strike: float, right: str, qty: float,
-                            avg_price: float) -> int:
-        """Hold ``qty`` contracts bought at ``avg_price`` per share (not charged); returns the conId."""
-        ib_expiry = expiry.strftime("%Y%m%d")
-        conid: int = self._conid(symbol, "OPT", ib_expiry, str(strike), right)  # type: ignore[attr-defined]
-        local = f"{symbol}{ib_expiry[2:]}{right}{round(strike * 1000):08d}"
-        c = [str(conid), symbol, "OPT", ib_expiry, repr(float(strike)), right, "100", "SMART", "", "USD", local, symbol]
-        with self.lock:
-            self.positions[conid] = [c, float(qty), float(avg_price) * 100]  # IB's avgCost includes the multiplier
-        return conid
-
     def expire_options(self, *, on: dt.date) -> list[str]:
         """Settle every option expiring on or before ``on``: 'exercise', 'assignment' or 'lapse' each."""
         done: list[str] = []

@@ -288,3 +288,34 @@ def test_error_message_caps_echoed_bodies() -> None:
     assert len(msg) == 300 and msg.endswith("...") and "S" not in msg
     assert len(error_message('{"message": "' + "x" * 1000 + '"}')) == 300
     assert error_message("") == "no message" and error_message("\n  \n") == "no message"
+
+
+def test_option_settlement_activities_become_named_settlement_fills() -> None:
+    from aitrader.venues.alpaca.parse import parse_option_settlements
+
+    same_id = "20190801011955195::5f596936-6f23-4cef-bdf1-3806aae57dbf"  # Alpaca's documented example reuses it
+    acts = [
+        {"id": same_id, "activity_type": "OPEXC", "date": "2023-07-21", "net_amount": "0",
+         "description": "Option Exercise", "symbol": "AAPL230721C00150000", "qty": "-2", "status": "executed"},
+        {"id": same_id, "activity_type": "OPTRD", "date": "2023-07-21", "net_amount": "-30000",
+         "description": "Option Trade", "symbol": "AAPL", "qty": "200", "price": "150", "status": "executed"},
+        {"id": "x2", "activity_type": "OPASN", "date": "2023-07-21", "symbol": "AAPL230721P00160000", "qty": "1"},
+        {"id": "x3", "activity_type": "OPTRD", "date": "2023-07-21", "symbol": "AAPL", "qty": "100", "price": "160"},
+        {"id": "x4", "activity_type": "OPEXP", "date": "2023-07-21", "symbol": "AAPL230721C00200000", "qty": "-3"},
+    ]
+    fills = parse_option_settlements(acts)
+    got = [(f.fill_id, f.client_order_id, f.symbol, f.side.value, f.quantity, f.price, f.asset_class.value)
+           for f in fills]
+    assert got == [
+        (f"{same_id}:OPEXC", "exercise-AAPL230721C00150000", "AAPL", "sell", 2.0, 0.0, "option"),
+        (f"{same_id}:OPTRD", "exercise-AAPL230721C00150000-stock", "AAPL", "buy", 200.0, 150.0, "stock"),
+        ("x2:OPASN", "assignment-AAPL230721P00160000", "AAPL", "buy", 1.0, 0.0, "option"),
+        ("x3:OPTRD", "assignment-AAPL230721P00160000-stock", "AAPL", "buy", 100.0, 160.0, "stock"),
+        ("x4:OPEXP", "expiry-AAPL230721C00200000", "AAPL", "sell", 3.0, 0.0, "option"),
+    ]
+    assert fills[0].option is not None and fills[0].option.strike == 150.0
+    assert {f.timestamp for f in fills} == {dt.datetime(2023, 7, 21, tzinfo=dt.UTC)}
+    with pytest.raises(PermanentBrokerError, match="not an option settlement"):
+        parse_option_settlements([{"id": "y", "activity_type": "DIV", "date": "2023-07-21"}])
+    with pytest.raises(PermanentBrokerError, match="no valid date"):
+        parse_option_settlements([{"id": "z", "activity_type": "OPEXP", "date": "", "symbol": "AAPL230721C00200000"}])

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from aitrader.config import load_settings
+from aitrader.core.errors import PermanentBrokerError
 from aitrader.core.types import AssetClass, OptionContract, OptionRight, OrderRequest, OrderType, Side
 from aitrader.journal import Journal
 from aitrader.trading.engine import DecisionEngine
@@ -158,3 +159,68 @@ def test_an_exercise_is_reconciled_flagged_and_flattened(how: str, venue: tuple[
     assert _positions(broker) == {}
     engine.sync_broker()  # the flatten's fill comes back: the journal agrees with the venue, nothing held
     assert engine.journal.positions_from_fills() == {}
+
+
+@pytest.mark.parametrize("case", ["worthless", "assigned"])
+def test_expiry_and_assignment_are_reconciled_from_the_venue(case: str, venue: tuple[str, Any, Any],
+                                                             goog: pd.DataFrame, tmp_path: Path) -> None:
+    name, fake, broker = venue
+    engine = _engine(broker, tmp_path)
+    worthless = case == "worthless"
+    c = OptionContract("GOOG", CALL.expiry, 700.0, OptionRight.CALL) if worthless else CALL
+    if name == "alpaca" and worthless:
+        fake.set_option_quote(c.symbol, bid=0.05, ask=0.10)
+    # A long out-of-the-money call, or a written in-the-money call (placed by hand: the agent never writes options).
+    req = OrderRequest(client_order_id="at-GOOG-opt", symbol="GOOG", side=Side.BUY if worthless else Side.SELL,
+                       quantity=1, order_type=OrderType.MARKET, asset_class=AssetClass.OPTION, option=c)
+    submit_once(engine.journal, broker, req, decision_id=None)
+    _set_day(name, fake, goog, FRI)
+    posted = fake.expire_options(on=c.expiry)
+    if name == "alpaca":
+        assert posted == (["OPEXP"] if worthless else ["OPASN", "OPTRD"])
+    else:
+        assert posted == (["lapse"] if worthless else ["assignment"])
+    assert _positions(broker) == ({} if worthless else {"GOOG": -100.0})
+    history = History(size=200)
+    _set_day(name, fake, goog, MON)
+    _tick(engine, goog, MON, history)
+    db = tmp_path / "journal.sqlite"
+    kind = "expiry" if worthless else "assignment"
+    legs = _q(db, f"select client_order_id, side, quantity, price from fills where client_order_id like '{kind}-%' "
+                  "order by asset_class")
+    settled = _q(db, "select detail from risk_events where rule='option_settlement'")
+    if worthless:
+        assert legs == [(f"expiry-{c.symbol}", "sell", 1.0, 0.0)]
+        assert settled == [(f"{c.symbol}: 1 contract(s) expired worthless",)]
+        assert _q(db, "select count(*) from orders where asset_class='stock'") == [(0,)]
+    else:
+        assert legs == [(f"assignment-{c.symbol}", "buy", 1.0, 0.0), (f"assignment-{c.symbol}-stock", "sell", 100.0,
+                                                                       600.0)]
+        assert settled == [(f"{c.symbol}: 1 contract(s) assigned",)]
+        (veto,) = _q(db, "select detail from risk_events where rule='option_exercise' and severity='veto'")[0]
+        assert veto.startswith(f"sell 100 GOOG @ 600.00 from an option exercise/assignment (assignment-{c.symbol}-")
+        assert _q(db, "select side, quantity, status from orders where asset_class='stock'") == [("buy", 100.0,
+                                                                                                 "filled")]
+    assert _positions(broker) == {}
+    engine.sync_broker()
+    assert engine.journal.positions_from_fills() == {}
+
+
+def test_alpaca_lists_settlements_by_day_and_refuses_an_unpaid_exercise() -> None:
+    fake = AlpacaFake(cash=50_000.0).start()
+    try:
+        fake.set_price("GOOG", 628.75)
+        broker = AlpacaBroker(api_key="fake-key", secret_key="fake-secret", base_url=fake.url)
+        fake.add_option_position(CALL.symbol, 1, 20.0)
+        with pytest.raises(PermanentBrokerError, match="HTTP 403: insufficient buying power to exercise"):
+            broker.exercise_option(CALL)  # 100 x 600 = 60,000 > 50,000 cash
+        assert _positions(broker) == {CALL.symbol: 1.0}
+        now = dt.datetime.now(dt.UTC)
+        assert fake.expire_options(on=CALL.expiry) == ["OPEXC", "OPTRD"]  # the venue's auto-exercise does not ask
+        # Dated by day only: listed for any ``since`` on that day (the journal dedups), not for a later day.
+        assert [f.client_order_id for f in broker.fills_since(now)] == [f"exercise-{CALL.symbol}",
+                                                                        f"exercise-{CALL.symbol}-stock"]
+        assert broker.fills_since(now + dt.timedelta(days=2)) == []
+        broker.close()
+    finally:
+        fake.stop()
