@@ -322,11 +322,17 @@ def reconcile_settlements(eng: Any, fills: list[Fill], ts: pd.Timestamp, result:
     the risk manager never approved: reported as a ``veto`` risk event and, with
     ``options.unapproved_stock=flatten``, closed with a market order at once."""
     from aitrader.trading.option_settle import derive_settlements
+    from aitrader.trading.reconcile import SETTLEMENTS_PENDING, settlement_from_state
 
     cfg = eng.settings.options
     derived = derive_settlements(eng, ts)
     todo = [*fills, *derived]
     result.fills.extend(derived)
+    pending = eng.journal.get_state(SETTLEMENTS_PENDING) or []
+    if pending:  # recorded by a reconcile (e.g. at start), not by this tick's sync
+        seen = {f.fill_id for f in todo}
+        todo += [f for f in map(settlement_from_state, pending) if f.fill_id not in seen]
+        eng.journal.set_state(SETTLEMENTS_PENDING, [])
     for f in todo:
         if f.client_order_id and eng.journal.order_exists(f.client_order_id):
             continue

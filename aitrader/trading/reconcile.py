@@ -28,11 +28,31 @@ from typing import Any
 from aitrader.core.ids import is_ours
 from aitrader.core.intents import RiskEvent
 from aitrader.core.protocols import Broker
-from aitrader.core.types import Fill, Order, OrderStatus, OrderType, Side
+from aitrader.core.types import AssetClass, Fill, Order, OrderStatus, OrderType, Side, occ_contract
 
 log = logging.getLogger(__name__)
 
 EXTERNAL_BROKER = "external"
+# Option settlements (venue-made fills: expiry, exercise, assignment) recorded here rather than
+# by the engine's own sync (e.g. at start after an expiry the agent was down for) wait under
+# this state key for the engine's settlement check, so their shares are still flagged.
+SETTLEMENT_PREFIXES = ("expiry-", "exercise-", "assignment-")
+SETTLEMENTS_PENDING = "option_settlements_pending"
+
+
+def settlement_state(fill: Fill) -> dict[str, Any]:
+    """A settlement fill as JSON for the journal state (see :func:`settlement_from_state`)."""
+    return {"fill_id": fill.fill_id, "client_order_id": fill.client_order_id, "symbol": fill.symbol,
+            "side": fill.side.value, "quantity": fill.quantity, "price": fill.price,
+            "timestamp": fill.timestamp.isoformat(), "asset_class": fill.asset_class.value,
+            "option": fill.option.symbol if fill.option is not None else None}
+
+
+def settlement_from_state(d: dict[str, Any]) -> Fill:
+    return Fill(fill_id=str(d["fill_id"]), client_order_id=str(d["client_order_id"]), symbol=str(d["symbol"]),
+                side=Side(d["side"]), quantity=float(d["quantity"]), price=float(d["price"]),
+                timestamp=dt.datetime.fromisoformat(str(d["timestamp"])), asset_class=AssetClass(d["asset_class"]),
+                option=occ_contract(str(d["option"])) if d.get("option") else None)
 
 
 @dataclass
@@ -166,9 +186,14 @@ def reconcile(broker: Broker, journal: Any, *, now: dt.datetime | None = None,
     fills = broker.fills_since(since)
     venue = [_named(o, broker.name) for o in broker.orders_since(since)]
     with journal.transaction():  # one commit for the whole sync
+        settled = []
         for fill in fills:
             if journal.record_fill(fill):
                 report.fills_recorded += 1
+                if fill.client_order_id.startswith(SETTLEMENT_PREFIXES):
+                    settled.append(settlement_state(fill))
+        if settled:  # the engine reports them and flags their shares on its next tick
+            journal.set_state(SETTLEMENTS_PENDING, [*(journal.get_state(SETTLEMENTS_PENDING) or []), *settled])
         _sync_venue_orders(broker, journal, venue, now, report)
     _close_lost(broker, journal, {o.client_order_id for o in venue}, now, report)
     positions = broker.positions()

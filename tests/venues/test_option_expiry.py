@@ -26,6 +26,7 @@ from aitrader.core.types import AssetClass, OptionContract, OptionRight, OrderRe
 from aitrader.journal import Journal
 from aitrader.trading.engine import DecisionEngine
 from aitrader.trading.feeds import BarEvent, History, bar_from_row
+from aitrader.trading.reconcile import reconcile
 from aitrader.trading.risk import RiskManager
 from aitrader.trading.submit import submit_once
 from aitrader.venues.alpaca import AlpacaBroker
@@ -121,7 +122,7 @@ def test_an_in_the_money_call_is_closed_on_its_last_session(venue: tuple[str, An
     assert _q(db, "select count(*) from fills where client_order_id like 'exercise-%'") == [(0,)]
 
 
-@pytest.mark.parametrize("how", ["requested", "at_expiry"])
+@pytest.mark.parametrize("how", ["requested", "at_expiry", "at_expiry_then_restart"])
 def test_an_exercise_is_reconciled_flagged_and_flattened(how: str, venue: tuple[str, Any, Any], goog: pd.DataFrame,
                                                          tmp_path: Path) -> None:
     name, fake, broker = venue
@@ -140,6 +141,9 @@ def test_an_exercise_is_reconciled_flagged_and_flattened(how: str, venue: tuple[
         assert fake.expire_options(on=CALL.expiry) == (["OPEXC", "OPTRD"] if name == "alpaca" else ["exercise"])
         assert _positions(broker) == {"GOOG": 200.0}
         day = MON
+        if how == "at_expiry_then_restart":  # the start-up reconcile records Alpaca's activities first
+            rep = reconcile(broker, engine.journal)
+            assert rep.fills_recorded == (3 if name == "alpaca" else 1)  # (the option buy) + the two legs
     _set_day(name, fake, goog, day)
     _tick(engine, goog, day, history)
     prefix = "" if name == "alpaca" else "derived-"  # TWS reports it only through the positions
