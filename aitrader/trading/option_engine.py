@@ -237,7 +237,7 @@ def _exercise(eng: Any, h: HeldOption, ts: pd.Timestamp, account: Account, resul
         return None  # already asked today (a venue may process it after the close): never twice
     try:
         exercise(c)
-    except BrokerError as exc:
+    except PermanentBrokerError as exc:  # a temporary failure fails the tick: it is retried
         _event(eng, ts, RiskEvent(c.underlying, "option_exercise", f"{c.symbol}: exercise refused ({exc})", "veto"),
                result)
         return f"in the money on the last session before expiry {c.expiry}: exercise refused by the venue, closed"
