@@ -1,9 +1,9 @@
 """Option positions with their greeks, and the book's delta / gamma / theta / vega, for the dashboard.
 
-Priced by the same code the engine's risk checks use
-(:func:`aitrader.trading.option_exits.position_greeks` / ``option_exposure``): each position
-at the implied volatility of its mark, Black-Scholes-Merton with ``options.rate`` and
-``options.dividend_yield``. The underlying's price is the latest ``bar_close`` the engine
+Priced by the same code the engine's greek limits use (:mod:`aitrader.core.option_book`,
+which ``trading.option_exits`` wraps; the dashboard never imports the trading layer): each
+position at the implied volatility of its mark, Black-Scholes-Merton with ``options.rate``
+and ``options.dividend_yield``. The underlying's price is the latest ``bar_close`` the engine
 journaled with a decision on it (the same clock as the positions snapshot). Positions
 without a mark or a price of their underlying show no greeks and are counted as unpriced.
 """
@@ -15,9 +15,9 @@ from typing import Any
 import pandas as pd
 
 from aitrader.config.settings import OptionsConfig
+from aitrader.core.option_book import HeldOption, option_exposure, position_greeks
 from aitrader.core.types import AssetClass, Position, occ_contract
 from aitrader.journal.queries import JournalReader
-from aitrader.trading.option_exits import HeldOption, option_exposure, position_greeks
 
 GREEK_COLUMNS = ["instrument", "underlying", "quantity", "avg_price", "market_price", "spot", "iv", "delta",
                  "gamma", "theta", "vega", "delta_shares"]
@@ -54,7 +54,7 @@ def option_greeks(reader: JournalReader, cfg: OptionsConfig) -> tuple[pd.DataFra
     rows = []
     for h in held:
         spot = spots.get(h.contract.underlying)
-        g = position_greeks(h, spot=spot, today=today, cfg=cfg) if spot else None
+        g = position_greeks(h, spot=spot, today=today, rate=cfg.rate, q=cfg.dividend_yield) if spot else None
         n = h.position.quantity * h.contract.multiplier
         rows.append({"instrument": h.contract.symbol, "underlying": h.contract.underlying,
                      "quantity": h.position.quantity, "avg_price": h.position.avg_price,
@@ -62,7 +62,7 @@ def option_greeks(reader: JournalReader, cfg: OptionsConfig) -> tuple[pd.DataFra
                      "iv": g.iv if g else None, "delta": g.delta if g else None, "gamma": g.gamma if g else None,
                      "theta": g.theta if g else None, "vega": g.vega if g else None,
                      "delta_shares": g.delta * n if g else None})
-    exp = option_exposure(held, spots=spots, today=today, cfg=cfg)
+    exp = option_exposure(held, spots=spots, today=today, rate=cfg.rate, q=cfg.dividend_yield)
     totals.update(premium=exp.premium, delta_shares=exp.delta_shares, gamma_shares=exp.gamma_shares,
                   theta_per_day=exp.theta_per_day, vega_per_point=exp.vega_per_point, unpriced=exp.unpriced)
     return pd.DataFrame(rows, columns=GREEK_COLUMNS), totals

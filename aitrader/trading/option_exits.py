@@ -12,36 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
 
 from aitrader.config.settings import OptionsConfig
+from aitrader.core import option_book as book
+from aitrader.core.option_book import HeldOption, OptionExposure, held_options
 from aitrader.core.pricing import Greeks, greeks, market_iv
-from aitrader.core.types import AssetClass, OptionContract, OptionQuote, OptionRight, Position, occ_contract
+from aitrader.core.types import OptionContract, OptionQuote, OptionRight
 
-
-@dataclass(frozen=True)
-class HeldOption:
-    """A long option position with its contract parsed from the OCC symbol."""
-
-    position: Position
-    contract: OptionContract
-
-    @property
-    def premium(self) -> float:
-        """Premium paid (entry price x multiplier x contracts): the most a long option can lose."""
-        return abs(self.position.quantity) * self.position.avg_price * self.contract.multiplier
-
-
-def held_options(positions: list[Position], underlying: str | None = None) -> list[HeldOption]:
-    """Open option positions (on ``underlying`` when given), OCC symbols parsed."""
-    out = []
-    for p in positions:
-        if p.asset_class is not AssetClass.OPTION or not p.quantity:
-            continue
-        c = occ_contract(p.symbol)
-        if c is not None and (underlying is None or c.underlying == underlying):
-            out.append(HeldOption(p, c))
-    return out
+__all__ = ["HeldOption", "OptionExposure", "held_options", "exercise_due", "exit_reason", "option_exposure",
+           "position_greeks", "quote_greeks", "sessions_left"]
 
 
 def sessions_left(today: dt.date, expiry: dt.date, sessions: list[dt.date] | None = None) -> int:
@@ -100,16 +79,7 @@ def exit_reason(h: HeldOption, *, today: dt.date, spot: float, signal: str | Non
 def position_greeks(h: HeldOption, *, spot: float, today: dt.date, cfg: OptionsConfig,
                     vol: float | None = None) -> Greeks | None:
     """Greeks per share of ``h`` at the implied vol of its mark (the venue's mid), else ``vol``."""
-    c = h.contract
-    t = max((c.expiry - today).days, 0) / 365.0
-    call = c.right is OptionRight.CALL
-    mark = h.position.market_price
-    iv = (market_iv(price=mark, spot=spot, strike=c.strike, t=t, rate=cfg.rate, q=cfg.dividend_yield, call=call)
-          if mark is not None and spot > 0 else None)
-    sigma = iv if iv is not None else vol
-    if sigma is None or spot <= 0:
-        return None
-    return greeks(spot=spot, strike=c.strike, t=t, vol=sigma, rate=cfg.rate, q=cfg.dividend_yield, call=call)
+    return book.position_greeks(h, spot=spot, today=today, rate=cfg.rate, q=cfg.dividend_yield, vol=vol)
 
 
 def quote_greeks(q: OptionQuote, *, spot: float, today: dt.date, cfg: OptionsConfig) -> Greeks | None:
@@ -125,30 +95,7 @@ def quote_greeks(q: OptionQuote, *, spot: float, today: dt.date, cfg: OptionsCon
     return greeks(spot=spot, strike=c.strike, t=t, vol=sigma, rate=cfg.rate, q=cfg.dividend_yield, call=call)
 
 
-@dataclass(frozen=True)
-class OptionExposure:
-    """Option exposure of a book: premium paid and greeks in shares/currency of the underlying."""
-
-    premium: float
-    delta_shares: float  # delta x multiplier x contracts: shares of stock the options move like
-    gamma_shares: float
-    theta_per_day: float
-    vega_per_point: float
-    unpriced: int  # positions without a greek (no mark, no vol)
-
-
 def option_exposure(held: list[HeldOption], *, spots: dict[str, float], today: dt.date, cfg: OptionsConfig,
                     vol: float | None = None) -> OptionExposure:
     """Sum premium and greeks over ``held`` (each position at its own implied vol)."""
-    prem = d = gm = th = vg = 0.0
-    missing = 0
-    for h in held:
-        prem += h.premium
-        spot = spots.get(h.contract.underlying)
-        g = position_greeks(h, spot=spot, today=today, cfg=cfg, vol=vol) if spot else None
-        if g is None:
-            missing += 1
-            continue
-        n = h.position.quantity * h.contract.multiplier
-        d, gm, th, vg = d + g.delta * n, gm + g.gamma * n, th + g.theta * n, vg + g.vega * n
-    return OptionExposure(prem, d, gm, th, vg, missing)
+    return book.option_exposure(held, spots=spots, today=today, rate=cfg.rate, q=cfg.dividend_yield, vol=vol)
