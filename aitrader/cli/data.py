@@ -47,7 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     imp = dsub.add_parser("import", help="import a CSV/Parquet file of bars into the store")
     imp.add_argument("file", help="CSV or Parquet with timestamp,open,high,low,close,volume")
-    imp.add_argument("--symbol", required=True)
+    imp.add_argument("--symbol", help="the symbol of a single-symbol file")
+    imp.add_argument("--symbol-column", metavar="COLUMN",
+                     help="a long-format file with many symbols: the column naming each row's symbol (e.g. Name)")
+    imp.add_argument("--universe", help="with --symbol-column: record the imported symbols as this universe")
     imp.add_argument("--timeframe", required=True, help=f"one of {', '.join(TIMEFRAMES)}")
     imp.add_argument("--close-only", action="store_true", help="the file holds a close-only series (e.g. VIX)")
     imp.add_argument("--strict", action="store_true", help="refuse a file with invalid rows instead of dropping them")
@@ -73,7 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     cl.add_argument("--jump-threshold", type=float, default=None, help="flag one-bar |return| above this")
     cl.set_defaults(func=cmd_clean)
 
-    ls = dsub.add_parser("list", help="list stored bars")
+    ls = dsub.add_parser("list", help="list stored bars (or a universe's members)")
+    ls.add_argument("--universe", help="list this universe's members and their stored bars")
     ls.set_defaults(func=cmd_list)
 
     sm = dsub.add_parser("sample", help="load the bundled real sample data (or --synthetic N bars) into the store")
@@ -112,7 +116,7 @@ def _print_report(report: Report) -> None:
     print(report.format())
 
 
-def _merge_into_store(store: BarStore, symbol: str, timeframe: str, bars: pd.DataFrame, *,
+def merge_into_store(store: BarStore, symbol: str, timeframe: str, bars: pd.DataFrame, *,
                       replace: bool = False) -> str:
     """Write ``bars`` (merging unless ``replace``), return a one-line summary of what changed."""
     exists = store.exists(symbol, timeframe) and not replace
@@ -128,6 +132,12 @@ def _merge_into_store(store: BarStore, symbol: str, timeframe: str, bars: pd.Dat
 
 
 def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
+    if args.symbol_column or args.universe:
+        from aitrader.cli.universe_data import cmd_import_universe
+
+        return cmd_import_universe(args, ctx)
+    if not args.symbol:
+        raise DataError("data import needs --symbol (one symbol) or --symbol-column (a file with many symbols)")
     symbol = check_symbol(args.symbol)
     parse_timeframe(args.timeframe)
     cal = _calendar(ctx, symbol, args.calendar)
@@ -148,7 +158,7 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
     _print_report(report)
     for change in changes:
         print(f"  fixed: {change}")
-    print(_merge_into_store(ctx.workspace.store, symbol, args.timeframe, fixed, replace=args.replace))
+    print(merge_into_store(ctx.workspace.store, symbol, args.timeframe, fixed, replace=args.replace))
     return 0
 
 
@@ -198,7 +208,7 @@ def cmd_download(args: argparse.Namespace, ctx: Context) -> int:
         for change in changes:
             print(f"  fixed: {change}")
         if len(fixed):
-            print(_merge_into_store(store, symbol, args.timeframe, fixed))
+            print(merge_into_store(store, symbol, args.timeframe, fixed))
     return 0
 
 
@@ -284,6 +294,10 @@ def cmd_clean(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
+    if getattr(args, "universe", None):
+        from aitrader.cli.universe_data import cmd_list_universe
+
+        return cmd_list_universe(args, ctx)
     store = ctx.workspace.store
     pairs = store.list()
     if not pairs:
