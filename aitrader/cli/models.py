@@ -46,10 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--end", help="train only on bars up to this date (YYYY-MM-DD)")
     p.add_argument("--seed", type=int, help="random seed (default: settings models.seed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--universe", help="train pooled cross-sectional models on this universe (rf,xgb,lgbm)")
+    p.add_argument("--json", metavar="FILE", help="with --universe: write the report to FILE")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="walk-forward out-of-sample metrics per model, ensemble and baselines")
-    p.add_argument("--symbol", required=True)
+    p.add_argument("--symbol", help="the symbol to evaluate (or --universe)")
+    p.add_argument("--universe", help="evaluate pooled cross-sectional models on this universe (IC, RankIC, top-k)")
     p.add_argument("--models", help="comma-separated subset (default: enabled models)")
     p.add_argument("--profile", choices=["quick", "full"])
     p.add_argument("--end", help="evaluate only bars up to this date")
@@ -108,6 +111,10 @@ def _help_for(parser: argparse.ArgumentParser) -> Any:
 
 # --------------------------------------------------------------------------- train/evaluate
 def cmd_train(args: argparse.Namespace, ctx: Context) -> int:
+    if args.universe:
+        from aitrader.cli.universe_models import cmd_train_universe
+
+        return cmd_train_universe(args, ctx)
     from aitrader.models.training import train_many
 
     end = parse_date(args.end, name="--end")
@@ -215,6 +222,12 @@ def news_comparison(ctx: Context, *, symbol: str, names: list[str], profile: str
 def cmd_evaluate(args: argparse.Namespace, ctx: Context) -> int:
     from aitrader.core.paths import atomic_write_text
 
+    if args.universe:
+        from aitrader.cli.universe_models import cmd_evaluate_universe
+
+        return cmd_evaluate_universe(args, ctx)
+    if not args.symbol:
+        raise DataError("evaluate needs --symbol SYMBOL or --universe NAME")
     settings = ctx.settings
     symbol = check_symbol(args.symbol)
     names = _models(args.models) or list(settings.models.enabled)
