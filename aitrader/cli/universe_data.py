@@ -35,7 +35,8 @@ def _progress(label: str) -> Callable[[Iterable[T]], Iterator[T]]:
 
 def cmd_import_universe(args: argparse.Namespace, ctx: Context) -> int:
     from aitrader.cli.data import merge_into_store
-    from aitrader.data.universe_import import check_universe_name, clean_universe, read_universe_file
+    from aitrader.data.universe import check_universe_name
+    from aitrader.data.universe_import import clean_universe, read_universe_file
 
     if not args.symbol_column:
         raise DataError("--universe needs --symbol-column (the column naming each row's symbol)")

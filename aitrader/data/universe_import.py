@@ -10,7 +10,6 @@ cleaned bars and records the universe only after every check passed.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,18 +21,6 @@ from aitrader.core.errors import DataError
 from aitrader.data.bars import BAR_COLUMNS, check_symbol, normalize_bars
 from aitrader.data.calendar import MarketCalendar
 from aitrader.data.cleaner import Report, check_spacing, fix, validate
-
-# A universe name is a file name under <home>/data/universes and a registry "symbol":
-# lower-case letters, digits, "_" and "-", starting with a letter or digit.
-_UNIVERSE_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,39}$")
-
-
-def check_universe_name(name: str) -> str:
-    """The name, or a :class:`DataError` saying what a universe name may be."""
-    if not isinstance(name, str) or not _UNIVERSE_RE.match(name):
-        raise DataError(f"bad universe name {name!r}: use 1-40 lower-case letters, digits, '_' or '-' (e.g. sp500)")
-    return name
-
 
 @dataclass
 class SymbolImport:
@@ -134,4 +121,4 @@ def clean_universe(
     return out
 
 
-__all__ = ["SymbolImport", "check_universe_name", "clean_universe", "read_universe_file"]
+__all__ = ["SymbolImport", "clean_universe", "read_universe_file"]

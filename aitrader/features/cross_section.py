@@ -151,18 +151,28 @@ def _alpha_blocks(o: pd.DataFrame, h: pd.DataFrame, lo: pd.DataFrame, c: pd.Data
 
 
 def _row_rank(values: np.ndarray) -> np.ndarray:
-    """Percentile rank per row among its finite entries, in (0, 1]; NaN stays NaN.
+    """Percentile rank per row among its finite entries, in (0, 1], ties averaged; NaN stays NaN.
 
-    Ordinal ranks (ties broken by column order, deterministic) via two argsorts: several
-    times faster than ``DataFrame.rank(axis=1)`` and the same for the continuous
-    features ranked here (ties are rare and only move a rank by a fraction of 1/n).
+    One argsort per matrix plus a vectorised tie pass: several times faster than
+    ``DataFrame.rank(axis=1)``, same numbers (e.g. the many exact zeros of a shadow column
+    get one shared rank, so a rank never depends on the symbols' column order).
     """
+    rows, cols = values.shape
     finite = np.isfinite(values)
+    if values.size == 0:
+        return np.full(values.shape, np.nan)
     keyed = np.where(finite, values, np.inf)
     order = np.argsort(keyed, axis=1, kind="stable")
+    flat = np.take_along_axis(keyed, order, axis=1).reshape(-1)
+    start = np.ones(flat.shape, dtype=bool)
+    start[1:] = flat[1:] != flat[:-1]
+    start[::cols] = True  # every row starts a new group
+    gid = np.cumsum(start) - 1
+    pos = np.tile(np.arange(cols, dtype="float64"), rows)
+    first = pos[start][gid]
+    last = first + np.bincount(gid)[gid] - 1
     ranks = np.empty(values.shape)
-    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(1, values.shape[1] + 1, dtype="float64"),
-                                                    values.shape), axis=1)
+    np.put_along_axis(ranks, order, ((first + last) / 2.0 + 1.0).reshape(rows, cols), axis=1)
     count = finite.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = ranks / count
