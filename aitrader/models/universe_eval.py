@@ -167,7 +167,8 @@ def _header(universe: str, ds: XSDataset, profile: str) -> dict[str, Any]:
 
 
 def train_universe(access: Any, *, universe: str, models: Sequence[str] | None = None, profile: str = "quick",
-                   horizon: int = 5, timeframe: str = "1d") -> dict[str, Any]:
+                   horizon: int = 5, timeframe: str = "1d",
+                   params: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """``aitrader train --universe``: fit, report, register each kind, run the gate."""
     from aitrader.models.registry import registry_from_settings
 
@@ -175,8 +176,11 @@ def train_universe(access: Any, *, universe: str, models: Sequence[str] | None =
     settings = access.settings
     seed = settings.models.seed
     panel, ds = _load(access, universe, horizon, timeframe)
+    kinds = {**pooled_params(settings)}
+    for name, extra in (params or {}).items():
+        kinds[name] = {**kinds.get(name, {}), **extra}
     res = walk_forward(ds, models=names, profile=profile, seed=seed, mapper=mapper_of(access), final=True,
-                       params=pooled_params(settings), progress=f"train {universe}")
+                       params=kinds, progress=f"train {universe}")
     fp = fingerprint(panel, models=names, profile=profile, seed=seed, horizon=horizon)
     write_cache(access.home, universe, res.scores, {"fingerprint": fp, "models": names, "profile": profile,
                                                     "horizon": horizon})
