@@ -23,6 +23,7 @@ notional traded.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -74,10 +75,18 @@ def newey_west_t(x: np.ndarray, lag: int) -> float:
     return float(x.mean() / np.sqrt(lrv / n)) if lrv > 0 else float("nan")
 
 
+@lru_cache(maxsize=16)
+def _indices(n: int, block: int, reps: int, seed: int) -> np.ndarray:
+    """The bootstrap draws for ``n`` days (the same for every model scored on those days)."""
+    idx = bootstrap_indices(n, block=block, reps=reps, seed=seed)
+    idx.flags.writeable = False
+    return idx
+
+
 def _mean_ci(x: np.ndarray, *, horizon: int, reps: int, seed: int) -> list[float | None]:
     if len(x) < 10:
         return [None, None]
-    idx = bootstrap_indices(len(x), block=block_size(horizon), reps=reps, seed=seed)
+    idx = _indices(len(x), block_size(horizon), reps, seed)
     boot = x[idx].mean(axis=1)
     lo, hi = np.quantile(boot, [0.025, 0.975])
     return [float(lo), float(hi)]
@@ -118,7 +127,7 @@ def rank_ic_edge(rank_ics: Mapping[str, np.ndarray], candidates: Sequence[str], 
     if n < 40:
         return {c: {"passed": False, "reason": f"only {n} common out-of-sample days", "days": n} for c in candidates}
     series = {name: mat[i, keep] for i, name in enumerate(names)}
-    idx = bootstrap_indices(n, block=block_size(horizon), reps=reps, seed=seed)
+    idx = _indices(n, block_size(horizon), reps, seed)
     raw_p: dict[str, float] = {}
     out: dict[str, dict[str, Any]] = {}
     for c in candidates:
