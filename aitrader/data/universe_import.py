@@ -88,7 +88,7 @@ def clean_universe(
     frames: dict[str, pd.DataFrame],
     *,
     timeframe: str,
-    calendar_for: Callable[[str], MarketCalendar | None],
+    calendar_for: Callable[[str], MarketCalendar | str | None],
     jump_threshold: float,
     strict: bool = False,
     source: str = "file",
