@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from aitrader.cli.universe_data import cmd_import_universe, cmd_list_universe, merge_into_store
 from aitrader.core.errors import DataError
 from aitrader.core.paths import atomic_path
 from aitrader.data.bars import (
@@ -33,7 +34,6 @@ from aitrader.data.bars import (
 )
 from aitrader.data.calendar import MarketCalendar
 from aitrader.data.cleaner import Report, check_spacing, fix, validate
-from aitrader.data.store import BarStore
 
 if TYPE_CHECKING:
     from aitrader.cli import Context
@@ -116,25 +116,8 @@ def _print_report(report: Report) -> None:
     print(report.format())
 
 
-def merge_into_store(store: BarStore, symbol: str, timeframe: str, bars: pd.DataFrame, *,
-                      replace: bool = False) -> str:
-    """Write ``bars`` (merging unless ``replace``), return a one-line summary of what changed."""
-    exists = store.exists(symbol, timeframe) and not replace
-    old_index = store.read(symbol, timeframe).index if exists else pd.DatetimeIndex([])
-    combined = store.write(symbol, timeframe, bars, merge=not replace)
-    replaced = int(pd.DatetimeIndex(bars.index).isin(old_index).sum())
-    added = len(combined) - len(old_index)
-    return (
-        f"{symbol} {timeframe}: {len(bars)} rows in, {added} added, {replaced} replaced; "
-        f"store has {len(combined)} rows {combined.index[0]:%Y-%m-%d} .. {combined.index[-1]:%Y-%m-%d} "
-        f"({store.path(symbol, timeframe)})"
-    )
-
-
 def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
     if args.symbol_column or args.universe:
-        from aitrader.cli.universe_data import cmd_import_universe
-
         return cmd_import_universe(args, ctx)
     if not args.symbol:
         raise DataError("data import needs --symbol (one symbol) or --symbol-column (a file with many symbols)")
@@ -295,8 +278,6 @@ def cmd_clean(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     if getattr(args, "universe", None):
-        from aitrader.cli.universe_data import cmd_list_universe
-
         return cmd_list_universe(args, ctx)
     store = ctx.workspace.store
     pairs = store.list()

@@ -13,12 +13,15 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
+import pandas as pd
+
 from aitrader.core.errors import DataError
 from aitrader.data.bars import parse_timeframe
 from aitrader.data.calendar import MarketCalendar
 
 if TYPE_CHECKING:
     from aitrader.cli import Context
+    from aitrader.data.store import BarStore
 
 T = TypeVar("T")
 
@@ -33,8 +36,22 @@ def _progress(label: str) -> Callable[[Iterable[T]], Iterator[T]]:
     return wrap
 
 
+def merge_into_store(store: BarStore, symbol: str, timeframe: str, bars: pd.DataFrame, *,
+                      replace: bool = False) -> str:
+    """Write ``bars`` (merging unless ``replace``), return a one-line summary of what changed."""
+    exists = store.exists(symbol, timeframe) and not replace
+    old_index = store.read(symbol, timeframe).index if exists else pd.DatetimeIndex([])
+    combined = store.write(symbol, timeframe, bars, merge=not replace)
+    replaced = int(pd.DatetimeIndex(bars.index).isin(old_index).sum())
+    added = len(combined) - len(old_index)
+    return (
+        f"{symbol} {timeframe}: {len(bars)} rows in, {added} added, {replaced} replaced; "
+        f"store has {len(combined)} rows {combined.index[0]:%Y-%m-%d} .. {combined.index[-1]:%Y-%m-%d} "
+        f"({store.path(symbol, timeframe)})"
+    )
+
+
 def cmd_import_universe(args: argparse.Namespace, ctx: Context) -> int:
-    from aitrader.cli.data import merge_into_store
     from aitrader.data.universe import check_universe_name
     from aitrader.data.universe_import import clean_universe, read_universe_file
 

@@ -123,18 +123,18 @@ def _alpha_blocks(o: pd.DataFrame, h: pd.DataFrame, lo: pd.DataFrame, c: pd.Data
                   v: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The ``a_*`` columns on packed (per-symbol bar-ordered) matrices."""
     out: dict[str, pd.DataFrame] = {}
-    logc = np.log(c)
+    logc = pd.DataFrame(np.log(c.to_numpy()))
     r1 = logc.diff()
     for k in RETURN_WINDOWS:
-        out[f"a_ret_{k}"] = np.expm1(logc - logc.shift(k))
+        out[f"a_ret_{k}"] = pd.DataFrame(np.expm1((logc - logc.shift(k)).to_numpy()))
     for k in VOL_WINDOWS:
         out[f"a_vol_{k}"] = _rolling(r1, k, "std")
-    logv = np.log1p(v.clip(lower=0))
+    logv = pd.DataFrame(np.log1p(v.clip(lower=0).to_numpy()))
     for k in VOLUME_WINDOWS:
         out[f"a_vratio_{k}"] = logv - _rolling(logv, k, "mean")
     vm = _rolling(v, 20, "mean")
     out["a_vstd_20"] = _rolling(v, 20, "std") / vm.where(vm > 0)
-    out["a_dollar_vol_20"] = _rolling(np.log1p((c * v).clip(lower=0)), 20, "mean")
+    out["a_dollar_vol_20"] = _rolling(pd.DataFrame(np.log1p((c * v).clip(lower=0).to_numpy())), 20, "mean")
     for k in RANGE_WINDOWS:
         hi, lw = _rolling(h, k, "max"), _rolling(lo, k, "min")
         span = (hi - lw).where(hi - lw > 0)
@@ -144,8 +144,8 @@ def _alpha_blocks(o: pd.DataFrame, h: pd.DataFrame, lo: pd.DataFrame, c: pd.Data
     out["a_hl"] = (h - lo) / c
     out["a_oc"] = c / o - 1.0
     out["a_gap"] = o / c.shift(1) - 1.0
-    out["a_upper_shadow"] = (h - np.maximum(o, c)) / c
-    out["a_lower_shadow"] = (np.minimum(o, c) - lo) / c
+    out["a_upper_shadow"] = (h - pd.DataFrame(np.maximum(o.to_numpy(), c.to_numpy()))) / c
+    out["a_lower_shadow"] = (pd.DataFrame(np.minimum(o.to_numpy(), c.to_numpy())) - lo) / c
     out[f"a_corr_pv_{CORR_WINDOW}"] = r1.rolling(CORR_WINDOW, min_periods=CORR_WINDOW).corr(logv.diff())
     return out
 
@@ -235,14 +235,14 @@ def _market(r1: np.ndarray, present: np.ndarray) -> dict[str, np.ndarray]:
             for name, series in (("mkt_ret_1", mkt1), ("mkt_ret_20", mkt20), ("mkt_disp_1", disp))}
 
 
-def _long_rows(dates: pd.Index, symbols: pd.Index, index: pd.MultiIndex) -> np.ndarray:
+def _long_rows(dates: pd.Index, symbols: pd.Index, index: pd.Index) -> np.ndarray:
     """Flat (row-major) positions of the panel's rows in the ``date x symbol`` matrices."""
     di = dates.get_indexer(index.get_level_values(0))
     si = symbols.get_indexer(index.get_level_values(1))
     return np.asarray(di, dtype=np.int64) * len(symbols) + si
 
 
-def _to_long(cols: dict[str, np.ndarray], dates: pd.Index, symbols: pd.Index, index: pd.MultiIndex) -> pd.DataFrame:
+def _to_long(cols: dict[str, np.ndarray], dates: pd.Index, symbols: pd.Index, index: pd.Index) -> pd.DataFrame:
     """Pick the panel's rows out of the wide matrices (no row added, none dropped)."""
     flat = _long_rows(dates, symbols, index)
     names = xs_feature_columns()

@@ -126,7 +126,7 @@ def fingerprint(panel: pd.DataFrame, **config: Any) -> str:
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(panel[["open", "high", "low", "close", "volume"]].to_numpy("float64")).tobytes())
     h.update("|".join(map(str, panel.index.get_level_values(1))).encode())
-    h.update(np.asarray(panel.index.get_level_values(0).asi8).tobytes())
+    h.update(pd.DatetimeIndex(panel.index.get_level_values(0)).asi8.tobytes())
     h.update(json.dumps({**config, "code": CODE_VERSION}, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
 
@@ -256,7 +256,7 @@ def walk_forward(ds: XSDataset, *, models: Sequence[str], profile: str, seed: in
                           profile=profile, seed=seed, params=params)
     results = mapper(fitter, jobs, progress=progress)
     scores = np.full((len(ds.X), len(models)), np.nan)
-    info = {m: {"fit_seconds": 0.0, "folds_ok": 0, "error": None} for m in models}
+    info: dict[str, dict[str, Any]] = {m: {"fit_seconds": 0.0, "folds_ok": 0, "error": None} for m in models}
     finals: dict[str, Any] = {}
     for r in results:
         job, j = r["job"], list(models).index(r["job"].kind)
