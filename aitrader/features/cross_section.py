@@ -162,7 +162,7 @@ def _row_rank(values: np.ndarray) -> np.ndarray:
     if values.size == 0:
         return np.full(values.shape, np.nan)
     keyed = np.where(finite, values, np.inf)
-    order = np.argsort(keyed, axis=1, kind="stable")
+    order = np.argsort(keyed, axis=1)  # ties are averaged below, so the sort need not be stable
     flat = np.take_along_axis(keyed, order, axis=1).reshape(-1)
     start = np.ones(flat.shape, dtype=bool)
     start[1:] = flat[1:] != flat[:-1]
