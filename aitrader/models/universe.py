@@ -51,7 +51,7 @@ MIN_HISTORY_COLUMN = "a_ret_20"  # a training row needs 20 bars of its symbol's 
 ENSEMBLE = "ensemble"
 CACHE_FILE = "oos_scores.parquet"
 CACHE_META = "oos_scores.json"
-CODE_VERSION = 1  # bump when features/labels/splits change what a cached score means
+CODE_VERSION = 2  # bump when features/labels/splits change what a cached score means
 # Rows per fit in the quick profile (a seeded random subset of the training rows) and
 # hyper-parameter overrides for pooled data: sklearn's exact-split forest costs ~30 s per
 # 45,000-row fit on one core, the histogram boosters a few seconds. "full" uses every row.
