@@ -36,7 +36,7 @@ class PanelAccess:
         return self._panel
 
 
-SMALL = {"lgbm": {"n_estimators": 40}}  # a small booster: these tests check plumbing, not skill
+SMALL = {"lgbm": {"n_estimators": 20}}  # a small booster: these tests check plumbing, not skill
 
 
 @pytest.fixture(scope="module")

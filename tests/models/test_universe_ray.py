@@ -21,7 +21,7 @@ from tests.fakes.universe import small_panel
 ray = pytest.importorskip("ray")
 
 TINY = {"lgbm": {"n_estimators": 10}, "rf": {"n_estimators": 10}}
-KINDS = ["lgbm", "rf"]
+KINDS = ["lgbm", "rf"]  # two kinds x 5 walk-forward windows = 10 Ray tasks
 
 
 def _run(ds: Any, mapper: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
