@@ -330,9 +330,14 @@ def _registry(ctx: Context) -> Any:
     return ctx.workspace.registry
 
 
+def _registry_name(reg: Any, raw: str) -> str:
+    """A symbol (upper case) or a universe name as registered (universes keep their case, e.g. sp500)."""
+    return raw if raw in reg.symbols() else raw.upper()
+
+
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     reg = _registry(ctx)
-    syms = [args.symbol.upper()] if args.symbol else reg.symbols()
+    syms = [_registry_name(reg, args.symbol)] if args.symbol else reg.symbols()
     rows = []
     for s in syms:
         for m in ([args.model] if args.model else reg.model_names(s)):
@@ -364,7 +369,8 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_promote(args: argparse.Namespace, ctx: Context) -> int:
     reg = _registry(ctx)
-    symbol = check_symbol(args.symbol.upper())
+    name = _registry_name(reg, args.symbol)  # a universe keeps its registered case (e.g. sp500)
+    symbol = name if name in reg.symbols() and name != name.upper() else check_symbol(args.symbol.upper())
     if args.model == "sentiment":
         from aitrader.models.sentiment_edge import promote_by_hand
 
@@ -383,7 +389,7 @@ def cmd_promote(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace, ctx: Context) -> int:
-    symbol = args.symbol.upper()
+    symbol = _registry_name(_registry(ctx), args.symbol)
     target = _registry(ctx).rollback(symbol, args.model)
     print(f"{symbol}/{args.model}: rolled back to {target}")
     return 0

@@ -85,6 +85,8 @@ def test_train_and_evaluate_universe(home: Home, subset: Path, capsys: pytest.Ca
     code, out, err = run(capsys, "train", "--universe", "u20", "--models", "lgbm")
     assert code == 0, err
     assert "universe u20: 20 symbols" in out and "RankIC" in out and "u20/lgbm: " in out
+    code, out, _ = run(capsys, "models", "list", "--symbol", "u20")  # registered under the universe name
+    assert code == 0 and "u20     lgbm" in out
     report = tmp_path / "eval.json"
     code, out, err = run(capsys, "evaluate", "--universe", "u20", "--models", "lgbm", "--json", str(report))
     assert code == 0, err
