@@ -216,7 +216,12 @@ class Workspace:
                                               timeframe=timeframe)
         tf = timeframe or self.timeframe(symbol)
         frame = self.bars(symbol, tf) if bars is None else bars
-        return self.add_news(symbol, build_features(frame, self.context, timeframe=tf), timeframe=tf)
+        feats = self.add_news(symbol, build_features(frame, self.context, timeframe=tf), timeframe=tf)
+        if self.settings.regimes.features:  # regime_* columns (off by default: the models' inputs stay as they are)
+            from aitrader.features.regime import add_regime_features
+
+            feats = add_regime_features(feats, frame, self.settings)
+        return feats
 
     # ------------------------------------------------------------------ news
     def news_scores(self, symbol: str) -> pd.DataFrame | None:

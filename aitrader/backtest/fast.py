@@ -59,6 +59,10 @@ def check_supported(settings: Settings, *, symbols: list[str]) -> None:
         why.append("risk.eod_liquidation_minutes")
     if settings.options.enabled:
         why.append("options")
+    if settings.adaptive.enabled:
+        why.append("adaptive parameters (the engine adapts them bar by bar)")
+    if settings.rules.enabled and settings.rules.regimes_allowed:
+        why.append("rules.regimes_allowed (regime labels come from the engine)")
     if why:
         raise UnsupportedByFastPath("the fast path cannot simulate " + ", ".join(why))
 

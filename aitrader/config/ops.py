@@ -13,7 +13,7 @@ LevelName = Literal["info", "warning", "critical"]
 EVENT_NAMES: tuple[str, ...] = (
     "order_filled", "order_rejected", "position_opened", "position_closed", "risk_veto", "kill_switch",
     "agent_started", "agent_stopped", "agent_halted", "agent_reconnecting", "stale_data", "model_gate",
-    "model_degraded", "retrain", "daily_summary", "health",
+    "model_degraded", "retrain", "daily_summary", "health", "parameter_change", "model_decay",
 )
 
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from aitrader.config.improve import ABTestConfig, ImproveConfig, OptimizeConfig
 from aitrader.config.ops import HealthConfig, MetricsConfig, NotifyConfig, TracingConfig
+from aitrader.config.regimes import AdaptiveConfig, DecayConfig, RegimeConfig, RegimeName
 from aitrader.config.sentiment import SentimentConfig
 from aitrader.core.errors import ConfigError
 from aitrader.core.paths import repo_root
@@ -140,6 +141,7 @@ class ModelsConfig(_Section):
     train_fraction: float = Field(0.6, gt=0.1, lt=0.95)
     walk_forward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)  # type: ignore[arg-type]
     self_learn_weight: float = Field(2.0, ge=0)
+    decay: DecayConfig = Field(default_factory=DecayConfig)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _models_consistent(self) -> Self:
@@ -309,6 +311,7 @@ class RulesConfig(_Section):
     require_uptrend_for_buy: bool = False
     breadth_filter: bool = True
     breadth_min: float = Field(0.3, ge=0, le=1)
+    regimes_allowed: list[RegimeName] = Field(default_factory=list)  # new entries only in these; empty = all
 
 
 class AgentConfig(_Section):
@@ -396,6 +399,8 @@ class Settings(_Frozen):
     abtest: ABTestConfig = Field(default_factory=ABTestConfig)  # type: ignore[arg-type]
     optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)  # type: ignore[arg-type]
     improve: ImproveConfig = Field(default_factory=ImproveConfig)  # type: ignore[arg-type]
+    regimes: RegimeConfig = Field(default_factory=RegimeConfig)  # type: ignore[arg-type]
+    adaptive: AdaptiveConfig = Field(default_factory=AdaptiveConfig)  # type: ignore[arg-type]
 
     @field_validator("symbols")
     @classmethod

@@ -168,6 +168,14 @@ def signals(src: q.Sources, status: dict[str, Any]) -> None:
     history = q.confidence_history(src.reader, symbol=symbol)
     if not history.empty:
         st.plotly_chart(charts.confidence_figure(history, title=f"Confidence history: {symbol}"), key="conf_chart")
+    regimes = q.regime_counts(src.reader)
+    if len(regimes.columns) > 1:
+        st.subheader("Market regime of the last 250 decided bars")
+        st.dataframe(regimes, hide_index=True, key="regime_counts")
+    changes = q.parameter_changes(src.reader)
+    if not changes.empty:
+        st.subheader("Adaptive parameter changes (bounded; newest first)")
+        st.dataframe(changes, hide_index=True, key="parameter_changes")
 
 
 def models(src: q.Sources, status: dict[str, Any]) -> None:
@@ -188,6 +196,10 @@ def models(src: q.Sources, status: dict[str, Any]) -> None:
     cols[0].metric("Signals the meta-model judged", str(mv["asked"]))
     cols[1].metric("Buys vetoed", str(mv["vetoed_buy"]))
     cols[2].metric("Sells vetoed", str(mv["vetoed_sell"]))
+    decay = q.decay_flags(src.reader)
+    if not decay.empty:
+        st.subheader("Decay watch: models doing worse live than in validation")
+        st.dataframe(decay, hide_index=True, key="decay_flags")
     st.subheader("Live hit rate (journal)")
     rates = q.hit_rates(src.reader)
     if rates.empty:

@@ -309,15 +309,40 @@ def to_csv_bytes(df: pd.DataFrame) -> bytes:
 
 def latest_signals(reader: JournalReader) -> pd.DataFrame:
     """One row per symbol: its latest decision and why (final action and rule reasons)."""
-    cols = ["symbol", "bar_time", "signal", "confidence", "policy", "final_action", "reason", "rule_reasons",
-            "bar_close", "models"]
+    cols = ["symbol", "bar_time", "regime", "signal", "confidence", "policy", "final_action", "reason",
+            "rule_reasons", "bar_close", "models"]
     df = reader.latest_decisions()
     if df.empty:
         return _empty(cols)
     out = df.copy()
+    if "regime" not in out.columns:  # a journal from before regimes were recorded
+        out["regime"] = None
     out["rule_reasons"] = out["rule_reasons"].map(lambda r: "; ".join(str(x) for x in r) if r else "")
     out["models"] = out["votes"].map(len)
     return out[cols]
+
+
+def regime_counts(reader: JournalReader, *, last: int = 250) -> pd.DataFrame:
+    """Per symbol: how many of its last ``last`` decided bars fell in each regime (features/regime.py)."""
+    df = reader.decisions()
+    if df.empty or "regime" not in df.columns or df["regime"].isna().all():
+        return _empty(["symbol"])
+    df = df.dropna(subset=["regime"]).drop_duplicates(["symbol", "bar_time"], keep="first")
+    df = df.groupby("symbol", sort=True).head(last)
+    table = df.groupby(["symbol", "regime"]).size().unstack(fill_value=0)
+    return table.reset_index().rename_axis(None, axis=1)
+
+
+def parameter_changes(reader: JournalReader, *, limit: int = 200) -> pd.DataFrame:
+    """The latest bounded parameter changes (trading/adaptive.py), newest first."""
+    df = reader.parameter_changes()
+    return df.iloc[::-1].head(limit).reset_index(drop=True) if not df.empty else df
+
+
+def decay_flags(reader: JournalReader) -> pd.DataFrame:
+    """Decay-watch flags (models/decay.py), newest first."""
+    df = reader.model_decay()
+    return df.iloc[::-1].reset_index(drop=True) if not df.empty else df
 
 
 def meta_veto_counts(reader: JournalReader) -> dict[str, int]:

@@ -60,10 +60,13 @@ def model_feature_columns(df: pd.DataFrame) -> list[str]:
     """The scale-free feature columns of ``df`` (in ``df``'s order) that the ML models should use.
 
     The causal ``news_*`` columns count too when present (only with ``sentiment.enabled``
-    and stored news: see :mod:`aitrader.features.news`); without them nothing changes."""
+    and stored news: see :mod:`aitrader.features.news`); without them nothing changes.
+    ``regime_*`` columns (present only with ``regimes.features``) count, except the label's
+    integer code: its one-hot columns say the same without an order that means nothing."""
     known = set(FEATURE_COLUMNS)
     return [c for c in df.columns
-            if (c in known and c not in RAW_FEATURE_COLUMNS) or str(c).startswith(NEWS_PREFIX)]
+            if (c in known and c not in RAW_FEATURE_COLUMNS) or str(c).startswith(NEWS_PREFIX)
+            or (str(c).startswith("regime_") and c != "regime_code")]
 
 
 def warmup_bars(tolerance: float = 1e-6) -> int:

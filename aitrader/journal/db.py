@@ -243,6 +243,39 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX idx_shadow_decisions ON shadow_decisions(variant, bar_time)",
     ),
+    # v6: self-adjustment. The regime label of each decision; every bounded parameter change
+    # (trading/adaptive.py) with its reason; every decay flag of a model (models/decay.py).
+    (
+        "ALTER TABLE decisions ADD COLUMN regime TEXT",
+        """CREATE TABLE parameter_changes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            parameter TEXT NOT NULL,
+            old REAL,
+            new REAL NOT NULL,
+            reason TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX idx_parameter_changes_ts ON parameter_changes(ts)",
+        """CREATE TABLE model_decay (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            model TEXT NOT NULL,
+            version TEXT NOT NULL DEFAULT '',
+            metric TEXT NOT NULL,
+            baseline REAL,
+            live REAL,
+            statistic REAL NOT NULL,
+            threshold REAL NOT NULL,
+            n_obs INTEGER NOT NULL,
+            method TEXT NOT NULL,
+            action TEXT NOT NULL DEFAULT 'flagged',
+            created_at TEXT NOT NULL,
+            UNIQUE (symbol, model, version, metric, ts)
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

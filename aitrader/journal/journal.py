@@ -147,27 +147,58 @@ class Journal:
 
     def record_decision(self, decision: EnsembleDecision, *, bar_time: Any, model_versions: dict[str, Any],
                         final_action: str, rule_reasons: list[str], bar_close: float | None = None,
-                        ts: Any = None) -> int:
+                        ts: Any = None, regime: str | None = None) -> int:
         """Journal one ensemble decision with every model's vote; return its id.
 
         ``bar_close`` (the close of the decided-on bar) lets :func:`queries.model_hit_rate`
-        score votes against the next realised move; ``ts`` defaults to wall-clock UTC now.
+        score votes against the next realised move; ``regime`` is the bar's market regime
+        (features/regime.py); ``ts`` defaults to wall-clock UTC now.
         """
         votes = [dict(v.__dict__) for v in decision.votes]
         cur = self._exec(
             "record_decision",
             "INSERT INTO decisions (ts, bar_time, symbol, signal, confidence, policy, reason, votes,"
-            " model_versions, final_action, rule_reasons, bar_close) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " model_versions, final_action, rule_reasons, bar_close, regime) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 to_iso(ts if ts is not None else utc_now()), to_iso(bar_time), decision.symbol, decision.signal,
                 float(decision.confidence), decision.policy, decision.reason, _json(votes), _json(model_versions),
-                final_action, _json(list(rule_reasons)), None if bar_close is None else float(bar_close),
+                final_action, _json(list(rule_reasons)), None if bar_close is None else float(bar_close), regime,
             ),
         )
         self._notify("decision", {"symbol": decision.symbol, "bar_time": to_iso(bar_time), "signal": decision.signal,
                                   "final_action": final_action, "reason": decision.reason,
-                                  "votes": votes, "policy": decision.policy})
+                                  "votes": votes, "policy": decision.policy, "regime": regime})
         return int(cur.lastrowid or 0)
+
+    def record_parameter_change(self, *, ts: Any, symbol: str, parameter: str, old: float | None, new: float,
+                                reason: str) -> None:
+        """Journal one bounded parameter change (trading/adaptive.py); announced as ``parameter_change``."""
+        payload = {"ts": to_iso(ts), "symbol": symbol, "parameter": parameter,
+                   "old": None if old is None else float(old), "new": float(new), "reason": reason}
+        self._exec("record_parameter_change",
+                   "INSERT INTO parameter_changes (ts, symbol, parameter, old, new, reason, created_at)"
+                   " VALUES (?,?,?,?,?,?,?)",
+                   (payload["ts"], symbol, parameter, payload["old"], payload["new"], reason, to_iso(utc_now())))
+        self._notify("parameter_change", payload)
+
+    def record_model_decay(self, *, ts: Any, symbol: str, model: str, version: str | None, metric: str,
+                           baseline: float | None, live: float | None, statistic: float, threshold: float,
+                           n_obs: int, method: str, action: str = "flagged") -> bool:
+        """Journal one decay flag (models/decay.py); False (nothing new, no alert) when the same
+        flag (symbol, model, version, metric, bar time) is already there: re-checks are idempotent."""
+        payload = {"ts": to_iso(ts), "symbol": symbol, "model": model, "version": version or "", "metric": metric,
+                   "baseline": baseline, "live": live, "statistic": float(statistic), "threshold": float(threshold),
+                   "n_obs": int(n_obs), "method": method, "action": action}
+        cur = self._exec(
+            "record_model_decay",
+            "INSERT OR IGNORE INTO model_decay (ts, symbol, model, version, metric, baseline, live, statistic,"
+            " threshold, n_obs, method, action, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (payload["ts"], symbol, model, payload["version"], metric, baseline, live, payload["statistic"],
+             payload["threshold"], payload["n_obs"], method, action, to_iso(utc_now())),
+        )
+        if cur.rowcount == 1:
+            self._notify("model_decay", payload)
+        return cur.rowcount == 1
 
     def record_order(self, request: OrderRequest, *, broker: str, decision_id: int | None,
                      status: str = "new", ts: Any = None) -> bool:

@@ -34,7 +34,10 @@ CLOSED_TRADE_COLUMNS = ["symbol", "instrument", "direction", "entry_time", "exit
                         "quantity", "pnl", "return_pct", "commission", "decision_id", "entry_order_id",
                         "exit_order_id"]
 DECISION_COLUMNS = ["id", "ts", "bar_time", "symbol", "signal", "confidence", "policy", "reason", "votes",
-                    "model_versions", "final_action", "rule_reasons", "bar_close"]
+                    "model_versions", "final_action", "rule_reasons", "bar_close", "regime"]
+PARAMETER_CHANGE_COLUMNS = ["ts", "symbol", "parameter", "old", "new", "reason"]
+DECAY_COLUMNS = ["ts", "symbol", "model", "version", "metric", "baseline", "live", "statistic", "threshold", "n_obs",
+                 "method", "action"]
 RISK_COLUMNS = ["ts", "symbol", "rule", "detail", "severity"]
 HIT_RATE_COLUMNS = ["model", "votes", "hits", "hit_rate"]
 
@@ -288,6 +291,18 @@ class JournalReader:
         end = start + pd.Timedelta(days=1)
         return self._frame("SELECT ts, symbol, rule, detail, severity FROM risk_events WHERE ts>=? AND ts<?"
                            " ORDER BY ts, id", (start.isoformat(), end.isoformat()), "risk_events", RISK_COLUMNS)
+
+    def parameter_changes(self, symbol: str | None = None) -> pd.DataFrame:
+        """Bounded parameter changes (trading/adaptive.py), oldest first."""
+        cols = ", ".join(PARAMETER_CHANGE_COLUMNS)
+        where, params = (" WHERE symbol=?", (symbol,)) if symbol else ("", ())
+        return self._frame(f"SELECT {cols} FROM parameter_changes{where} ORDER BY ts, id", params,
+                           "parameter_changes", PARAMETER_CHANGE_COLUMNS)
+
+    def model_decay(self) -> pd.DataFrame:
+        """Decay flags of models and the ensemble (models/decay.py), oldest first."""
+        return self._frame(f"SELECT {', '.join(DECAY_COLUMNS)} FROM model_decay ORDER BY ts, id", (), "model_decay",
+                           DECAY_COLUMNS)
 
     def runs(self) -> pd.DataFrame:
         """Agent runs, newest first."""

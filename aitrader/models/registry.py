@@ -378,6 +378,24 @@ class ModelRegistry:
             self._write_state(symbol, model, state)
         log.info("promoted %s/%s %s manually", symbol, model, version)
 
+    def demote(self, symbol: str, model: str, *, reason: str) -> str | None:
+        """Take the current version out of service (the decay watch): no version is current,
+        so the ensemble runs without this model and the gate's fallback applies when none is
+        left. The version stays stored; ``promote`` or a retrain that passes the gate brings a
+        model back. Returns the demoted version (None when nothing was current)."""
+        with self._locked(symbol, model):
+            state = self._read_state(symbol, model)
+            cur = state.get("version")
+            if not cur:
+                return None
+            now = _utcnow()
+            state["version"] = None
+            state.setdefault("demoted", []).append({"version": cur, "at": now, "reason": reason})
+            state["gate_log"].append({"version": cur, "promoted": False, "reason": f"demoted: {reason}", "at": now})
+            self._write_state(symbol, model, state)
+        log.warning("demoted %s/%s %s: %s", symbol, model, cur, reason)
+        return str(cur)
+
     def rollback(self, symbol: str, model: str) -> str:
         """Return to the previously promoted version that still exists; returns its id."""
         with self._locked(symbol, model):

@@ -204,6 +204,8 @@ def _metrics_row(evaluation: dict[str, Any], name: str) -> dict[str, Any]:
         out[f"{base}_auc"] = row.get("auc")
         out[f"{base}_logloss"] = row.get("logloss")
     out["ensemble_auc"] = evaluation["ensemble"].get("auc")
+    for key in ("accuracy", "logloss", "ic"):  # the ensemble's validation figures (the decay watch's yardstick)
+        out[f"ensemble_{key}"] = evaluation["ensemble"].get(key)
     return out
 
 

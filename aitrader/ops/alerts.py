@@ -40,6 +40,8 @@ EVENTS: dict[str, Level] = {
     "retrain": Level.INFO,
     "daily_summary": Level.INFO,
     "health": Level.WARNING,
+    "parameter_change": Level.INFO,
+    "model_decay": Level.WARNING,
 }
 
 
@@ -139,6 +141,22 @@ class AlertMapper:
             return [Alert("risk_veto", EVENTS["risk_veto"], f"Risk veto on {p.get('symbol')}: {p.get('rule')}",
                           str(p.get("detail")), key=f"veto:{p.get('rule')}:{p.get('symbol')}", fields=dict(p))]
         return []
+
+    # -- self-adjustment ------------------------------------------------------------
+    def _on_parameter_change(self, p: dict[str, Any]) -> list[Alert]:
+        old = p.get("old")
+        was = "unset" if old is None else f"{float(old):.4g}"
+        return [Alert("parameter_change", EVENTS["parameter_change"],
+                      f"{p.get('symbol')}: {p.get('parameter')} {was} -> {float(p['new']):.4g}", str(p.get("reason")),
+                      key=f"param:{p.get('symbol')}:{p.get('parameter')}:{p.get('ts')}", fields=dict(p))]
+
+    def _on_model_decay(self, p: dict[str, Any]) -> list[Alert]:
+        return [Alert("model_decay", EVENTS["model_decay"],
+                      f"Model decay: {p.get('symbol')}/{p.get('model')} {p.get('metric')} ({p.get('action')})",
+                      f"live {p.get('live')} vs validation {p.get('baseline')}; {p.get('method')} statistic "
+                      f"{float(p['statistic']):.2f} > {float(p['threshold']):g} after {p.get('n_obs')} observations",
+                      key=f"decay:{p.get('symbol')}:{p.get('model')}:{p.get('metric')}:{p.get('version')}",
+                      fields=dict(p))]
 
     # -- agent state ----------------------------------------------------------------
     def _on_heartbeat(self, p: dict[str, Any]) -> list[Alert]:

@@ -108,6 +108,12 @@ class DecisionEngine:
         from aitrader.trading.option_exec import OptionWorker
 
         self.options = OptionWorker(broker=broker, journal=journal, cfg=settings.options)
+        from aitrader.trading.adaptive import AdaptiveController
+
+        # Bounded adaptive target/stop/size (off by default): the same in backtest and live.
+        self.adaptive = AdaptiveController(settings=settings, journal=journal) if settings.adaptive.enabled else None
+        self._regimes: dict[str, str] = {}  # each symbol's regime on the bar in progress (journaled with decisions)
+        self._risk_cfg: dict[str, Any] = {}  # each symbol's adapted risk settings on the bar in progress
         saved = journal.get_state(RISK_KEY)
         if saved and hasattr(risk, "restore"):
             risk.restore(saved)
@@ -248,6 +254,9 @@ class DecisionEngine:
             feats = self.build_features(window, self.context)
             if self.news_fn is not None:  # the news_* columns training saw (sentiment.enabled)
                 feats = self.news_fn(symbol, feats)
+            feats, regime = self._regime(symbol, window, feats)
+        if self.adaptive is not None:
+            self._risk_cfg[symbol] = self.adaptive.step(symbol, ts, window, regime, account.equity)
         last = feats.iloc[-1]
         price = float(window["close"].iloc[-1])
         atr = _num(last.get("ta_atr_14"))
@@ -276,7 +285,7 @@ class DecisionEngine:
         with span("rules", symbol=symbol):
             decision, rule_events = apply_rules(decision, last, cfg=self.settings.rules, has_position=held != 0,
                                                 allow_short=self.settings.risk.allow_short or puts,
-                                                said=self.rules_said)
+                                                said=self.rules_said, regime=regime)
         for ev in rule_events:
             self.journal.risk_event(ts.to_pydatetime(), ev)
             result.events.append(ev)
@@ -296,6 +305,18 @@ class DecisionEngine:
             self._record_decision(decision, ts, "hold", rule_reasons)
             return
         self._execute(intent, ts, account, positions, day_start, decision, result, rule_reasons=rule_reasons)
+
+    def _regime(self, symbol: str, window: pd.DataFrame, feats: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+        """The bar's market regime (features/regime.py), and the features with the ``regime_*``
+        columns when ``regimes.features`` is on (a precomputed frame already has them)."""
+        from aitrader.features.regime import add_regime_features, current_regime, regime_from_row
+
+        cfg = self.settings.regimes
+        if cfg.features:
+            feats = add_regime_features(feats, window, cfg)
+        regime = regime_from_row(feats.iloc[-1]) or current_regime(window, settings=cfg)
+        self._regimes[symbol] = regime
+        return feats, regime
 
     def _bar_close(self, symbol: str) -> float | None:
         history: History | None = getattr(self, "_history", None)
@@ -358,9 +379,10 @@ class DecisionEngine:
         try:
             with span("risk", symbol=intent.symbol, intent=intent.intent):
                 if intent.intent == "entry":
+                    adapted = {"cfg": self._risk_cfg[intent.symbol]} if intent.symbol in self._risk_cfg else {}
                     verdict = self.risk.check_entry(replace(intent, side=Side.BUY) if put_only else intent,
                                                     account=account, positions=positions, now=ts,
-                                                    day_start_equity=day_start, returns=self._returns())
+                                                    day_start_equity=day_start, returns=self._returns(), **adapted)
                 else:
                     verdict = self.risk.check_exit(intent, positions=positions)
         except RiskError:
@@ -478,6 +500,7 @@ class DecisionEngine:
         self._bar = bar
         self._decided = {str(k): [int(i) for i in v] for k, v in ids.items()} if isinstance(ids, dict) else {}
         self._recorded = {}
+        self._regimes, self._risk_cfg = {}, {}
 
     def _record_decision(self, decision: EnsembleDecision, ts: pd.Timestamp, action: str, rule_reasons: list[str]) -> int:
         """Journal a decision once per bar: the n-th decision of a symbol in a re-run of the
@@ -497,6 +520,7 @@ class DecisionEngine:
                     final_action=action,
                     rule_reasons=rule_reasons,
                     bar_close=self._bar_close(symbol),
+                    regime=self._regimes.get(symbol),
                 )
             )
             decided = {**self._decided, symbol: [*done, decision_id]}

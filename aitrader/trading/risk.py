@@ -97,15 +97,22 @@ class RiskManager:
         now: pd.Timestamp,
         day_start_equity: float,
         returns: pd.DataFrame | None = None,
+        cfg: RiskConfig | None = None,
     ) -> RiskVerdict:
         """Size a new position and apply every entry limit.
 
         Returns a verdict with the final whole-share quantity and stop/take-profit prices,
         or a veto. Raises :class:`RiskError` if the checks themselves fail (fail closed).
+        ``cfg`` replaces the manager's settings for this entry (the bounded adaptive
+        target, stop and size of trading/adaptive.py); the kill-switch state is shared.
         """
         try:
-            return self._check_entry(intent, account=account, positions=positions, now=now,
-                                     day_start_equity=day_start_equity, returns=returns)
+            manager = self
+            if cfg is not None and cfg is not self.cfg:
+                manager = RiskManager(cfg, symbols=self.symbols)
+                manager._halted_days = self._halted_days  # the same kill switch
+            return manager._check_entry(intent, account=account, positions=positions, now=now,
+                                        day_start_equity=day_start_equity, returns=returns)
         except RiskError:
             raise
         except Exception as exc:  # fail closed: a broken check must never approve

@@ -51,12 +51,16 @@ def apply_rules(
     has_position: bool,
     allow_short: bool = False,
     said: set[str] | None = None,
+    regime: str | None = None,
 ) -> tuple[EnsembleDecision, list[RiskEvent]]:
     """Filter one decision with the configured rules.
 
     Rules (entries only, i.e. ``has_position`` is False):
 
     - ``no_short``: a sell with shorting off becomes a hold (info: nothing to sell).
+    - ``regime``: with ``regimes_allowed`` set, no entry when the bar's ``regime``
+      (features/regime.py) is not listed; an ``unknown`` regime (warm-up) is not listed
+      either (fail closed); ``regime=None`` (not computed) stands aside with an info event.
     - ``rsi_overbought``: no buy when ``ta_rsi_14`` > ``rsi_overbought``.
     - ``rsi_oversold``: no short when ``ta_rsi_14`` < ``rsi_oversold``.
     - ``uptrend``: with ``require_uptrend_for_buy``, no buy when close < ``ta_sma_<trend_sma>``.
@@ -77,9 +81,12 @@ def apply_rules(
         return _held(decision, rule, detail), events
 
     rsi = _value(features_row, RSI_COL)
+    if decision.signal == "sell" and not allow_short:
+        return veto("no_short", "sell signal with no position and shorting off: hold", "info")
+    regime_veto = _regime_veto(cfg, regime, sym, events)
+    if regime_veto is not None:
+        return veto("regime", regime_veto)
     if decision.signal == "sell":
-        if not allow_short:
-            return veto("no_short", "sell signal with no position and shorting off: hold", "info")
         if rsi is not None and rsi < cfg.rsi_oversold:
             return veto("rsi_oversold", f"RSI(14) {rsi:.1f} < {cfg.rsi_oversold:g}: no new short")
         return decision, events
@@ -97,12 +104,29 @@ def apply_rules(
     if cfg.breadth_filter:
         breadth = _value(features_row, BREADTH_COL)
         if breadth is None:
-            if said is None or f"{sym}:{BREADTH_UNAVAILABLE}" not in said:
-                events.append(RiskEvent(sym, "breadth_filter", BREADTH_UNAVAILABLE, "info"))
-            if said is not None and f"{sym}:{BREADTH_UNAVAILABLE}" not in said:
-                said.add(f"{sym}:{BREADTH_UNAVAILABLE}")
-                log.warning("%s: breadth filter: %s", sym, BREADTH_UNAVAILABLE)
+            _breadth_unavailable(sym, events, said)
         elif breadth < cfg.breadth_min:
             return veto("breadth_filter",
                         f"S&P 500 breadth {breadth:.2f} < {cfg.breadth_min:g}: weak market, no new buys")
     return decision, events
+
+
+def _breadth_unavailable(sym: str, events: list[RiskEvent], said: set[str] | None) -> None:
+    """The breadth filter stands aside: say so (once per symbol when ``said`` is kept)."""
+    if said is None or f"{sym}:{BREADTH_UNAVAILABLE}" not in said:
+        events.append(RiskEvent(sym, "breadth_filter", BREADTH_UNAVAILABLE, "info"))
+    if said is not None and f"{sym}:{BREADTH_UNAVAILABLE}" not in said:
+        said.add(f"{sym}:{BREADTH_UNAVAILABLE}")
+        log.warning("%s: breadth filter: %s", sym, BREADTH_UNAVAILABLE)
+
+
+def _regime_veto(cfg: RulesConfig, regime: str | None, sym: str, events: list[RiskEvent]) -> str | None:
+    """The veto detail when ``regime`` is not in ``rules.regimes_allowed`` (None: allowed)."""
+    if not cfg.regimes_allowed:
+        return None
+    if regime is None:
+        events.append(RiskEvent(sym, "regime", "skipped: no regime label for this bar", "info"))
+        return None
+    if regime in cfg.regimes_allowed:
+        return None
+    return f"regime {regime} not in rules.regimes_allowed ({', '.join(cfg.regimes_allowed)})"

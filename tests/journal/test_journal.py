@@ -25,7 +25,7 @@ def test_open_sets_wal_and_current_schema(tmp_path: Path) -> None:
     j = Journal.open(tmp_path / "j.sqlite")
     with sqlite3.connect(tmp_path / "j.sqlite") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert schema_version(conn) == SCHEMA_VERSION == 5
+        assert schema_version(conn) == SCHEMA_VERSION == 6
     j.close()
 
 
