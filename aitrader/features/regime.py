@@ -204,18 +204,19 @@ def _fit_hmm(X: np.ndarray, cfg: RegimeConfig) -> Any:
 
 
 def _filtered_states(model: Any, X: np.ndarray) -> np.ndarray:
-    """argmax_s P(state_t = s | x_1..x_t) for each t (forward recursion in log space)."""
-    from scipy.special import logsumexp
-
+    """argmax_s P(state_t = s | x_1..x_t) for each t (the scaled forward recursion)."""
     means = np.asarray(model.means_)
     var = np.diagonal(np.asarray(model.covars_), axis1=1, axis2=2)
     logb = -0.5 * (np.log(2 * np.pi * var)[None, :, :] + (X[:, None, :] - means[None]) ** 2 / var[None]).sum(axis=2)
-    loga = np.log(np.clip(model.transmat_, 1e-300, None))
-    alpha = np.log(np.clip(model.startprob_, 1e-300, None)) + logb[0]
+    b = np.exp(logb - logb.max(axis=1, keepdims=True))  # per-row scale: argmax and normalisation unaffected
+    A = np.asarray(model.transmat_)
+    alpha = np.asarray(model.startprob_) * b[0]
     out = np.empty(len(X), dtype=np.int64)
-    out[0] = int(np.argmax(alpha))
-    for t in range(1, len(X)):
-        alpha = logsumexp(alpha[:, None] + loga, axis=0) + logb[t]
+    for t in range(len(X)):
+        if t:
+            alpha = (alpha @ A) * b[t]
+        total = alpha.sum()
+        alpha = alpha / total if total > 0 else np.full(len(alpha), 1.0 / len(alpha))
         out[t] = int(np.argmax(alpha))
     return out
 
