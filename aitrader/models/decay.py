@@ -86,15 +86,13 @@ def page_hinkley(x: np.ndarray | list[float], *, delta: float, threshold: float,
                  target: float | None = None) -> tuple[int | None, np.ndarray]:
     """Page-Hinkley test for an increase in the mean of ``x``.
 
-    ``m_T = sum_{t<=T} (x_t - mean_T - delta)`` with ``mean_T`` the running mean of ``x_1..x_T``
-    (or a fixed ``target``, which makes it the CUSUM above); the statistic is ``m_T - min_{t<=T} m_t``.
+    ``m_T = sum_{t<=T} (x_t - mean_t - delta)`` with ``mean_t`` the running mean of ``x_1..x_t``
+    (or a fixed ``target``, which makes it the CUSUM above); the statistic is ``m_T - min(0, min_{t<=T} m_t)``.
     Returns (first alarm index at or after ``min_obs - 1`` or None, the statistic)."""
     v = np.asarray(x, dtype="float64")
     v = np.where(np.isfinite(v), v, 0.0)
-    n = np.arange(1, len(v) + 1)
-    mean = np.full(len(v), float(target)) if target is not None else np.cumsum(v) / n
-    # m_T uses mean_T for every term: sum_{t<=T} x_t - T * mean_T - T * delta.
-    m = np.cumsum(v) - n * mean - n * delta
+    mean = np.full(len(v), float(target)) if target is not None else np.cumsum(v) / np.arange(1, len(v) + 1)
+    m = np.cumsum(v - mean - delta)
     stat = m - np.minimum.accumulate(np.minimum(m, 0.0))
     return _first_alarm(stat, threshold, min_obs), stat
 

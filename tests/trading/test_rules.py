@@ -117,3 +117,21 @@ def test_breadth_unavailable_is_said_once_per_symbol(caplog: pytest.LogCaptureFi
                              policy="weighted_vote", reason="r", votes=[])
     assert len(apply_rules(other, row(ctx_breadth=math.nan), cfg=RulesConfig(), has_position=False,
                            said=said)[1]) == 1
+
+
+def test_regimes_allowed_vetoes_entries_in_other_regimes() -> None:
+    cfg = RulesConfig(regimes_allowed=["trend_up", "low_vol"])
+    out, events = apply_rules(dec(), row(), cfg=cfg, has_position=False, regime="high_vol")
+    assert out.signal == "hold" and events[0].rule == "regime" and events[0].severity == "veto"
+    assert "high_vol not in rules.regimes_allowed (trend_up, low_vol)" in out.reason
+    kept, none = apply_rules(dec(), row(), cfg=cfg, has_position=False, regime="trend_up")
+    assert kept.signal == "buy" and none == []
+    # Warm-up ("unknown") is not allowed either; an exit is never filtered; no label: stand aside.
+    assert apply_rules(dec(), row(), cfg=cfg, has_position=False, regime="unknown")[0].signal == "hold"
+    assert apply_rules(dec("sell"), row(), cfg=cfg, has_position=True, regime="high_vol")[0].signal == "sell"
+    aside, info = apply_rules(dec(), row(), cfg=cfg, has_position=False, regime=None)
+    assert aside.signal == "buy" and info[0].severity == "info"
+    # Empty list (the default) allows every regime.
+    assert apply_rules(dec(), row(), cfg=RulesConfig(), has_position=False, regime="high_vol")[0].signal == "buy"
+    with pytest.raises(ValueError, match="regimes_allowed"):
+        RulesConfig(regimes_allowed=["sideways"])  # type: ignore[list-item]
