@@ -122,3 +122,27 @@ def test_hmm_option_is_causal_and_sees_a_volatility_burst() -> None:
     assert (labels.iloc[:150] == "unknown").all()  # no fit before hmm_train_bars bars
     cut = 470
     pd.testing.assert_series_equal(regime_labels(bars.iloc[:cut], settings=cfg), labels.iloc[:cut])
+
+
+def test_workspace_and_engine_add_the_columns_only_when_asked(tmp_path: object, spx: pd.DataFrame) -> None:
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from aitrader.core.paths import Home
+    from aitrader.data.store import BarStore
+    from aitrader.trading.engine import DecisionEngine
+    from aitrader.workspace import Workspace
+
+    home = Home(Path(str(tmp_path))).ensure()
+    BarStore(home).write("SPX", "1d", spx)
+    off = Workspace.open(home=home, settings=load_settings().derive(symbols=["SPX"]))
+    assert not any(c.startswith("regime_") for c in off.features("SPX").columns)
+    on_settings = load_settings().derive(symbols=["SPX"], regimes={"features": True})
+    feats = Workspace.open(home=home, settings=on_settings).features("SPX")
+    pd.testing.assert_frame_equal(feats[REGIME_COLUMNS], regime_features(spx))
+    # The live engine (features built per window, without regime columns) adds the same ones.
+    window = spx.iloc[-1600:]
+    fake = SimpleNamespace(settings=on_settings, _regimes={})
+    live, label = DecisionEngine._regime(fake, "SPX", window, feats.iloc[-1600:].drop(columns=REGIME_COLUMNS))  # type: ignore[arg-type]
+    assert label == regime_labels(spx).iloc[-1] and fake._regimes == {"SPX": label}
+    pd.testing.assert_series_equal(live[REGIME_COLUMNS].iloc[-1], feats[REGIME_COLUMNS].iloc[-1])

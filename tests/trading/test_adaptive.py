@@ -200,3 +200,8 @@ def test_adaptation_off_by_default_changes_nothing(tmp_path: Path) -> None:
     s = load_settings()
     assert not s.adaptive.enabled and not s.regimes.features and s.rules.regimes_allowed == []
     check_supported(s, symbols=["GOOG"])  # the fast path is still available
+
+
+def test_regime_filter_needs_the_agent_path() -> None:
+    with pytest.raises(UnsupportedByFastPath, match="regimes_allowed"):
+        check_supported(load_settings().derive(rules={"regimes_allowed": ["trend_up"]}), symbols=["GOOG"])
