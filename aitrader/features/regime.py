@@ -11,7 +11,7 @@ The rule (``regimes.method: threshold``, the default; thresholds in :class:`Regi
   ``trend_up`` / ``trend_down`` if ``trend_z >= trend_z`` / ``<= -trend_z`` (1.5);
   ``low_vol`` if ``vol_ratio <= low_vol_ratio`` (0.67); else ``ranging``.
   High volatility comes first because it matters most to risk; ``unknown`` marks warm-up bars
-  (fewer than about ``trend_window`` or ``vol_lookback / 4`` bars of history).
+  (until ``vol_window`` + ``vol_lookback / 4`` bars of history: ~80 with the defaults).
 
 Every measure at bar t uses bars up to t only, over fixed trailing windows, so the label of a
 bar is the same whether it is computed over the whole history, a live window of the last
