@@ -109,8 +109,33 @@ def current_regime(bars: pd.DataFrame, *, settings: Any = None) -> str:
     cfg = _cfg(settings)
     if not len(bars):
         return UNKNOWN_REGIME
-    tail = bars if cfg.method == "hmm" else bars.iloc[-lookback_bars(cfg):]
-    return str(regime_labels(tail, settings=cfg).iloc[-1])
+    if cfg.method == "hmm":
+        return str(regime_labels(bars, settings=cfg).iloc[-1])
+    ratio, z = _last_measures(bars["close"].to_numpy(dtype="float64")[-lookback_bars(cfg):], cfg)
+    with np.errstate(invalid="ignore"):
+        code = _labels_from(ratio, z, ratio >= cfg.high_vol_ratio, ratio <= cfg.low_vol_ratio, cfg)[0]
+    return REGIMES[code] if code >= 0 else UNKNOWN_REGIME
+
+
+def _last_measures(close: np.ndarray, cfg: RegimeConfig) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`regime_measures`' ``vol_ratio`` and ``trend_z`` of the last bar only, in numpy
+    (the engine's per-tick cost; a test checks it against the full computation)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    nan = np.array([np.nan])
+    w, n = cfg.vol_window, cfg.trend_window
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logc = np.log(np.where(close > 0, close, np.nan))
+        r = np.diff(logc)
+        if len(r) < max(w, n):
+            return nan, nan
+        vols = sliding_window_view(r, w).std(axis=1, ddof=1)[-cfg.vol_lookback:]
+        valid = vols[np.isfinite(vols)]
+        median = float(np.median(valid)) if len(valid) >= max(w, cfg.vol_lookback // 4) else np.nan
+        ratio = vols[-1] / median if median > 0 else np.nan
+        sd = float(np.std(r[-n:], ddof=1))
+        z = (logc[-1] - logc[-1 - n]) / (sd * math.sqrt(n)) if sd > 0 else np.nan
+    return np.array([ratio]), np.array([z])
 
 
 def regime_from_row(row: pd.Series) -> str | None:

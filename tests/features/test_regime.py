@@ -146,3 +146,10 @@ def test_workspace_and_engine_add_the_columns_only_when_asked(tmp_path: object, 
     live, label = DecisionEngine._regime(fake, "SPX", window, feats.iloc[-1600:].drop(columns=REGIME_COLUMNS))  # type: ignore[arg-type]
     assert label == regime_labels(spx).iloc[-1] and fake._regimes == {"SPX": label}
     pd.testing.assert_series_equal(live[REGIME_COLUMNS].iloc[-1], feats[REGIME_COLUMNS].iloc[-1])
+
+
+def test_the_engines_last_bar_shortcut_matches_the_full_computation() -> None:
+    goog = read_bars_file(sample_file("GOOG", "1d"))
+    full = regime_labels(goog)
+    ends = range(1, len(goog) + 1, 3)
+    assert [current_regime(goog.iloc[:k]) for k in ends] == [full.iloc[k - 1] for k in ends]
