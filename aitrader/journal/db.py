@@ -243,12 +243,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX idx_shadow_decisions ON shadow_decisions(variant, bar_time)",
     ),
-    # v6: self-adjustment. The regime label of each decision; every bounded parameter change
-    # (trading/adaptive.py) with its reason; every decay flag of a model (models/decay.py).
+    # v6: self-adjustment. The regime label of each decision (live and shadow); every bounded
+    # parameter change (trading/adaptive.py) with its reason (variant '' = the live agent);
+    # every decay flag of a model (models/decay.py).
     (
         "ALTER TABLE decisions ADD COLUMN regime TEXT",
+        "ALTER TABLE shadow_decisions ADD COLUMN regime TEXT",
         """CREATE TABLE parameter_changes (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
+            variant TEXT NOT NULL DEFAULT '',
             ts TEXT NOT NULL,
             symbol TEXT NOT NULL,
             parameter TEXT NOT NULL,

@@ -292,10 +292,14 @@ class JournalReader:
         return self._frame("SELECT ts, symbol, rule, detail, severity FROM risk_events WHERE ts>=? AND ts<?"
                            " ORDER BY ts, id", (start.isoformat(), end.isoformat()), "risk_events", RISK_COLUMNS)
 
-    def parameter_changes(self, symbol: str | None = None) -> pd.DataFrame:
-        """Bounded parameter changes (trading/adaptive.py), oldest first."""
+    def parameter_changes(self, symbol: str | None = None, *, variant: str = "") -> pd.DataFrame:
+        """Bounded parameter changes (trading/adaptive.py), oldest first; ``variant`` a shadow
+        variant's name ('' = the live agent)."""
         cols = ", ".join(PARAMETER_CHANGE_COLUMNS)
-        where, params = (" WHERE symbol=?", (symbol,)) if symbol else ("", ())
+        where = " WHERE variant=?"
+        params: tuple[str, ...] = (variant,)
+        if symbol:
+            where, params = where + " AND symbol=?", (variant, symbol)
         return self._frame(f"SELECT {cols} FROM parameter_changes{where} ORDER BY ts, id", params,
                            "parameter_changes", PARAMETER_CHANGE_COLUMNS)
 

@@ -51,15 +51,24 @@ class ShadowJournal:
     # -- writes -------------------------------------------------------------------------
     def record_decision(self, decision: EnsembleDecision, *, bar_time: Any, model_versions: dict[str, Any],
                         final_action: str, rule_reasons: list[str], bar_close: float | None = None,
-                        ts: Any = None) -> int:
+                        ts: Any = None, regime: str | None = None) -> int:
         cur = self._exec(
             "record_decision",
             "INSERT INTO shadow_decisions (variant, ts, bar_time, symbol, signal, confidence, policy, reason,"
-            " final_action, rule_reasons, bar_close) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " final_action, rule_reasons, bar_close, regime) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (self.variant, to_iso(ts if ts is not None else utc_now()), to_iso(bar_time), decision.symbol,
              decision.signal, float(decision.confidence), decision.policy, decision.reason, final_action,
-             _json(list(rule_reasons)), None if bar_close is None else float(bar_close)))
+             _json(list(rule_reasons)), None if bar_close is None else float(bar_close), regime))
         return int(cur.lastrowid or 0)
+
+    def record_parameter_change(self, *, ts: Any, symbol: str, parameter: str, old: float | None, new: float,
+                                reason: str) -> None:
+        """The variant's own adaptive changes, under its name (no alert: nothing live changed)."""
+        self._exec("record_parameter_change",
+                   "INSERT INTO parameter_changes (variant, ts, symbol, parameter, old, new, reason, created_at)"
+                   " VALUES (?,?,?,?,?,?,?,?)",
+                   (self.variant, to_iso(ts), symbol, parameter, None if old is None else float(old), float(new),
+                    reason, to_iso(utc_now())))
 
     def record_order(self, request: OrderRequest, *, broker: str, decision_id: int | None,
                      status: str = "new", ts: Any = None) -> bool:

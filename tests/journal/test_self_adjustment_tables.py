@@ -55,3 +55,19 @@ def test_reader_on_a_journal_without_the_new_tables(tmp_path: Path) -> None:
     r = JournalReader(path)
     assert r.parameter_changes().empty and r.model_decay().empty
     assert list(r.parameter_changes().columns) == ["ts", "symbol", "parameter", "old", "new", "reason"]
+
+
+def test_a_shadow_variants_changes_and_regimes_stay_under_its_name(tmp_path: Path) -> None:
+    from aitrader.journal.shadow import ShadowJournal
+
+    path = tmp_path / "j.sqlite"
+    with Journal.open(path) as j:
+        shadow = ShadowJournal(j, "tight_stops")
+        shadow.record_parameter_change(ts="2020-01-02", symbol="GOOG", parameter="size", old=None, new=0.05,
+                                       reason="initial value")
+        shadow.record_decision(EnsembleDecision.hold("GOOG", "2020-01-02", "x"), bar_time="2020-01-02",
+                               model_versions={}, final_action="hold", rule_reasons=[], regime="low_vol")
+    r = JournalReader(path)
+    assert r.parameter_changes().empty  # the live agent's changes only
+    assert r.parameter_changes(variant="tight_stops")["new"].tolist() == [0.05]
+    assert r.query("SELECT regime FROM shadow_decisions")["regime"].tolist() == ["low_vol"]
