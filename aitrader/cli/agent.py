@@ -24,7 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--feed", choices=["replay", "live"], default=None, help="replay stored bars or poll a provider")
     p.add_argument("--broker", choices=["paper", "alpaca", "ibkr"], default=None)
     p.add_argument("--strategy", default=None,
-                   help="ensemble or a rule strategy: sma_cross, ... (default: abtest.strategy, ensemble)")
+                   help="ensemble or a rule strategy: sma_cross, ... (default: abtest.strategy, ensemble); with "
+                        "--universe: topk, momentum (default) or reversal")
+    p.add_argument("--universe", help="run the portfolio agent over a stored universe (top --k, every --rebalance bars)")
+    p.add_argument("--k", type=int, default=20, help="universe: hold the top k (default 20)")
+    p.add_argument("--rebalance", type=int, default=5, help="universe: rebalance every N bars (default 5)")
+    p.add_argument("--long-short", action="store_true", help="universe: also hold the bottom k short")
+    p.add_argument("--weighting", choices=["equal", "score"], default="equal", help="universe: weights")
     p.add_argument("--start", help="first bar to replay (default: after the models' training window)")
     p.add_argument("--until", help="last bar to replay")
     p.add_argument("--speed", type=float, default=None, help="replay speed in bars per second (default: max)")
@@ -103,6 +109,10 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.trading.engine import DecisionEngine
     from aitrader.trading.runner import check_live
 
+    if args.universe:
+        from aitrader.cli.portfolio import cmd_run_universe
+
+        return cmd_run_universe(args, ctx)
     settings = ctx.settings
     ws = ctx.workspace
     check_live(settings, live_flag=args.live)
