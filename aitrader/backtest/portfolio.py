@@ -131,7 +131,7 @@ def run_agent(ws: Any, opens: pd.DataFrame, closes: pd.DataFrame, panel: pd.Data
     engine = PortfolioEngine(settings=settings, broker=broker, journal=journal, risk=ws.risk(syms), symbols=syms,
                              scores=frame_scores(scores), k=k, rebalance_every=every, weighting=weighting,
                              long_short=long_short)
-    frames = {s: panel.xs(s, level="symbol") for s in syms}
+    frames: dict[str, pd.DataFrame] = {s: pd.DataFrame(panel.xs(s, level="symbol")) for s in syms}
     agent = Agent(engine=engine, journal=journal, symbols=syms, history_bars=settings.agent.history_bars)
     try:
         summary = agent.run_replay(ReplayFeed(frames, start=closes.index[0], until=closes.index[-1]))

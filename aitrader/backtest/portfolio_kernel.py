@@ -101,6 +101,74 @@ def _submit_ok(q: float, s: int, mark: float, acct: np.ndarray, qty: np.ndarray,
 
 
 @numba.njit(cache=True)
+def _venue_step(t: int, o: np.ndarray, oi: np.ndarray, oq: np.ndarray, work: np.ndarray, acct: np.ndarray,
+                qty: np.ndarray, costs: np.ndarray, allow_short: bool, fi: np.ndarray, ff: np.ndarray,
+                n_f: int) -> int:
+    """Fill each symbol's working order at this tick's open, symbol by symbol; returns the fill count."""
+    for s in range(len(work)):
+        w = work[s]
+        if w >= 0 and not np.isnan(o[t, s]):
+            ok, price, comm = _fill(t, s, o[t, s], oq[w], acct, qty, costs, allow_short)
+            oi[w, O_STATUS] = FILLED if ok else REJECTED
+            work[s] = -1
+            if ok:
+                fi[n_f, 0], fi[n_f, 1], fi[n_f, 2] = t, s, w
+                ff[n_f, 0], ff[n_f, 1], ff[n_f, 2] = oq[w], price, comm
+                n_f += 1
+    return n_f
+
+
+@numba.njit(cache=True)
+def _mark(t: int, c: np.ndarray, mark: np.ndarray, tradable: np.ndarray, qty: np.ndarray) -> float:
+    """Marks move to this tick's closes; returns the positions' value (the paper venue's sum order)."""
+    v = 0.0
+    for s in range(len(mark)):
+        tradable[s] = not np.isnan(c[t, s])
+        if tradable[s]:
+            mark[s] = c[t, s]
+    for s in range(len(mark)):
+        if qty[s] != 0:
+            v += qty[s] * mark[s]
+    return v
+
+
+@numba.njit(cache=True)
+def _send(t: int, phase: int, d: np.ndarray, mark: np.ndarray, oi: np.ndarray, oq: np.ndarray, work: np.ndarray,
+          acct: np.ndarray, qty: np.ndarray, costs: np.ndarray, allow_short: bool, n_o: int) -> int:
+    """Submit the orders ``d`` (signed shares per symbol) through the venue's checks; returns the order count."""
+    for s in range(len(d)):
+        if d[s] == 0:
+            continue
+        oi[n_o, O_T], oi[n_o, O_S], oi[n_o, O_PHASE] = t, s, phase
+        oq[n_o] = d[s]
+        if _submit_ok(d[s], s, mark[s], acct, qty, costs, allow_short):
+            oi[n_o, O_STATUS] = OPEN
+            work[s] = n_o
+        else:
+            oi[n_o, O_STATUS] = REJECTED
+        n_o += 1
+    return n_o
+
+
+@numba.njit(cache=True)
+def _cancel_all(oi: np.ndarray, work: np.ndarray) -> None:
+    for s in range(len(work)):
+        if work[s] >= 0:
+            oi[work[s], O_STATUS] = CANCELED
+            work[s] = -1
+
+
+@numba.njit(cache=True)
+def _phase(t: int, rebalance: np.ndarray, weights: np.ndarray, phase2: int) -> int:
+    """0: a rebalance (a row with a finite weight), 1: the buys of the tick after one, -1: nothing."""
+    if rebalance[t]:
+        for s in range(weights.shape[1]):
+            if np.isfinite(weights[t, s]):
+                return 0
+    return 1 if t > 0 and phase2 == t - 1 else -1
+
+
+@numba.njit(cache=True)
 def run(o: np.ndarray, c: np.ndarray, day_id: np.ndarray, rebalance: np.ndarray, weights: np.ndarray,
         cash0: float, costs: np.ndarray, params: np.ndarray, tier_bounds: np.ndarray, tier_order: np.ndarray,
         tier_fallback: int, tier_max_open: np.ndarray,
@@ -112,11 +180,7 @@ def run(o: np.ndarray, c: np.ndarray, day_id: np.ndarray, rebalance: np.ndarray,
     are read on ``rebalance`` ticks (a row without a finite weight is no rebalance).
     """
     n, m = c.shape
-    n_reb = 0
-    for t in range(n):
-        if rebalance[t]:
-            n_reb += 1
-    cap = 2 * m * n_reb + m + 1
+    cap = 2 * m * int(np.count_nonzero(rebalance)) + m + 1
     oi = np.zeros((cap, 4), dtype=np.int64)
     oq = np.zeros(cap)
     fi = np.zeros((cap, 3), dtype=np.int64)
@@ -132,64 +196,23 @@ def run(o: np.ndarray, c: np.ndarray, day_id: np.ndarray, rebalance: np.ndarray,
     tradable = np.zeros(m, dtype=np.bool_)
     day, day_start, halted_day, phase2 = -1, 0.0, -1, -1
     for t in range(n):
-        # 1. venue step, symbol by symbol
-        for s in range(m):
-            w = work[s]
-            if w >= 0 and not np.isnan(o[t, s]):
-                ok, price, comm = _fill(t, s, o[t, s], oq[w], acct, qty, costs, allow_short)
-                oi[w, O_STATUS] = FILLED if ok else REJECTED
-                work[s] = -1
-                if ok:
-                    fi[n_f, 0], fi[n_f, 1], fi[n_f, 2] = t, s, w
-                    ff[n_f, 0], ff[n_f, 1], ff[n_f, 2] = oq[w], price, comm
-                    n_f += 1
-        # 2. marks
-        for s in range(m):
-            tradable[s] = not np.isnan(c[t, s])
-            if tradable[s]:
-                mark[s] = c[t, s]
-        v = 0.0
-        for s in range(m):
-            if qty[s] != 0:
-                v += qty[s] * mark[s]
-        eq = acct[0] + v
+        n_f = _venue_step(t, o, oi, oq, work, acct, qty, costs, allow_short, fi, ff, n_f)
+        eq = acct[0] + _mark(t, c, mark, tradable, qty)
         if day_id[t] != day:
             day, day_start = day_id[t], eq
-        # 3. decisions
-        run_phase = -1
-        if rebalance[t]:
-            for s in range(m):
-                if np.isfinite(weights[t, s]):
-                    run_phase = 0
-                    break
-        if run_phase < 0 and phase2 == t - 1 and t > 0:
-            run_phase = 1
-        if run_phase == 0:
-            for s in range(m):  # a new rebalance replaces whatever still works
-                if work[s] >= 0:
-                    oi[work[s], O_STATUS] = CANCELED
-                    work[s] = -1
+        phase = _phase(t, rebalance, weights, phase2)
+        if phase == 0:
+            _cancel_all(oi, work)  # a new rebalance replaces whatever still works
             ti = risk_core.tier_index(eq, tier_bounds, tier_order, tier_fallback)
             target, code, _, _ = pc.target_shares(weights[t], qty, mark, tradable, eq, day_start, halted_day == day,
                                                   int(tier_max_open[ti]), params)
             if code == pc.KILL_SWITCH:
                 halted_day = day
             phase2 = t
-        if run_phase >= 0:
-            d = pc.order_deltas(target, qty, mark, tradable, acct[0], eq, run_phase == 1, params)
-            for s in range(m):
-                if d[s] == 0:
-                    continue
-                oi[n_o, O_T], oi[n_o, O_S], oi[n_o, O_PHASE] = t, s, run_phase
-                oq[n_o] = d[s]
-                if _submit_ok(d[s], s, mark[s], acct, qty, costs, allow_short):
-                    oi[n_o, O_STATUS] = OPEN
-                    work[s] = n_o
-                else:
-                    oi[n_o, O_STATUS] = REJECTED
-                n_o += 1
-        # 4. the mark after the decisions (orders fill from the next tick on)
-        equity[t] = eq
+        if phase >= 0:
+            d = pc.order_deltas(target, qty, mark, tradable, acct[0], eq, phase == 1, params)
+            n_o = _send(t, phase, d, mark, oi, oq, work, acct, qty, costs, allow_short, n_o)
+        equity[t] = eq  # orders fill from the next tick on: the mark after the decisions
         cash[t] = acct[0]
     return equity, fi[:n_f], ff[:n_f], oi[:n_o], oq[:n_o], cash
 

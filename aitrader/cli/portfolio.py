@@ -77,7 +77,13 @@ def cmd_backtest_universe(args: argparse.Namespace, ctx: Any) -> int:
 def cmd_run_universe(args: argparse.Namespace, ctx: Any) -> int:
     """The portfolio agent on a replay of the stored universe, or on a live feed."""
     from aitrader.backtest.portfolio import rebalance_mask, strategy_scores, wide
-    from aitrader.cli.agent import buy_and_hold, check_speed, live_provider_name, print_summary, start_operations
+    from aitrader.cli.agent import (
+        buy_and_hold,
+        check_speed,
+        live_provider_name,
+        print_summary,
+        start_operations,
+    )
     from aitrader.core.instance import HomeLock
     from aitrader.data.bars import parse_date
     from aitrader.trading.agent import Agent
@@ -104,7 +110,8 @@ def cmd_run_universe(args: argparse.Namespace, ctx: Any) -> int:
         from aitrader.trading.feeds import ReplayFeed
 
         panel = ws.panel(args.universe)
-        frames = {s: panel.xs(s, level="symbol") for s in sorted(set(panel.index.get_level_values("symbol")))}
+        frames = {str(s): pd.DataFrame(panel.xs(s, level="symbol"))
+                  for s in sorted(set(panel.index.get_level_values("symbol")))}
         feed = ReplayFeed(frames, start=start, until=until, speed=args.speed)
     else:
         from aitrader.trading.feeds import LiveFeed

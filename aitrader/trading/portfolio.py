@@ -53,9 +53,9 @@ def target_weights(scores: pd.DataFrame, *, k: int, weighting: Weighting = "equa
     out = np.zeros_like(vals)
     side_gross = gross / 2.0 if long_short else gross
     parts = np.arange(k, 0, -1, dtype=np.float64) if weighting == "score" else np.ones(k)
-    sides = ((1.0, np.where(finite, vals, -np.inf)),)
+    sides: list[tuple[float, np.ndarray]] = [(1.0, np.where(finite, vals, -np.inf))]
     if long_short:
-        sides += ((-1.0, np.where(finite, -vals, -np.inf)),)
+        sides.append((-1.0, np.where(finite, -vals, -np.inf)))
     for sign, v in sides:
         order = np.argsort(-v, axis=1, kind="stable")[:, :k]
         chosen = np.take_along_axis(finite, order, axis=1)

@@ -55,7 +55,7 @@ def frame_scores(scores: pd.DataFrame) -> ScoreFn:
     """Scores looked up by bar time in a precomputed frame (model scores, or a replay of rules)."""
     def at(ts: pd.Timestamp, history: History, symbols: Sequence[str]) -> pd.Series:
         if ts in scores.index:
-            return scores.loc[ts].reindex(list(symbols)).astype(float)
+            return pd.Series(scores.loc[ts], dtype=float).reindex(list(symbols))
         return pd.Series(np.nan, index=list(symbols))
     return at
 
