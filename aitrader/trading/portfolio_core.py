@@ -4,14 +4,17 @@ A rebalance has two steps, both pure and :func:`~aitrader.core.jit.jitable` (the
 kernel, :mod:`aitrader.backtest.portfolio_kernel`, compiles these very functions; the risk
 manager's :meth:`~aitrader.trading.risk.RiskManager.check_rebalance` calls them as Python):
 
-1. :func:`target_shares`: target weights (fractions of equity, < 0 short) -> whole target
-   shares per symbol through the risk limits: the daily-loss kill switch (once it fires only
+1. :func:`target_shares`: target weights (fractions of equity, < 0 short) -> target shares
+   per symbol (``weight * equity / price``, not rounded) through the risk limits: the daily-loss kill switch (once it fires only
    reductions are allowed), non-positive equity, shorting (refused unless allowed), the
    open-position limit (the tier's and ``risk.max_open_positions``: the largest weights
-   first, holdings that cannot trade today count too), the position-value cap
-   (``risk.max_position_pct``) and whole-share sizing (:func:`~aitrader.trading.sizing.fixed_fraction_shares`).
-2. :func:`order_deltas`: target shares vs held shares -> signed orders. Sells are sent as
-   they are; buys are capped, symbol by symbol in order, by the cash on hand minus the
+   first, holdings that cannot trade today count too; a weight too small for one whole share,
+   :func:`~aitrader.trading.sizing.fixed_fraction_shares`, holds nothing) and the position-value
+   cap (``risk.max_position_pct``).
+2. :func:`order_deltas`: target shares vs held shares -> signed orders of whole shares
+   (:func:`~aitrader.trading.sizing.whole_shares` of the difference: an order never trades more
+   than the difference, so a reduction leaves the holding at or just above its target and a buy
+   at or just below it). Sells are sent as they are; buys are capped, symbol by symbol in order, by the cash on hand minus the
    ``risk.min_cash_pct`` buffer at the last price (the single-symbol entry's cash cap,
    :func:`~aitrader.trading.sizing.max_shares_for_value`; slippage and commission come out of
    the buffer). A cash account cannot spend the proceeds of sells that have not filled, so
@@ -28,7 +31,7 @@ import numpy as np
 
 from aitrader.core.jit import jitable
 from aitrader.trading import risk_core as rc
-from aitrader.trading.sizing import fixed_fraction_shares, max_shares_for_value
+from aitrader.trading.sizing import fixed_fraction_shares, max_shares_for_value, whole_shares
 
 # codes (a subset of risk_core's, same numbers)
 APPROVED = rc.APPROVED
@@ -63,7 +66,7 @@ def _reduce_only(target: float, held: float) -> float:
 def target_shares(weights: np.ndarray, held: np.ndarray, price: np.ndarray, tradable: np.ndarray, equity: float,
                   day_start_equity: float, halted_today: bool, tier_max_open: int,
                   params: np.ndarray) -> tuple[np.ndarray, int, int, int]:
-    """Whole target shares per symbol: ``(target, code, dropped_by_open_limit, capped_by_position_pct)``.
+    """Target shares per symbol: ``(target, code, dropped_by_open_limit, capped_by_position_pct)``.
 
     ``weights`` NaN or 0 = no position; a symbol that is not ``tradable`` (no bar now, no
     usable price) keeps what it holds. Short weights need ``risk.allow_short`` (else 0).
@@ -97,14 +100,13 @@ def target_shares(weights: np.ndarray, held: np.ndarray, price: np.ndarray, trad
             if n_open >= limit:
                 dropped += 1
             else:
-                q = fixed_fraction_shares(equity, price[s], mag[s])
-                cap = max_shares_for_value(max_pos * equity, price[s])
-                if cap < q:
+                q = mag[s] * equity / price[s]
+                if mag[s] > max_pos:
                     capped += 1
-                    q = cap
-                if q >= 1:
+                    q = max_pos * equity / price[s]
+                if fixed_fraction_shares(equity, price[s], min(mag[s], max_pos)) >= 1:
                     n_open += 1
-                    shares = float(q) if w > 0 else -float(q)
+                    shares = q if w > 0 else -q
         target[s] = shares if code == APPROVED else _reduce_only(shares, held[s])
     return target, code, dropped, capped
 
@@ -121,9 +123,9 @@ def order_deltas(target: np.ndarray, held: np.ndarray, price: np.ndarray, tradab
             continue
         d = target[s] - held[s]
         if d < 0 and not buys_only:
-            out[s] = d
+            out[s] = -float(whole_shares(-d * price[s], price[s]))
         elif d > 0 and budget > 0:
-            q = min(d, float(max_shares_for_value(budget, price[s])))
+            q = float(min(whole_shares(d * price[s], price[s]), max_shares_for_value(budget, price[s])))
             if q >= 1:
                 out[s] = q
                 budget -= q * price[s]

@@ -71,7 +71,11 @@ def test_target_shares_applies_open_limit_position_cap_and_whole_shares() -> Non
                                                      3, _params(max_position_pct=0.28))
     assert code == pc.APPROVED and dropped == 1 and capped == 1
     # largest weights first: A (capped at 28% -> 2800 shares), C and D (25% each), B dropped by the limit of 3
-    assert target.tolist() == [2800.0, 0.0, 757.0, 500.0]
+    assert target.tolist() == pytest.approx([2800.0, 0.0, 25_000 / 33, 500.0])
+    # orders are whole shares, never more than the difference
+    d = pc.order_deltas(target, np.array([0.0, 0.0, 800.0, 0.0]), price, tradable, 100_000.0, 100_000.0, False,
+                        _params())
+    assert d.tolist() == [2800.0, 0.0, -42.0, 500.0]
 
 
 def test_target_shares_untradable_holdings_stay_and_take_a_slot() -> None:
