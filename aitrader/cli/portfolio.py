@@ -80,6 +80,7 @@ def cmd_run_universe(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.cli.agent import (
         buy_and_hold,
         check_speed,
+        exchange_daily_close,
         live_provider_name,
         print_summary,
         start_operations,
@@ -118,7 +119,8 @@ def cmd_run_universe(args: argparse.Namespace, ctx: Any) -> int:
 
         provider = ws.provider(live_provider_name(settings, broker_name))
         feed = LiveFeed(provider, symbols=members, timeframes={s: settings.timeframe_for(s) for s in members},
-                        lookback_bars=settings.agent.history_bars, stale_after_bars=settings.agent.stale_after_bars)
+                        lookback_bars=settings.agent.history_bars, stale_after_bars=settings.agent.stale_after_bars,
+                        daily_close=exchange_daily_close(settings, members))
     if strategy == "topk":  # the pooled models' out-of-sample scores, computed once from the stored panel
         _, closes = wide(ws.panel(args.universe))
         scores = frame_scores(strategy_scores("topk", closes, ws=ws, universe=args.universe))
