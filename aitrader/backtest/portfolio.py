@@ -19,40 +19,20 @@ hold of the whole universe (:func:`aitrader.core.benchmark.buy_and_hold`).
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from aitrader.backtest.portfolio_report import PortfolioResult, analyse
 from aitrader.config import Settings
 from aitrader.core.errors import ConfigError, DataError
 from aitrader.trading.portfolio import Weighting, check_book, rule_scores, target_weights
 
 STRATEGIES = ("topk", "momentum", "reversal")
+__all__ = ["STRATEGIES", "PortfolioResult", "run_portfolio_backtest", "simulate", "strategy_scores", "wide"]
 FILL_COLUMNS = ["time", "symbol", "side", "quantity", "price", "commission"]
-
-
-@dataclass
-class PortfolioResult:
-    """What the report and the JSON need; series are indexed by bar time."""
-
-    universe: str
-    strategy: str
-    mode: str
-    equity: pd.Series
-    benchmark: pd.Series
-    fills: pd.DataFrame  # time, symbol, side, quantity, price, commission
-    trades: pd.DataFrame  # FIFO round trips per symbol
-    holdings: pd.DataFrame  # weight per symbol at each rebalance's next bar (held value / equity)
-    turnover: pd.Series  # traded value / equity per rebalance tick
-    ic: pd.Series  # daily rank IC of the scores vs the next bar's return
-    long_short: pd.Series  # growth of 1 in the daily top-k minus bottom-k spread (no costs)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    orders: dict[str, int] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- data
@@ -77,7 +57,7 @@ def strategy_scores(strategy: str, closes: pd.DataFrame, *, ws: Any = None, univ
     except ImportError:
         raise ConfigError("--strategy topk needs the pooled universe models (aitrader train --universe "
                           f"{universe or 'NAME'}), which this install does not have; try --strategy momentum") from None
-    scores = predict_panel(access=ws.access() if hasattr(ws, "access") else ws, universe=universe)
+    scores = predict_panel(access=ws, universe=universe)
     return pd.DataFrame(scores).reindex(index=closes.index, columns=closes.columns).astype(float)
 
 
@@ -164,8 +144,6 @@ def run_portfolio_backtest(ws: Any, *, universe: str, strategy: str = "momentum"
     by default the universe's stored bars and the strategy's scores are used. Scores see the
     history before ``start``; trading starts at ``start``.
     """
-    from aitrader.backtest.portfolio_report import analyse
-
     settings = ws.settings
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown portfolio strategy {strategy!r}; allowed {', '.join(STRATEGIES)}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,28 @@ DISCLAIMER = "Backtests are simulations on past data; they are not a promise of 
 MAX_POINTS = 500
 MAX_REBALANCES_SHOWN = 60
 MAX_NAMES_SHOWN = 30
+
+
+@dataclass
+class PortfolioResult:
+    """What the report and the JSON need; series are indexed by bar time."""
+
+    universe: str
+    strategy: str
+    mode: str
+    equity: pd.Series
+    benchmark: pd.Series
+    fills: pd.DataFrame  # time, symbol, side, quantity, price, commission
+    trades: pd.DataFrame  # FIFO round trips per symbol
+    holdings: pd.DataFrame  # weight per symbol at each rebalance's next bar (held value / equity)
+    turnover: pd.Series  # traded value / equity per rebalance tick
+    ic: pd.Series  # daily rank IC of the scores vs the next bar's return
+    long_short: pd.Series  # growth of 1 in the daily top-k minus bottom-k spread (no costs)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    orders: dict[str, int] = field(default_factory=dict)
+
 
 
 def positions(fills: pd.DataFrame, index: pd.DatetimeIndex, symbols: list[str]) -> pd.DataFrame:
@@ -71,9 +94,7 @@ def long_short_curve(scores: pd.DataFrame, closes: pd.DataFrame, *, k: int) -> p
 
 def analyse(*, universe: str, strategy: str, mode: str, equity: pd.Series, fills: pd.DataFrame, closes: pd.DataFrame,
             scores: pd.DataFrame, k: int, every: int, settings: Settings, params: dict[str, Any], notes: list[str],
-            orders: dict[str, int]) -> Any:
-    from aitrader.backtest.portfolio import PortfolioResult
-
+            orders: dict[str, int]) -> PortfolioResult:
     idx = pd.DatetimeIndex(closes.index)
     syms = list(closes.columns)
     bench = buy_and_hold({s: closes[s].dropna() for s in syms}, idx, initial=settings.broker.initial_cash)

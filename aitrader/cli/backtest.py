@@ -117,7 +117,7 @@ def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
     if args.universe:
         from aitrader.cli.portfolio import cmd_backtest_universe
 
-        return cmd_backtest_universe(args, ctx)
+        return cmd_backtest_universe(args, ctx, settings=apply_overrides(args, ctx.settings))
     if not args.symbol:
         raise ConfigError("backtest needs --symbol SYMBOL (one stock) or --universe NAME (a portfolio)")
     args.strategy = args.strategy or "ensemble"
