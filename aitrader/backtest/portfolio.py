@@ -73,6 +73,23 @@ def day_ids(index: pd.DatetimeIndex) -> np.ndarray:
     return days - days[0] if len(days) else days
 
 
+def book_notes(settings: Settings, *, k: int, long_short: bool) -> list[str]:
+    """What the risk limits will do to the book at the starting equity (said once, up front)."""
+    from aitrader.trading.risk import tier_for
+
+    tier = tier_for(settings.broker.initial_cash, settings.risk.tiers)
+    limit = min(settings.risk.max_open_positions, tier.max_open_positions)
+    want = 2 * k if long_short else k
+    if want <= limit:
+        return []
+    each = settings.risk.fixed_fraction / want
+    return [f"risk limits allow {limit} open positions at equity {settings.broker.initial_cash:,.0f} (tier "
+            f"'{tier.name}': {tier.max_open_positions}, risk.max_open_positions: {settings.risk.max_open_positions}), "
+            f"fewer than the {want} the book asks for: the {limit} largest weights are held, each at its own "
+            f"weight ({each:.2%}), so about {limit * each:.0%} "
+            "of equity is invested; raise the limits (risk.tiers, risk.max_open_positions) to hold the whole book"]
+
+
 # --------------------------------------------------------------------------- runs
 def simulate(opens: pd.DataFrame, closes: pd.DataFrame, weights: pd.DataFrame, *, every: int,
              settings: Settings) -> tuple[pd.Series, pd.DataFrame, dict[str, int]]:
@@ -170,11 +187,7 @@ def run_portfolio_backtest(ws: Any, *, universe: str, strategy: str = "momentum"
         weights = target_weights(sc, k=k, weighting=weighting, long_short=long_short,
                                  gross=settings.risk.fixed_fraction)
         equity, fills, orders = simulate(o, c, weights, every=every, settings=settings)
-    limit = min(settings.risk.max_open_positions, max(t.max_open_positions for t in settings.risk.tiers))
-    if (2 * k if long_short else k) > limit:
-        notes.append(f"risk limits allow at most {limit} open positions (risk.max_open_positions and the tiers' "
-                     f"max_open_positions), fewer than the {2 * k if long_short else k} the book asks for: "
-                     "the largest weights are held; raise the limits to hold the whole book")
+    notes += book_notes(settings, k=k, long_short=long_short)
     params = {"universe": universe, "strategy": strategy, "k": k, "rebalance_every": every, "long_short": long_short,
               "weighting": weighting, "mode": mode, "symbols": int(c.shape[1]), "start": str(c.index[0]),
               "end": str(c.index[-1]), "bars": int(len(c)), "initial_cash": settings.broker.initial_cash,

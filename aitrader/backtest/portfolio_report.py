@@ -71,9 +71,14 @@ def positions(fills: pd.DataFrame, index: pd.DatetimeIndex, symbols: list[str]) 
     return per.fillna(0.0).cumsum().reindex(index, method="ffill").fillna(0.0)
 
 
+def next_returns(closes: pd.DataFrame) -> pd.DataFrame:
+    """Each symbol's return from its close at t to its own next close (NaN where it has no bar at t)."""
+    return closes.bfill().shift(-1) / closes - 1.0
+
+
 def rank_ic(scores: pd.DataFrame, closes: pd.DataFrame) -> pd.Series:
     """Daily Spearman correlation across symbols of the scores at t and each symbol's next-bar return."""
-    fwd = closes.apply(lambda s: (s.dropna().shift(-1) / s.dropna() - 1.0).reindex(closes.index))
+    fwd = next_returns(closes)
     ok = scores.notna() & fwd.notna()
     a = scores.where(ok).rank(axis=1)
     b = fwd.where(ok).rank(axis=1)
@@ -87,7 +92,7 @@ def rank_ic(scores: pd.DataFrame, closes: pd.DataFrame) -> pd.Series:
 def long_short_curve(scores: pd.DataFrame, closes: pd.DataFrame, *, k: int) -> pd.Series:
     """Growth of 1 holding the top k long and the bottom k short each day, 1/k each, no costs."""
     w = target_weights(scores, k=k, long_short=True, gross=2.0).fillna(0.0)
-    fwd = closes.apply(lambda s: (s.dropna().shift(-1) / s.dropna() - 1.0).reindex(closes.index)).fillna(0.0)
+    fwd = next_returns(closes).fillna(0.0)
     daily = (w * fwd).sum(axis=1).shift(1).fillna(0.0)
     return (1.0 + daily).cumprod().rename("long_short")
 

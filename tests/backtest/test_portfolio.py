@@ -63,7 +63,7 @@ def test_risk_limits_cap_the_book_and_the_benchmark_is_equal_weight(tmp_path: ob
     s = load_settings()  # tier 'large' allows 8 open positions at 100,000; k=4 fits, shows no note
     ws = _ws(tmp_path, s.derive(risk={"max_open_positions": 3}))
     r = run_portfolio_backtest(ws, universe="t", panel=panel, strategy="momentum", k=4, every=5)
-    assert any("at most 3 open positions" in n for n in r.notes)
+    assert any("risk limits allow 3 open positions" in n for n in r.notes)
     held = (r.holdings.abs() > 0).sum(axis=1)
     assert held.max() == 3
     _, closes = wide(panel)
@@ -87,3 +87,15 @@ def test_given_scores_drive_topk_and_long_short_needs_allow_short(tmp_path: obje
         run_portfolio_backtest(ws, universe="t", panel=panel, strategy="momentum", k=2, long_short=True)
     with pytest.raises(ConfigError, match="unknown portfolio strategy"):
         run_portfolio_backtest(ws, universe="t", panel=panel, strategy="sma_cross", k=2)
+
+
+def test_next_returns_follow_each_symbols_own_bars() -> None:
+    from aitrader.backtest.portfolio_report import next_returns
+
+    idx = pd.date_range("2021-01-04", periods=5, freq="B")
+    closes = pd.DataFrame({"A": [10.0, np.nan, 12.0, 15.0, np.nan], "B": [np.nan, 20.0, 22.0, np.nan, 11.0]},
+                          index=idx)
+    fwd = next_returns(closes)
+    assert fwd["A"].tolist()[:3] == pytest.approx([0.2, np.nan, 0.25], nan_ok=True)
+    assert np.isnan(fwd["A"].iloc[3]) and np.isnan(fwd["A"].iloc[4])  # no later bar
+    assert fwd["B"].tolist()[1:3] == pytest.approx([0.1, -0.5])
