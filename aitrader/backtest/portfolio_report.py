@@ -84,7 +84,7 @@ def rank_ic(scores: pd.DataFrame, closes: pd.DataFrame) -> pd.Series:
     b = fwd.where(ok).rank(axis=1)
     a = a.sub(a.mean(axis=1), axis=0)
     b = b.sub(b.mean(axis=1), axis=0)
-    den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    den = ((a * a).sum(axis=1) * (b * b).sum(axis=1)) ** 0.5
     ic = (a * b).sum(axis=1) / den.where(den > 0)
     return ic.where(ok.sum(axis=1) >= 3).rename("rank_ic")
 
