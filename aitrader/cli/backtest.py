@@ -101,6 +101,17 @@ def strategy_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
+    """One symbol (``--symbol``) or a portfolio over a universe (``--universe``)."""
+    if args.universe:
+        from aitrader.cli.portfolio import cmd_backtest_universe
+
+        return cmd_backtest_universe(args, ctx, settings=apply_overrides(args, ctx.settings))
+    if not args.symbol:
+        raise ConfigError("backtest needs --symbol SYMBOL (one stock) or --universe NAME (a portfolio)")
+    return backtest_symbol(args, ctx)
+
+
+def backtest_symbol(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.backtest.engine import run_backtest
     from aitrader.backtest.report import (
         DISCLAIMER,
@@ -114,12 +125,6 @@ def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.data.bars import check_symbol
     from aitrader.trading.strategies import STRATEGIES
 
-    if args.universe:
-        from aitrader.cli.portfolio import cmd_backtest_universe
-
-        return cmd_backtest_universe(args, ctx, settings=apply_overrides(args, ctx.settings))
-    if not args.symbol:
-        raise ConfigError("backtest needs --symbol SYMBOL (one stock) or --universe NAME (a portfolio)")
     args.strategy = args.strategy or "ensemble"
     if args.strategy not in ("ensemble", *STRATEGIES):
         raise ConfigError(f"unknown strategy {args.strategy!r}: allowed ensemble, {', '.join(STRATEGIES)}")
