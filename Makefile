@@ -17,6 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install -q -r requirements-dev.txt
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	$(BIN)/python -m aitrader.backtest.kernel
+	$(BIN)/python -m aitrader.backtest.portfolio_kernel
 	touch $(STAMP)
 
 run: install

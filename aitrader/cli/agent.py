@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import logging
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--feed", choices=["replay", "live"], default=None, help="replay stored bars or poll a provider")
     p.add_argument("--broker", choices=["paper", "alpaca", "ibkr"], default=None)
     p.add_argument("--strategy", default=None,
-                   help="ensemble or a rule strategy: sma_cross, ... (default: abtest.strategy, ensemble)")
+                   help="ensemble or a rule strategy: sma_cross, ... (default: abtest.strategy, ensemble); with "
+                        "--universe: topk, momentum (default) or reversal")
+    p.add_argument("--universe", help="run the portfolio agent over a stored universe (top --k, every --rebalance bars)")
+    p.add_argument("--k", type=int, default=20, help="universe: hold the top k (default 20)")
+    p.add_argument("--rebalance", type=int, default=5, help="universe: rebalance every N bars (default 5)")
+    p.add_argument("--long-short", action="store_true", help="universe: also hold the bottom k short")
+    p.add_argument("--weighting", choices=["equal", "score"], default="equal", help="universe: weights")
     p.add_argument("--start", help="first bar to replay (default: after the models' training window)")
     p.add_argument("--until", help="last bar to replay")
     p.add_argument("--speed", type=float, default=None, help="replay speed in bars per second (default: max)")
@@ -103,6 +110,8 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.trading.engine import DecisionEngine
     from aitrader.trading.runner import check_live
 
+    if args.universe:
+        return cmd_run_universe(args, ctx)
     settings = ctx.settings
     ws = ctx.workspace
     check_live(settings, live_flag=args.live)
@@ -389,3 +398,81 @@ def read_health(reader: Any) -> dict[str, Any] | None:
         return None
     value: dict[str, Any] = json.loads(str(rows["value"].iloc[0]))
     return value
+
+
+def cmd_run_universe(args: argparse.Namespace, ctx: Any) -> int:
+    """The portfolio agent on a replay of the stored universe, or on a live feed."""
+    from aitrader.backtest.portfolio import rebalance_mask, strategy_scores, wide
+    from aitrader.cli.portfolio import universe_strategy
+    from aitrader.core.instance import HomeLock
+    from aitrader.data.bars import parse_date
+    from aitrader.trading.agent import Agent
+    from aitrader.trading.portfolio import check_book
+    from aitrader.trading.portfolio_engine import PortfolioEngine, frame_scores, history_rule_scores
+    from aitrader.trading.runner import check_live
+
+    settings, ws = ctx.settings, ctx.workspace
+    check_live(settings, live_flag=args.live)
+    if args.symbols:
+        raise ConfigError("give --symbols or --universe, not both")
+    strategy = universe_strategy(args)
+    members = ws.universes.members(args.universe)
+    check_book(k=args.k, long_short=args.long_short, risk=settings.risk, n_symbols=len(members))
+    rebalance_mask(1, args.rebalance)
+    check_speed(args.speed)
+    feed_kind = args.feed or ("replay" if settings.data.provider == "replay" else "live")
+    broker_name = args.broker or settings.broker.name
+    start, until = parse_date(args.start, name="--start"), parse_date(args.until, name="--until")
+    if start is not None and until is not None and until < start:
+        raise DataError(f"--until {until.date()} is before --start {start.date()}")
+    feed: Any
+    if feed_kind == "replay":
+        from aitrader.trading.feeds import ReplayFeed
+
+        panel = ws.panel(args.universe)
+        frames = {str(s): pd.DataFrame(panel.xs(s, level="symbol"))
+                  for s in sorted(set(panel.index.get_level_values("symbol")))}
+        feed = ReplayFeed(frames, start=start, until=until, speed=args.speed)
+    else:
+        from aitrader.trading.feeds import LiveFeed
+
+        provider = ws.provider(live_provider_name(settings, broker_name))
+        feed = LiveFeed(provider, symbols=members, timeframes={s: settings.timeframe_for(s) for s in members},
+                        lookback_bars=settings.agent.history_bars, stale_after_bars=settings.agent.stale_after_bars,
+                        daily_close=exchange_daily_close(settings, members))
+    if strategy == "topk":  # the pooled models' out-of-sample scores, computed once from the stored panel
+        _, closes = wide(ws.panel(args.universe))
+        scores = frame_scores(strategy_scores("topk", closes, ws=ws, universe=args.universe))
+    else:
+        scores = history_rule_scores(strategy)
+    with HomeLock.acquire(ctx.home.root):
+        ops = start_operations(ctx, metrics_port=args.metrics_port)
+        journal = ws.journal(synchronous="NORMAL" if feed_kind == "replay" else settings.agent.journal_sync)
+        try:
+            broker = ws.broker(broker_name, live=args.live, db_path=None)
+            engine = PortfolioEngine(settings=settings, broker=broker, journal=journal, risk=ws.risk(members),
+                                     symbols=members, scores=scores, k=args.k, rebalance_every=args.rebalance,
+                                     weighting=args.weighting, long_short=args.long_short)
+            agent = Agent(engine=engine, journal=journal, symbols=list(members),
+                          history_bars=max(settings.agent.history_bars, 30))
+            agent.install_signal_handlers()
+            ops.attach(journal)
+            agent.observers.append(ops.on_tick)
+            run_id = journal.start_run(f"{settings.mode}/{feed_kind}/universe:{args.universe}", broker_name)
+            try:
+                if feed_kind == "replay":
+                    summary = agent.run_replay(feed)
+                else:
+                    trigger = ws.trigger(timeframe=settings.timeframe_for(members[0]), poll_seconds=args.poll_seconds)
+                    summary = agent.run_live(feed, trigger=trigger, max_ticks=args.ticks)
+            finally:
+                journal.end_run(run_id, agent.machine.state.value)
+        finally:
+            ops.close()
+            journal.close()
+    bench = buy_and_hold(feed.bars, feed.first_time, until) if feed_kind == "replay" else None
+    print_summary(summary, ctx.home, bench=bench, as_json=args.json)
+    if not args.json:
+        print(f"universe {args.universe}: {len(members)} symbols, top {args.k} by {strategy}, rebalanced every "
+              f"{args.rebalance} bars", file=sys.stderr)
+    return 1 if summary.halted_reason else 0

@@ -19,11 +19,20 @@ log = logging.getLogger(__name__)
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's subcommands to the top-level parser."""
     p = sub.add_parser("backtest", help="backtest a strategy or the ML ensemble on stored bars")
-    p.add_argument("--symbol", required=True, help="symbol with stored bars, e.g. GOOG")
+    p.add_argument("--symbol", help="symbol with stored bars, e.g. GOOG (or --universe)")
+    p.add_argument("--universe", help="backtest a portfolio over a stored universe (see --strategy topk|momentum|"
+                   "reversal, --k, --rebalance)")
+    p.add_argument("--k", type=int, default=20, help="universe: hold the top k (default 20)")
+    p.add_argument("--rebalance", type=int, default=5, help="universe: rebalance every N bars (default 5)")
+    p.add_argument("--long-short", action="store_true", help="universe: also hold the bottom k short "
+                   "(needs risk.allow_short)")
+    p.add_argument("--weighting", choices=["equal", "score"], default="equal",
+                   help="universe: equal weights (default) or by score rank")
     p.add_argument("--start", help="first traded bar (default: first stored bar with enough history)")
     p.add_argument("--end", help="last traded bar (default: last stored bar)")
-    p.add_argument("--strategy", default="ensemble",
-                   help="ensemble (default), sma_cross, rsi_reversion or buy_hold")
+    p.add_argument("--strategy", default=None,
+                   help="ensemble (default), sma_cross, rsi_reversion or buy_hold; with --universe: topk (the "
+                        "pooled models' scores), momentum (default) or reversal")
     p.add_argument("--fast", dest="fast_n", type=int, default=10, help="sma_cross fast SMA (default 10)")
     p.add_argument("--slow", dest="slow_n", type=int, default=20, help="sma_cross slow SMA (default 20)")
     p.add_argument("--rsi-period", type=int, default=14)
@@ -92,6 +101,17 @@ def strategy_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
+    """One symbol (``--symbol``) or a portfolio over a universe (``--universe``)."""
+    if args.universe:
+        from aitrader.cli.portfolio import cmd_backtest_universe
+
+        return cmd_backtest_universe(args, ctx, settings=apply_overrides(args, ctx.settings))
+    if not args.symbol:
+        raise ConfigError("backtest needs --symbol SYMBOL (one stock) or --universe NAME (a portfolio)")
+    return backtest_symbol(args, ctx)
+
+
+def backtest_symbol(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.backtest.engine import run_backtest
     from aitrader.backtest.report import (
         DISCLAIMER,
@@ -105,6 +125,7 @@ def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.data.bars import check_symbol
     from aitrader.trading.strategies import STRATEGIES
 
+    args.strategy = args.strategy or "ensemble"
     if args.strategy not in ("ensemble", *STRATEGIES):
         raise ConfigError(f"unknown strategy {args.strategy!r}: allowed ensemble, {', '.join(STRATEGIES)}")
     symbol = check_symbol(args.symbol)

@@ -21,10 +21,11 @@ from aitrader.core.errors import AitraderError
 from aitrader.core.paths import Home
 from aitrader.dashboard import backtests as bt
 from aitrader.dashboard import charts
+from aitrader.dashboard import portfolio as pq
 from aitrader.dashboard import queries as q
 from aitrader.workspace import Workspace
 
-PAGES = ("Overview", "Trades", "Signals", "Models", "Market", "Backtests", "Daily")
+PAGES = ("Overview", "Portfolio", "Trades", "Signals", "Models", "Market", "Backtests", "Daily")
 
 
 def _money(value: float | None) -> str:
@@ -116,6 +117,26 @@ def option_book(src: q.Sources, settings: Settings) -> None:
     st.dataframe(table, hide_index=True, key="option_greeks")
     if book["unpriced"]:
         st.caption(f"{book['unpriced']} option position(s) without greeks (no mark or no price of the underlying).")
+
+
+def portfolio(src: q.Sources, status: dict[str, Any]) -> None:
+    """Holdings and weights (the portfolio agent's book, or any agent's positions)."""
+    if _empty_hint(status):
+        return
+    held = pq.holdings(src.reader)
+    if held.empty:
+        st.write("Flat: no stock held.")
+        return
+    gross = float(held["weight_pct"].abs().sum())
+    cols = st.columns(3)
+    cols[0].metric("Positions", str(len(held)))
+    cols[1].metric("Gross exposure", f"{gross:.1f}%")
+    cols[2].metric("Net exposure", f"{float(held['weight_pct'].sum()):.1f}%")
+    st.subheader("Holdings and weights (latest tick)")
+    st.dataframe(held, hide_index=True, key="holdings")
+    hist = pq.weights_history(src.reader)
+    if not hist.empty:
+        st.plotly_chart(charts.weights_figure(hist), key="weights_chart")
 
 
 def trades(src: q.Sources, status: dict[str, Any]) -> None:
@@ -332,16 +353,18 @@ def main() -> None:
         with tabs[0]:
             _guard("Overview", lambda: overview(src, settings, status))
         with tabs[1]:
-            _guard("Trades", lambda: trades(src, status))
+            _guard("Portfolio", lambda: portfolio(src, status))
         with tabs[2]:
-            _guard("Signals", lambda: signals(src, status))
+            _guard("Trades", lambda: trades(src, status))
         with tabs[3]:
-            _guard("Models", lambda: models(src, status))
+            _guard("Signals", lambda: signals(src, status))
         with tabs[4]:
-            _guard("Market", lambda: market(src, settings))
+            _guard("Models", lambda: models(src, status))
         with tabs[5]:
-            _guard("Backtests", lambda: backtests(src))
+            _guard("Market", lambda: market(src, settings))
         with tabs[6]:
+            _guard("Backtests", lambda: backtests(src))
+        with tabs[7]:
             _guard("Daily", lambda: daily(src))
         st.caption(f"Rendered {pd.Timestamp.now(tz='UTC').strftime('%Y-%m-%d %H:%M:%S')} UTC")
 

@@ -64,3 +64,13 @@ def backtest_figure(equity: pd.DataFrame, *, title: str) -> go.Figure:
     if "benchmark" in df.columns and df["benchmark"].notna().any():
         df["benchmark_drawdown"] = df["benchmark"] / df["benchmark"].cummax() - 1.0
     return equity_figure(df, title=title)
+
+
+def weights_figure(weights: pd.DataFrame) -> go.Figure:
+    """Holdings over time: weight % per symbol (rows) and tick (columns), shorts in red."""
+    fig = go.Figure(go.Heatmap(z=weights.T.to_numpy(), x=[str(t)[:16] for t in weights.index],
+                               y=[str(c) for c in weights.columns], colorscale="RdBu", zmid=0,
+                               colorbar={"title": "%"}))
+    fig.update_layout(title="Weights over time (% of equity)", height=max(280, 18 * len(weights.columns) + 120),
+                      **{k: v for k, v in _LAYOUT.items() if k != "hovermode"})
+    return fig

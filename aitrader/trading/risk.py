@@ -13,12 +13,14 @@ import datetime as dt
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from aitrader.config.settings import RiskConfig, TierConfig
 from aitrader.core.errors import RiskError
 from aitrader.core.intents import RiskEvent, RiskVerdict, TradeIntent
 from aitrader.core.types import Account, Position, Side
+from aitrader.trading import portfolio_core
 from aitrader.trading import risk_core as core
 from aitrader.trading.risk_core import MIN_STOP_DISTANCE, tier_index, tier_table
 
@@ -267,6 +269,54 @@ class RiskManager:
             events.append(RiskEvent(sym, "sizing",
                                     f"kelly fraction {kelly:.4f} (p={intent.confidence:.3f}, b={payoff:.2f}, "
                                     f"cap {cfg.kelly_cap:g})", "info"))
+
+    # ---- portfolio rebalance -------------------------------------------------------------
+
+    def check_rebalance(self, weights: np.ndarray, *, symbols: list[str], held: np.ndarray, prices: np.ndarray,
+                        tradable: np.ndarray, equity: float, now: pd.Timestamp,
+                        day_start_equity: float) -> tuple[np.ndarray, list[RiskEvent]]:
+        """Whole target shares for target ``weights`` (aligned to ``symbols``) through every limit of
+        :func:`~aitrader.trading.portfolio_core.target_shares`; events say what a limit changed.
+        Fails closed like :meth:`check_entry`."""
+        try:
+            if not (math.isfinite(equity) and math.isfinite(day_start_equity)):
+                raise RiskError(f"rebalance: equity {equity}, day start {day_start_equity}")
+            tier = tier_for(equity, self.cfg.tiers)
+            target, code, dropped, capped = portfolio_core.target_shares(
+                np.asarray(weights, dtype=np.float64), np.asarray(held, dtype=np.float64),
+                np.asarray(prices, dtype=np.float64), np.asarray(tradable, dtype=np.bool_), float(equity),
+                float(day_start_equity), self.is_halted(now), tier.max_open_positions, core.risk_params(self.cfg))
+        except RiskError:
+            raise
+        except Exception as exc:  # fail closed
+            raise RiskError(f"rebalance risk check failed: {type(exc).__name__}: {exc}") from exc
+        events = []
+        if code == core.KILL_SWITCH:
+            self._halted_days.add(_day(now))
+            events.append(RiskEvent("*", "max_daily_loss", f"kill switch: equity {_money(equity)} (day start "
+                                    f"{_money(day_start_equity)}); the rebalance only reduces positions", "halt"))
+        elif code != core.APPROVED:
+            events.append(RiskEvent("*", "max_daily_loss" if code == core.HALTED else "equity",
+                                    "no new exposure: the rebalance only reduces positions", "veto"))
+        if dropped:
+            limit = min(tier.max_open_positions, self.cfg.max_open_positions)
+            events.append(RiskEvent("*", "max_open_positions", f"{dropped} target(s) left out: at most {limit} "
+                                    f"open (tier '{tier.name}' / risk.max_open_positions)", "info"))
+        if capped:
+            events.append(RiskEvent("*", "max_position_pct", f"{capped} target(s) capped at "
+                                    f"{_pct(self.cfg.max_position_pct)} of equity {_money(equity)}", "info"))
+        return target, events
+
+    def rebalance_orders(self, target: np.ndarray, *, held: np.ndarray, prices: np.ndarray, tradable: np.ndarray,
+                         cash: float, equity: float, buys_only: bool) -> np.ndarray:
+        """Signed share orders toward ``target`` (:func:`~aitrader.trading.portfolio_core.order_deltas`)."""
+        try:
+            return portfolio_core.order_deltas(
+                np.asarray(target, dtype=np.float64), np.asarray(held, dtype=np.float64),
+                np.asarray(prices, dtype=np.float64), np.asarray(tradable, dtype=np.bool_), float(cash),
+                float(equity), bool(buys_only), core.risk_params(self.cfg))
+        except Exception as exc:  # fail closed
+            raise RiskError(f"rebalance orders failed: {type(exc).__name__}: {exc}") from exc
 
     # ---- exits ---------------------------------------------------------------------------
 

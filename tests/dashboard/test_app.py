@@ -38,7 +38,8 @@ def texts(elements: object) -> list[str]:
 def test_every_page_renders_with_fixture_values(dash_home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
     at = render(dash_home, monkeypatch)
     assert texts(at.error) == []
-    assert [t.label for t in at.tabs] == ["Overview", "Trades", "Signals", "Models", "Market", "Backtests", "Daily"]
+    assert [t.label for t in at.tabs] == ["Overview", "Portfolio", "Trades", "Signals", "Models", "Market", "Backtests",
+                                            "Daily"]
     m = metrics(at)
     assert m["Equity"] == "102,000.00"
     assert m["Cash"] == "40,000.00"
@@ -46,6 +47,7 @@ def test_every_page_renders_with_fixture_values(dash_home: Home, monkeypatch: py
     assert m["Total return"] == "+2.00%"
     assert m["Max drawdown"] == "-1.98%"
     assert m["Fills"] == "3"
+    assert m["Positions"] == "1" and m["Gross exposure"] == "3.0%"  # 5 GOOG at 615 of 102,000
     assert m["Final equity"] == f"{BT_FINAL_EQUITY:,.2f}"
     assert m["Trades"] == str(BT_NUM_TRADES)
     # Fresh heartbeat: a success line, no stale warning.
@@ -54,12 +56,12 @@ def test_every_page_renders_with_fixture_values(dash_home: Home, monkeypatch: py
     # Charts: equity, confidence history, breadth, VIX, backtest.
     charts = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert charts[0] == "Equity vs buy-and-hold"
-    assert {"Confidence history: GOOG", "VIX", "Backtest sma_cross_GOOG"} <= set(charts)
+    assert {"Confidence history: GOOG", "VIX", "Backtest sma_cross_GOOG", "Weights over time (% of equity)"} <= set(charts)
     assert "Breadth: share above their 20-day SMA (over 2 stored daily symbols)" in charts
     frames = [d.value for d in at.dataframe]
-    # positions, risk events, fills, round trips, signals, votes, versions, gate log, hit rates,
+    # positions, risk events, holdings, fills, round trips, signals, votes, versions, gate log, hit rates,
     # stored bars, backtest metrics, backtest trades
-    assert len(frames) == 12
+    assert len(frames) == 13
     assert len(at.get("download_button")) == 2  # trades CSV + the backtest's HTML
     # Stored bars older than the wall clock are flagged.
     assert any(w.startswith("Stale data: GOOG 1d") for w in texts(at.warning))

@@ -1,7 +1,8 @@
 """A recording fake broker for engine tests: in memory, records every call.
 
 Market orders fill at the open of the next bar it sees (like the paper venue) with no
-costs; ``fail_submit`` makes the next submits raise the given errors.
+costs; a bar at or before the last one seen for its symbol is ignored (a re-run tick never
+fills twice, as at the paper venue); ``fail_submit`` makes the next submits raise the given errors.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class RecordingBroker:
     qty: dict[str, float] = field(default_factory=dict)
     avg: dict[str, float] = field(default_factory=dict)
     last: dict[str, float] = field(default_factory=dict)
+    seen: dict[str, dt.datetime] = field(default_factory=dict)
     fail_submit: list[Exception] = field(default_factory=list)
     fail_account: list[Exception] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -93,6 +95,9 @@ class RecordingBroker:
         return []
 
     def on_bar(self, bar: Bar) -> list[Fill]:
+        if bar.symbol in self.seen and _naive(bar.timestamp) <= self.seen[bar.symbol]:
+            return []
+        self.seen[bar.symbol] = _naive(bar.timestamp)
         new = []
         for coid, o in list(self.orders.items()):
             if o.symbol != bar.symbol or not o.status.is_open:
