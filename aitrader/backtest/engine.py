@@ -174,6 +174,17 @@ def compute_features(ws: Workspace, bars: pd.DataFrame, *, symbol: str) -> pd.Da
     return ws.features(symbol, bars=bars)
 
 
+def fast_feature_columns(settings: Settings) -> list[str]:
+    """What the batch path of a rule strategy reads from the features: the rule filters'
+    columns and, for ATR sizing, ``ta_atr_14`` (the rest of the 82 columns is never built)."""
+    from aitrader.trading.rule_based_trader import rule_columns
+
+    cols = rule_columns(settings.rules)
+    if settings.risk.sizing == "atr":
+        cols.append("ta_atr_14")
+    return cols
+
+
 # --------------------------------------------------------------------------- data
 def load_span(ws: Workspace, *, symbol: str, start: pd.Timestamp | None,
               end: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -349,7 +360,10 @@ def run_backtest(
     # The agent path always builds features; the fast path only when something reads them.
     need_features = (used != "fast" or isinstance(source, PredictorSignals) or settings.rules.enabled
                      or settings.risk.sizing == "atr")
-    features = compute_features(ws, hist, symbol=symbol) if need_features else None
+    features = None
+    if need_features:
+        cols = None if used != "fast" or isinstance(source, PredictorSignals) else fast_feature_columns(settings)
+        features = ws.features(symbol, bars=hist, columns=cols)
     probs: pd.DataFrame | None = None
     vetoes: dict[str, Any] = {}
     extras: dict[str, Any] = {}

@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 
 from aitrader.config import Settings
-from aitrader.core.decisions import EnsembleDecision
 from aitrader.core.errors import AitraderError
 from aitrader.core.ids import Leg, client_order_ids, leg_id
 from aitrader.core.roundtrips import fifo_round_trips
@@ -169,19 +168,14 @@ def simulate(
 
 def _rule_filter(sig: np.ndarray, conf: np.ndarray, features: pd.DataFrame | None, *, settings: Settings,
                  symbol: str, idx: pd.DatetimeIndex) -> np.ndarray:
-    """Whether each buy survives the rule filters as a new entry (they never touch exits)."""
-    from aitrader.trading.rule_based_trader import apply_rules
+    """Whether each buy survives the rule filters as a new entry (they never touch exits):
+    :func:`~aitrader.trading.rule_based_trader.buy_mask`, the rules vectorised."""
+    from aitrader.trading.rule_based_trader import buy_mask
 
-    ok = np.ones(len(sig), dtype=np.bool_)
     if not settings.rules.enabled:
-        return ok
+        return np.ones(len(sig), dtype=np.bool_)
     assert features is not None
-    for i in np.flatnonzero(sig == 1):
-        decision = EnsembleDecision(symbol=symbol, timestamp=idx[int(i)].isoformat(), signal="buy",
-                                    confidence=float(conf[i]), policy="batch", reason="batch")
-        kept, _ = apply_rules(decision, features.iloc[i], cfg=settings.rules, has_position=False)
-        ok[i] = kept.signal == "buy"
-    return ok
+    return buy_mask(features, cfg=settings.rules)
 
 
 def round_trips(fills: pd.DataFrame) -> pd.DataFrame:

@@ -48,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", help="comma-separated models for walk-forward retraining (default: enabled)")
     p.add_argument("--report", help="HTML report path (default: <home>/reports/backtest_<symbol>_<strategy>_<stamp>.html)")
     p.add_argument("--json", dest="json_path", help="JSON results path (default: beside the report)")
+    p.add_argument("--equity-json", action="store_true",
+                   help="keep the per-bar equity curve in the JSON (default: <json stem>.equity.parquet beside it)")
     p.set_defaults(func=cmd_backtest)
 
 
@@ -148,7 +150,7 @@ def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
     html_path = Path(args.report) if args.report else html_default
     json_path = Path(args.json_path) if args.json_path else (html_path.with_suffix(".json") if args.report
                                                               else json_default)
-    write_json(result, json_path)
+    write_json(result, json_path, equity_json=args.equity_json)
     write_html(result, html_path)
 
     m = result.metrics
