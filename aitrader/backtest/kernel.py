@@ -345,23 +345,28 @@ def _arr(x: Any, dtype: Any) -> np.ndarray:
     return np.require(np.asarray(x, dtype=dtype), dtype=dtype, requirements=["C", "W"])
 
 
+def pack(*, broker: BrokerConfig, risk: RiskConfig, symbol: str) -> tuple[Any, ...]:
+    """The broker's costs and the risk settings as :func:`run`'s trailing arguments (from ``cash0``)."""
+    bounds, order, fallback = risk_core.tier_table(risk.tiers)
+    tiers, sym = risk.tiers, symbol.upper()
+    return (float(broker.initial_cash),
+            np.array([broker.slippage_bps / 10_000.0, broker.commission_per_share, broker.commission_min,
+                      broker.commission_per_trade]),
+            risk_core.risk_params(risk), bounds, order, fallback,
+            np.array([t.max_open_positions for t in tiers], dtype=np.int64),
+            np.array([t.risk_per_trade for t in tiers], dtype=np.float64),
+            np.array([not t.universe or sym in {u.upper() for u in t.universe} for t in tiers], dtype=np.int64),
+            True, risk.sizing == "all_in")
+
+
 def replay(o: Any, h: Any, lo: Any, c: Any, *, day_id: Any, sig: Any, conf: Any, atr: Any, buy_ok: Any,
            fill_on_close: bool, broker: BrokerConfig, risk: RiskConfig,
            symbol: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """:func:`run` with the broker's costs and the risk settings packed into its arrays."""
-    bounds, order, fallback = risk_core.tier_table(risk.tiers)
-    tiers, sym = risk.tiers, symbol.upper()
     return run(  # type: ignore[no-any-return]
         _arr(o, np.float64), _arr(h, np.float64), _arr(lo, np.float64), _arr(c, np.float64),
         _arr(day_id, np.int64), _arr(sig, np.int8), _arr(conf, np.float64), _arr(atr, np.float64),
-        _arr(buy_ok, np.bool_), bool(fill_on_close), float(broker.initial_cash),
-        np.array([broker.slippage_bps / 10_000.0, broker.commission_per_share, broker.commission_min,
-                  broker.commission_per_trade]),
-        risk_core.risk_params(risk), bounds, order, fallback,
-        np.array([t.max_open_positions for t in tiers], dtype=np.int64),
-        np.array([t.risk_per_trade for t in tiers], dtype=np.float64),
-        np.array([not t.universe or sym in {u.upper() for u in t.universe} for t in tiers], dtype=np.int64),
-        True, risk.sizing == "all_in")
+        _arr(buy_ok, np.bool_), bool(fill_on_close), *pack(broker=broker, risk=risk, symbol=symbol))
 
 
 def warm_up() -> None:

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from aitrader.cli import main
@@ -27,15 +28,17 @@ def test_backtest_writes_json_and_offline_html(sample_home: Home, tmp_path: Path
     assert "not a promise of future returns" in out
     assert "sharpe" in out and "buy&hold" in out
     data = json.loads(js.read_text())
-    assert set(data) >= {"metrics", "trades", "equity", "params"}
+    assert set(data) >= {"metrics", "trades", "equity_file", "params"} and "equity" not in data
     m = data["metrics"]
     assert m["num_trades"] == len(data["trades"]) > 3
-    assert m["final_equity"] == pytest.approx(data["equity"][-1]["equity"])
     t0 = data["trades"][0]
     assert set(t0) >= {"entry_time", "exit_time", "entry_price", "exit_price", "size", "pnl"}
     assert t0["entry_time"] < t0["exit_time"]
-    e0 = data["equity"][0]
-    assert set(e0) == {"time", "equity", "benchmark"} and e0["time"].startswith("2010-01-04")
+    # the per-bar equity curve is a Parquet file beside the JSON
+    eq = pd.read_parquet(tmp_path / data["equity_file"])
+    assert data["equity_file"] == "r.equity.parquet" and list(eq.columns) == ["equity", "benchmark"]
+    assert str(eq.index[0]).startswith("2010-01-04") and eq.index.name == "time"
+    assert m["final_equity"] == pytest.approx(eq["equity"].iloc[-1])
     p = data["params"]
     assert p["strategy"] == "sma_cross" and p["symbol"] == "GOOG" and p["strategy_params"] == {"fast": 10, "slow": 30}
     assert p["commission_per_trade"] == 1 and p["slippage_bps"] == pytest.approx(4.0)  # 2 + half of the 4 bps spread
@@ -45,11 +48,30 @@ def test_backtest_writes_json_and_offline_html(sample_home: Home, tmp_path: Path
     assert "plotly" in text and "Monthly returns" in text and "Drawdown" in text
 
 
+def test_equity_json_keeps_the_curve_inline(sample_home: Home, tmp_path: Path) -> None:
+    js = tmp_path / "r.json"
+    rc = _run(sample_home, "--symbol", "GOOG", "--strategy", "sma_cross", "--start", "2012-01-01",
+              "--json", str(js), "--report", str(tmp_path / "r.html"), "--equity-json")
+    assert rc == 0
+    data = json.loads(js.read_text())
+    assert "equity_file" not in data and not (tmp_path / "r.equity.parquet").exists()
+    e0 = data["equity"][0]
+    assert set(e0) == {"time", "equity", "benchmark"} and e0["time"].startswith("2012-01-03")
+    assert data["metrics"]["final_equity"] == pytest.approx(data["equity"][-1]["equity"])
+    from aitrader.dashboard.backtests import load_backtest
+
+    inline = load_backtest(js)["equity"]
+    rc = _run(sample_home, "--symbol", "GOOG", "--strategy", "sma_cross", "--start", "2012-01-01",
+              "--json", str(tmp_path / "p.json"), "--report", str(tmp_path / "p.html"))
+    parquet = load_backtest(tmp_path / "p.json")["equity"]  # the dashboard reads either layout
+    pd.testing.assert_frame_equal(inline, parquet, check_freq=False)
+
+
 def test_default_paths_under_reports(sample_home: Home, capsys: pytest.CaptureFixture[str]) -> None:
     rc = _run(sample_home, "--symbol", "GOOG", "--strategy", "buy_hold", "--start", "2012-01-01")
     assert rc == 0
     made = sorted(sample_home.reports.glob("backtest_GOOG_buy_hold_*"))
-    assert {p.suffix for p in made} == {".html", ".json"}
+    assert {p.suffix for p in made} == {".html", ".json", ".parquet"}
 
 
 @pytest.mark.parametrize(("args", "message"), [
