@@ -9,7 +9,8 @@ more than a browser opens). Here:
 * buy and sell markers beyond :data:`MAX_MARKERS` per side are aggregated into equal time
   buckets (one marker per bucket at the mean fill price, its hover text the count);
 * numbers go in as base64 typed arrays (plotly.js's ``bdata``), times as epoch
-  milliseconds on a date axis: 12 bytes a point instead of ~40 of JSON text;
+  milliseconds on a date axis: 12 bytes a point instead of ~40 of JSON text (a page's data
+  is ~100 KB whatever the input; the rest is plotly.js);
 * plotly.js (the one big part, ~4.8 MB) is inlined once per page, read from the plotly
   package's file without importing plotly (which costs a second of start-up).
 """
@@ -28,8 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-MAX_POINTS = 1500
-MAX_MARKERS = 400
+MAX_POINTS = 1200
+MAX_MARKERS = 300
 Figure = dict[str, Any]
 
 
@@ -42,10 +43,11 @@ def plotly_js() -> str:
     return (Path(list(spec.submodule_search_locations)[0]) / "package_data" / "plotly.min.js").read_text("utf-8")
 
 
-def typed(values: Any) -> dict[str, str]:
-    """A float64 typed array for plotly.js (``{"dtype": "f8", "bdata": base64}``)."""
-    arr = np.ascontiguousarray(np.asarray(values, dtype="<f8"))
-    return {"dtype": "f8", "bdata": base64.b64encode(arr.tobytes()).decode("ascii")}
+def typed(values: Any, dtype: str = "f8") -> dict[str, str]:
+    """A typed array for plotly.js (``{"dtype": "f8", "bdata": base64}``); ``f4`` for plotted
+    values (7 digits are plenty on a chart), ``f8`` for epoch milliseconds."""
+    arr = np.ascontiguousarray(np.asarray(values, dtype="<" + dtype))
+    return {"dtype": dtype, "bdata": base64.b64encode(arr.tobytes()).decode("ascii")}
 
 
 def epoch_ms(index: Any) -> np.ndarray:
@@ -64,8 +66,13 @@ def keep_points(y: np.ndarray, n_out: int = MAX_POINTS) -> np.ndarray:
     from tsdownsample import MinMaxLTTBDownsampler, NaNMinMaxLTTBDownsampler
 
     y = np.ascontiguousarray(y, dtype=np.float64)
-    ds = NaNMinMaxLTTBDownsampler() if np.isnan(y).any() else MinMaxLTTBDownsampler()
-    return np.asarray(ds.downsample(y, n_out=n_out), dtype=np.int64)
+    has_nan = bool(np.isnan(y).any())
+    ds = NaNMinMaxLTTBDownsampler() if has_nan else MinMaxLTTBDownsampler()
+    keep = np.asarray(ds.downsample(y, n_out=n_out - 2), dtype=np.int64)
+    if has_nan and np.isnan(y).all():
+        return keep
+    # LTTB keeps the shape; the series' own extremes (a drawdown's bottom) are kept outright
+    return np.union1d(keep, [int(np.nanargmin(y)), int(np.nanargmax(y))])
 
 
 def line(index: Any, values: Any, *, name: str, n_out: int = MAX_POINTS, **extra: Any) -> dict[str, Any]:
@@ -73,7 +80,7 @@ def line(index: Any, values: Any, *, name: str, n_out: int = MAX_POINTS, **extra
     y = np.asarray(values, dtype=np.float64)
     keep = keep_points(y, n_out)
     return {"type": "scatter", "mode": "lines", "name": name, "x": typed(epoch_ms(index)[keep]),
-            "y": typed(y[keep]), **extra}
+            "y": typed(y[keep], "f4"), **extra}
 
 
 def markers(index: Any, times: Any, prices: Any, *, name: str, symbol: str, color: str,
@@ -89,8 +96,8 @@ def markers(index: Any, times: Any, prices: Any, *, name: str, symbol: str, colo
         frame = pd.DataFrame({"b": bucket, "t": t, "p": p}).groupby("b").agg(t=("t", "min"), p=("p", "mean"),
                                                                                 n=("p", "size"))
         t, p, count = frame["t"].to_numpy(), frame["p"].to_numpy(), frame["n"].to_numpy(np.float64)
-    return {"type": "scatter", "mode": "markers", "name": name, "x": typed(t), "y": typed(p),
-            "customdata": typed(count), "hovertemplate": "%{x}<br>%{y:.2f}<br>%{customdata} fill(s)",
+    return {"type": "scatter", "mode": "markers", "name": name, "x": typed(t), "y": typed(p, "f4"),
+            "customdata": typed(count, "f4"), "hovertemplate": "%{x}<br>%{y:.2f}<br>%{customdata} fill(s)",
             "marker": {"symbol": symbol, "size": 9, "color": color}}
 
 

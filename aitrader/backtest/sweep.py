@@ -20,6 +20,7 @@ the best of 10,000 combinations is expected to look good by chance alone.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aitrader.backtest.fast import Prepared
+from aitrader.backtest.fast import Prepared, SimResult
 from aitrader.core.errors import ConfigError
 from aitrader.workspace import Workspace
 
@@ -175,6 +176,12 @@ class SweepResult:
     best: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
     honesty: dict[str, Any] = field(default_factory=dict)
+    job: SweepJob | None = field(default=None, repr=False)  # the shared inputs, to replay one combination
+
+    def replay(self, params: dict[str, Any]) -> SimResult:
+        """One combination again, exactly as the workers ran it (fills, orders, equity)."""
+        assert self.job is not None
+        return self.job.prepared.run(signals_for(self.job, params, {}))
 
     @property
     def combinations(self) -> int:
@@ -237,14 +244,13 @@ def run_sweep(ws: Workspace, *, symbol: str, strategy: str, grid: dict[str, list
               "commission_per_trade": b.commission_per_trade, "sizing": settings.risk.sizing,
               "rules_enabled": settings.rules.enabled}
     result = SweepResult(symbol=symbol, strategy=strategy, grid=grid, metric=metric, rows=rows, skipped=skipped,
-                         best=best, params=params)
+                         best=best, params=params, job=dataclasses.replace(jobs[0], combos=[]))
     if record:
         from aitrader.models.ledger import record_trials
 
         record_trials(ws.home.ensure().models, symbol=symbol, kind="sweep", models=[strategy], trials=len(rows),
                       grid={k: [v[0], v[-1], len(v)] for k, v in grid.items()})
-    best_params = {k: best[k] for k in grid}
-    equity = prepared.run(signals_for(jobs[0], best_params, {})).equity
+    equity = result.replay({k: best[k] for k in grid}).equity
     result.honesty = best_honesty(ws, symbol=symbol, equity=equity, evaluated=len(rows))
     return result
 
