@@ -32,6 +32,10 @@ import pandas as pd
 MAX_POINTS = 1200
 MAX_MARKERS = 300
 Figure = dict[str, Any]
+# ColorBrewer RdYlGn (plotly.js has no such named scale; the Python package spelled it out)
+RD_YL_GN = [[0.0, "#a50026"], [0.1, "#d73027"], [0.2, "#f46d43"], [0.3, "#fdae61"], [0.4, "#fee08b"],
+            [0.5, "#ffffbf"], [0.6, "#d9ef8b"], [0.7, "#a6d96a"], [0.8, "#66bd63"], [0.9, "#1a9850"],
+            [1.0, "#006837"]]
 
 
 @functools.cache
@@ -115,16 +119,16 @@ def heatmap(z: np.ndarray, *, x: Sequence[Any], y: Sequence[Any], title: str, co
     zz = np.asarray(z, dtype=np.float64)
     trace: dict[str, Any] = {"type": "heatmap", "z": [[None if not np.isfinite(v) else float(v) for v in row]
                                                       for row in zz],
-                             "x": [str(v) for v in x], "y": [str(v) for v in y], "colorscale": "RdYlGn",
+                             "x": [str(v) for v in x], "y": [str(v) for v in y], "colorscale": RD_YL_GN,
                              "zmid": 0, "colorbar": {"title": {"text": colorbar}}}
     if text_digits is not None and zz.size <= 2500:
         trace["text"] = [["" if not np.isfinite(v) else f"{v:.{text_digits}f}" for v in row] for row in zz]
         trace["texttemplate"] = "%{text}"
-    layout: dict[str, Any] = {}
+    layout: dict[str, Any] = {"xaxis": {"type": "category"}, "yaxis": {"type": "category"}}
     if xaxis:
-        layout["xaxis"] = {"title": {"text": xaxis}, "type": "category"}
+        layout["xaxis"]["title"] = {"text": xaxis}
     if yaxis:
-        layout["yaxis"] = {"title": {"text": yaxis}, "type": "category"}
+        layout["yaxis"]["title"] = {"text": yaxis}
     return figure([trace], title=title, height=height, date_axis=False, **layout)
 
 

@@ -80,13 +80,8 @@ class SimResult:
 
     @property
     def closed_trades(self) -> int:
-        """Round trips closed (long only: one per sell fill, each closes the whole position),
-        counted without building the tables."""
-        from aitrader.backtest import kernel as k
-
-        if not len(self._fi):
-            return 0
-        return int(np.count_nonzero(self._oi[self._fi[:, 1], k.BUY] == 0))
+        """Round trips closed, counted without building the tables (:func:`closed_trades`)."""
+        return closed_trades(self._oi, self._fi)
 
     @cached_property
     def _ids(self) -> list[str]:
@@ -132,6 +127,16 @@ class SimResult:
 _INTENT = {0: "entry", 1: "exit"}
 
 
+def closed_trades(order_ints: np.ndarray, fill_ints: np.ndarray) -> int:
+    """Round trips closed by the kernel's fills: long only, each sell fill closes the whole
+    position, so one per sell fill (the sweep test checks it against the FIFO table)."""
+    from aitrader.backtest import kernel as k
+
+    if not len(fill_ints):
+        return 0
+    return int(np.count_nonzero(order_ints[fill_ints[:, 1], k.BUY] == 0))
+
+
 @dataclass(frozen=True)
 class Prepared:
     """Everything of a fast run except the decisions: the bars as the kernel's arrays, the
@@ -146,8 +151,9 @@ class Prepared:
     fill_on_close: bool
     packed: tuple[Any, ...]
 
-    def run(self, signals: np.ndarray, confidence: np.ndarray | None = None) -> SimResult:
-        """Replay these bars with decision ``signals`` (+1/-1/0 per bar)."""
+    def run_raw(self, signals: np.ndarray, confidence: np.ndarray | None = None) -> tuple[Any, ...]:
+        """The kernel's own output ``(equity, order ints, order floats, fill ints, fill floats,
+        visited)`` for decision ``signals`` (+1/-1/0 per bar): no tables, no pandas."""
         from aitrader.backtest import kernel as k
 
         n = len(self.index)
@@ -155,8 +161,13 @@ class Prepared:
         if sig.shape != (n,):
             raise ValueError(f"signals: {sig.shape} for {n} bars")
         conf = np.where(sig != 0, 1.0, 0.0) if confidence is None else confidence
-        equity, oi, of, fi, ff, visited = k.run(*self.arrays, k._arr(sig, np.int8), k._arr(conf, np.float64),
-                                                self.atr, self.buy_ok, self.fill_on_close, *self.packed)
+        run: Any = k.run  # numba's dispatcher: the signature is the compiled one
+        return run(*self.arrays, k._arr(sig, np.int8), k._arr(conf, np.float64), self.atr, self.buy_ok,  # type: ignore[no-any-return]
+                   self.fill_on_close, *self.packed)
+
+    def run(self, signals: np.ndarray, confidence: np.ndarray | None = None) -> SimResult:
+        """Replay these bars with decision ``signals`` (+1/-1/0 per bar)."""
+        equity, oi, of, fi, ff, visited = self.run_raw(signals, confidence)
         return SimResult(equity=pd.Series(equity, index=self.index, name="equity"), symbol=self.symbol,
                          order_ints=oi, order_floats=of, fill_ints=fi, fill_floats=ff, visited=int(visited))
 

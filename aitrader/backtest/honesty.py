@@ -28,11 +28,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from statistics import NormalDist
 
 if TYPE_CHECKING:
     from aitrader.core.paths import Home

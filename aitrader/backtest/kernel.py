@@ -339,6 +339,34 @@ def run(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, day_id: np.
     return equity, oi[:cnt[1]], of[:cnt[1]], fi[:cnt[2]], ff[:cnt[2]], visited
 
 
+@numba.njit(cache=True)
+def equity_stats(equity: np.ndarray) -> tuple[float, float, float, float, float]:
+    """(final, total return, mean and sample std (ddof=1) of the bar returns, max drawdown) of
+    an equity curve in one pass: a parameter sweep's per-combination metrics. Returns follow
+    :mod:`aitrader.backtest.metrics` (a non-finite return counts as 0)."""
+    n = len(equity)
+    peak, mdd = equity[0], 0.0
+    total, count = 0.0, 0
+    for i in range(1, n):
+        r = equity[i] / equity[i - 1] - 1.0
+        total += r if np.isfinite(r) else 0.0
+        count += 1
+    mean = total / count if count else np.nan
+    ss = 0.0
+    for i in range(n):
+        if i > 0:
+            r = equity[i] / equity[i - 1] - 1.0
+            d = (r if np.isfinite(r) else 0.0) - mean
+            ss += d * d
+        if equity[i] > peak:
+            peak = equity[i]
+        dd = equity[i] / peak - 1.0
+        if dd < mdd:
+            mdd = dd
+    std = np.sqrt(ss / (count - 1)) if count > 1 else np.nan
+    return equity[n - 1], equity[n - 1] / equity[0] - 1.0, mean, std, mdd
+
+
 def _arr(x: Any, dtype: Any) -> np.ndarray:
     """A writable C-contiguous array of ``dtype``: the one layout :func:`run` is compiled for
     (pandas hands out read-only views; each new layout would cost numba a fresh compile)."""

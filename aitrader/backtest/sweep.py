@@ -136,25 +136,25 @@ def signals_for(job: SweepJob, params: dict[str, Any], cache: dict[int, np.ndarr
 
 
 def row_metrics(equity: np.ndarray, num_trades: int, periods_per_year: int) -> dict[str, Any]:
-    """The sweep table's metrics, with :mod:`aitrader.backtest.metrics`' conventions."""
-    eq = np.asarray(equity, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rets = eq[1:] / eq[:-1] - 1.0
-    rets = np.where(np.isfinite(rets), rets, 0.0)
-    std = float(rets.std(ddof=1)) if len(rets) > 1 else float("nan")
-    sharpe = float(rets.mean()) / std * math.sqrt(periods_per_year) if std and math.isfinite(std) else None
-    peak = np.maximum.accumulate(eq)
-    return {"final_equity": float(eq[-1]), "total_return": float(eq[-1] / eq[0] - 1.0), "sharpe": sharpe,
-            "max_drawdown": float((eq / peak - 1.0).min()), "num_trades": int(num_trades)}
+    """The sweep table's metrics, with :mod:`aitrader.backtest.metrics`' conventions (one
+    compiled pass over the curve: :func:`aitrader.backtest.kernel.equity_stats`)."""
+    from aitrader.backtest.kernel import equity_stats
+
+    final, total, mean, std, mdd = equity_stats(np.ascontiguousarray(equity, dtype=np.float64))
+    sharpe = mean / std * math.sqrt(periods_per_year) if std and math.isfinite(std) else None
+    return {"final_equity": float(final), "total_return": float(total), "sharpe": sharpe, "max_drawdown": float(mdd),
+            "num_trades": int(num_trades)}
 
 
 def evaluate_batch(job: SweepJob) -> list[dict[str, Any]]:
     """One row per combination of ``job`` (runs in a worker process)."""
+    from aitrader.backtest.fast import closed_trades
+
     cache: dict[int, np.ndarray] = {}
     rows = []
     for params in job.combos:
-        res = job.prepared.run(signals_for(job, params, cache))
-        rows.append({**params, **row_metrics(res.equity.to_numpy(), res.closed_trades, job.periods_per_year)})
+        equity, oi, _, fi, _, _ = job.prepared.run_raw(signals_for(job, params, cache))
+        rows.append({**params, **row_metrics(equity, closed_trades(oi, fi), job.periods_per_year)})
     return rows
 
 

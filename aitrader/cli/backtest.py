@@ -181,6 +181,9 @@ def cmd_backtest(args: argparse.Namespace, ctx: Any) -> int:
     return 0
 
 
+SMALL_SWEEP_BAR_RUNS = 100_000_000  # combinations x bars below which workers cost more than they save
+
+
 def _sweep_grid(args: argparse.Namespace) -> dict[str, list[int | float]]:
     """The parsed ``--sweep`` (a ConfigError line for bad syntax or a strategy it cannot sweep)."""
     import dataclasses
@@ -196,7 +199,8 @@ def _sweep_grid(args: argparse.Namespace) -> dict[str, list[int | float]]:
         raise ConfigError(f"--metric {args.metric!r}: allowed {', '.join(RANKABLE)}")
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1 (got {args.jobs})")
-    allowed = tuple(f.name for f in dataclasses.fields(STRATEGIES[args.strategy]))
+    cls: Any = STRATEGIES[args.strategy]  # every rule strategy is a dataclass of its parameters
+    allowed = tuple(f.name for f in dataclasses.fields(cls))
     if not allowed:
         raise ConfigError(f"--sweep: {args.strategy} has no parameters to sweep")
     return parse_sweep(args.sweep, allowed=allowed)
@@ -205,6 +209,7 @@ def _sweep_grid(args: argparse.Namespace) -> dict[str, list[int | float]]:
 def cmd_sweep(args: argparse.Namespace, ctx: Any, *, settings: Any, symbol: str, start: pd.Timestamp | None,
               end: pd.Timestamp | None) -> int:
     """``--sweep``: every combination on the compiled path, in parallel; table, heat map, DSR of the best."""
+    import math
     import os
 
     from aitrader.backtest.report import DISCLAIMER
@@ -214,6 +219,13 @@ def cmd_sweep(args: argparse.Namespace, ctx: Any, *, settings: Any, symbol: str,
     grid = _sweep_grid(args)
     jobs = args.jobs or (settings.compute.n_jobs if settings.compute.n_jobs > 1 else (os.cpu_count() or 1))
     ws = ctx.workspace.with_settings(settings.derive(compute={"n_jobs": jobs}))
+    if args.jobs is None and settings.compute.executor == "local":
+        # Starting workers costs ~a second each (imports, the kernel's cache): a sweep smaller
+        # than that runs in this process.
+        bars = len(ws.bars(symbol, start=start, end=end))
+        if math.prod(len(v) for v in grid.values()) * bars < SMALL_SWEEP_BAR_RUNS:
+            jobs = 1
+            ws = ws.with_settings(compute={"n_jobs": 1})
     result = run_sweep(ws, symbol=symbol, strategy=args.strategy, grid=grid, start=start, end=end,
                        fill_on=args.fill_on, metric=args.metric)
     html_default, json_default = default_paths(ctx.home, result)

@@ -181,8 +181,8 @@ def _build_subset(bars: pd.DataFrame, a: OHLCV, context: MarketContext | None, *
         if any(c in want for c in FIB_COLUMNS):
             got.update(fibonacci_arrays(a.high, a.low, a.close, lookback=fib_lookback))
         if any(c in want for c in MTF_COLUMNS):
-            got.update(mtf_arrays(bars.index, a.open, a.high, a.low, a.close, intraday=intraday))
+            got.update(mtf_arrays(pd.DatetimeIndex(bars.index), a.open, a.high, a.low, a.close, intraday=intraday))
         if context is not None and any(c in want for c in CONTEXT_COLUMNS):
-            got.update(context_arrays(bars.index, context, intraday=intraday))
+            got.update(context_arrays(pd.DatetimeIndex(bars.index), context, intraday=intraday))
     data = {c: got[c] if c in got else np.full(len(a), np.nan) for c in want}  # ctx_* without context: NaN
     return pd.DataFrame(data, index=bars.index, columns=want, dtype=np.float64)

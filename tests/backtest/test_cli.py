@@ -106,8 +106,8 @@ def test_sweep_writes_rows_csv_parquet_and_a_heat_map(sample_home: Home, tmp_pat
     html, js = tmp_path / "s.html", tmp_path / "s.json"
     rc = _run(home, "--symbol", "GOOG", "--strategy", "sma_cross", "--sweep", "fast=5:15:5,slow=10:30:10",
               "--start", "2010-01-01", "--jobs", "1", "--report", str(html), "--json", str(js))
-    out = capsys.readouterr().out
-    assert rc == 0
+    out, err = capsys.readouterr()
+    assert rc == 0 and err == ""  # no progress bar when stderr is not a terminal
     assert "9 combinations: 7 evaluated, 2 invalid" in out and "deflated Sharpe of the best" in out
     data = json.loads(js.read_text())
     rows = data["rows"]
