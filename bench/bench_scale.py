@@ -192,7 +192,7 @@ def whole_process(bars: pd.DataFrame, tmp: Path) -> dict[str, Any]:
     (tmp / "btpy.py").write_text(_BTPY)
     (tmp / "vbt.py").write_text(_VBT)
     py = sys.executable
-    cli = [py, "-m", "aitrader", "--home", str(home)]
+    cli = [py, "-m", "aitrader", "--home", str(home.root)]
     out: dict[str, Any] = {"bars": len(bars)}
     for name, cmd, prefix in (
         ("aitrader_cli_same_job", [*cli, "--config", str(tmp / "same.yaml"), "backtest", "--symbol", "SYN",
@@ -309,7 +309,7 @@ def cli_sweep(tmp: Path) -> dict[str, Any]:
     home = Home.resolve(tmp / "clisweep").ensure()
     BarStore(home).write("SWP", "1d", _sweep_bars())
     (tmp / "sweep.yaml").write_text(_SAME_JOB_CONFIG.replace("timeframes:\n  SYN: 1m\n", ""))
-    cmd = [sys.executable, "-m", "aitrader", "--home", str(home), "--config", str(tmp / "sweep.yaml"), "backtest",
+    cmd = [sys.executable, "-m", "aitrader", "--home", str(home.root), "--config", str(tmp / "sweep.yaml"), "backtest",
            "--symbol", "SWP", "--strategy", "sma_cross", "--sweep", "fast=1:100,slow=101:200",
            "--report", str(tmp / "sw.html")]
     row = _process(cmd)

@@ -123,9 +123,9 @@ def batch_decisions(source: Any, features: pd.DataFrame, bars: pd.DataFrame, *, 
     bar-by-bar path uses (``decide_from_row``) on each row. ``vetoes``, if given, counts the
     decisions the meta-model judged and vetoed (:func:`aitrader.models.meta.tally_veto`).
     """
-    from aitrader.models.meta import tally_veto
-
     if isinstance(source, PredictorSignals):
+        from aitrader.models.meta import tally_veto
+
         sig = np.zeros(len(bars), dtype=np.int8)
         conf = np.zeros(len(bars))
         probs_parts = []
