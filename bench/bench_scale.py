@@ -41,6 +41,8 @@ N_BARS = int(os.environ.get("AITRADER_BENCH_BARS", "1000000"))
 SWEEP_FAST = list(range(1, 101))
 SWEEP_SLOW = list(range(101, 201))
 SWEEP_BARS = 5000
+# vectorbt engines to compare; "rust,numba" by default (numba compiles for minutes on a loaded machine)
+ENGINES = tuple(os.environ.get("AITRADER_BENCH_VBT_ENGINES", "rust,numba").split(","))
 SAMPLE = ((1, 101), (10, 150), (37, 163), (50, 200), (100, 101), (77, 120))
 
 
@@ -78,7 +80,7 @@ def single_run(bars: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {"bars": len(bars), "aitrader_s": round(ref["seconds"], 4),
                            "aitrader_trades": len(ref["entries"])}
     best = float("inf")
-    for engine in ("rust", "numba"):
+    for engine in ENGINES:
         try:
             res = run_vectorbt(bars, engine)
         except (ImportError, ValueError) as exc:
@@ -267,7 +269,7 @@ def sweep(tmp: Path) -> dict[str, Any]:
     out[f"aitrader_{cores}_workers_s"] = round(secsn, 3)
     out["aitrader_rows_equal_across_workers"] = bool(res1.rows.equals(resn.rows))
     best_vbt = float("inf")
-    for engine in ("rust", "numba"):
+    for engine in ENGINES:
         try:
             vb, _ = vectorbt_sweep(bars, engine)  # warm-up (numba compiles here)
             vb, secs = vectorbt_sweep(bars, engine)
