@@ -117,7 +117,8 @@ def heatmap(z: np.ndarray, *, x: Sequence[Any], y: Sequence[Any], title: str, co
             text_digits: int | None = 1, xaxis: str | None = None, yaxis: str | None = None) -> Figure:
     """A heat map (monthly returns, a sweep's metric over two parameters); NaN cells stay blank."""
     zz = np.asarray(z, dtype=np.float64)
-    trace: dict[str, Any] = {"type": "heatmap", "z": [[None if not np.isfinite(v) else float(v) for v in row]
+    # 5 significant digits: a 100 x 100 sweep grid stays ~80 KB of text
+    trace: dict[str, Any] = {"type": "heatmap", "z": [[None if not np.isfinite(v) else float(f"{v:.5g}") for v in row]
                                                       for row in zz],
                              "x": [str(v) for v in x], "y": [str(v) for v in y], "colorscale": RD_YL_GN,
                              "zmid": 0, "colorbar": {"title": {"text": colorbar}}}

@@ -180,7 +180,7 @@ def random_placements(holding: np.ndarray, *, n_bars: int, seeds: int, seed: int
     whatever the number of bars."""
     k = len(holding)
     rng = np.random.default_rng(seed)
-    order = np.argsort(rng.random((seeds, k)), axis=1)
+    order = rng.permuted(np.broadcast_to(np.arange(k), (seeds, k)), axis=1)  # a shuffle per run
     h = holding[order]
     free = max(0, n_bars - 1 - int(holding.sum()))
     shares = rng.standard_exponential((seeds, k + 1))
