@@ -206,16 +206,20 @@ class Workspace:
         return self._context
 
     def features(self, symbol: str, *, as_of: pd.Timestamp | None = None, bars: pd.DataFrame | None = None,
-                 timeframe: str | None = None) -> pd.DataFrame:
+                 timeframe: str | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Causal features of ``symbol`` (its stored bars up to ``as_of``, or ``bars``) with
-        the market context, at ``timeframe`` (default the symbol's)."""
+        the market context, at ``timeframe`` (default the symbol's); ``columns`` builds only
+        those feature columns (no news columns)."""
         from aitrader.features.feature_engineering import build_features
 
         if as_of is not None:
             return self.as_of(as_of).features(symbol, bars=None if bars is None else bars.loc[:as_of],
-                                              timeframe=timeframe)
+                                              timeframe=timeframe, columns=columns)
         tf = timeframe or self.timeframe(symbol)
         frame = self.bars(symbol, tf) if bars is None else bars
+        if columns is not None:  # a batch backtest's rule columns only (no news, no regimes: rules read neither)
+            need_ctx = any(str(c).startswith("ctx_") for c in columns)
+            return build_features(frame, self.context if need_ctx else None, timeframe=tf, columns=columns)
         feats = self.add_news(symbol, build_features(frame, self.context, timeframe=tf), timeframe=tf)
         if self.settings.regimes.features:  # regime_* columns (off by default: the models' inputs stay as they are)
             from aitrader.features.regime import add_regime_features

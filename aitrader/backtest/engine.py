@@ -123,9 +123,9 @@ def batch_decisions(source: Any, features: pd.DataFrame, bars: pd.DataFrame, *, 
     bar-by-bar path uses (``decide_from_row``) on each row. ``vetoes``, if given, counts the
     decisions the meta-model judged and vetoed (:func:`aitrader.models.meta.tally_veto`).
     """
-    from aitrader.models.meta import tally_veto
-
     if isinstance(source, PredictorSignals):
+        from aitrader.models.meta import tally_veto
+
         sig = np.zeros(len(bars), dtype=np.int8)
         conf = np.zeros(len(bars))
         probs_parts = []
@@ -172,6 +172,17 @@ class FeatureLookup:
 def compute_features(ws: Workspace, bars: pd.DataFrame, *, symbol: str) -> pd.DataFrame:
     """The Workspace's causal features of ``symbol`` over ``bars`` (with the market context)."""
     return ws.features(symbol, bars=bars)
+
+
+def fast_feature_columns(settings: Settings) -> list[str]:
+    """What the batch path of a rule strategy reads from the features: the rule filters'
+    columns and, for ATR sizing, ``ta_atr_14`` (the rest of the 82 columns is never built)."""
+    from aitrader.trading.rule_based_trader import rule_columns
+
+    cols = rule_columns(settings.rules)
+    if settings.risk.sizing == "atr":
+        cols.append("ta_atr_14")
+    return cols
 
 
 # --------------------------------------------------------------------------- data
@@ -349,7 +360,10 @@ def run_backtest(
     # The agent path always builds features; the fast path only when something reads them.
     need_features = (used != "fast" or isinstance(source, PredictorSignals) or settings.rules.enabled
                      or settings.risk.sizing == "atr")
-    features = compute_features(ws, hist, symbol=symbol) if need_features else None
+    features = None
+    if need_features:
+        cols = None if used != "fast" or isinstance(source, PredictorSignals) else fast_feature_columns(settings)
+        features = ws.features(symbol, bars=hist, columns=cols)
     probs: pd.DataFrame | None = None
     vetoes: dict[str, Any] = {}
     extras: dict[str, Any] = {}

@@ -27,13 +27,14 @@ agent-managed trailing stops or end-of-day liquidation) is refused with
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from aitrader.config import Settings
-from aitrader.core.decisions import EnsembleDecision
 from aitrader.core.errors import AitraderError
 from aitrader.core.ids import Leg, client_order_ids, leg_id
 from aitrader.core.roundtrips import fifo_round_trips
@@ -81,6 +82,11 @@ class SimResult:
         self._symbol = symbol
         self._oi, self._of, self._fi, self._ff = order_ints, order_floats, fill_ints, fill_floats
 
+    @property
+    def closed_trades(self) -> int:
+        """Round trips closed, counted without building the tables (:func:`closed_trades`)."""
+        return closed_trades(self._oi, self._fi)
+
     @cached_property
     def _ids(self) -> list[str]:
         from aitrader.backtest import kernel as k
@@ -125,6 +131,79 @@ class SimResult:
 _INTENT = {0: "entry", 1: "exit"}
 
 
+def closed_trades(order_ints: np.ndarray, fill_ints: np.ndarray) -> int:
+    """Round trips closed by the kernel's fills: long only, each sell fill closes the whole
+    position, so one per sell fill (the sweep test checks it against the FIFO table)."""
+    from aitrader.backtest import kernel as k
+
+    if not len(fill_ints):
+        return 0
+    return int(np.count_nonzero(order_ints[fill_ints[:, 1], k.BUY] == 0))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything of a fast run except the decisions: the bars as the kernel's arrays, the
+    calendar days, the rule filters' verdict per bar and the packed costs and risk settings.
+    Built once and replayed with many signal vectors (a parameter sweep)."""
+
+    index: pd.DatetimeIndex
+    symbol: str
+    arrays: tuple[np.ndarray, ...]  # open, high, low, close, day_id
+    atr: np.ndarray
+    buy_ok: np.ndarray
+    fill_on_close: bool
+    packed: tuple[Any, ...]
+
+    def run_raw(self, signals: np.ndarray, confidence: np.ndarray | None = None) -> tuple[Any, ...]:
+        """The kernel's own output ``(equity, order ints, order floats, fill ints, fill floats,
+        visited)`` for decision ``signals`` (+1/-1/0 per bar): no tables, no pandas."""
+        from aitrader.backtest import kernel as k
+
+        n = len(self.index)
+        sig = np.asarray(signals, dtype=np.int8)
+        if sig.shape != (n,):
+            raise ValueError(f"signals: {sig.shape} for {n} bars")
+        conf = np.where(sig != 0, 1.0, 0.0) if confidence is None else confidence
+        run: Any = k.run  # numba's dispatcher: the signature is the compiled one
+        return run(*self.arrays, k._arr(sig, np.int8), k._arr(conf, np.float64), self.atr, self.buy_ok,  # type: ignore[no-any-return]
+                   self.fill_on_close, *self.packed)
+
+    def run(self, signals: np.ndarray, confidence: np.ndarray | None = None) -> SimResult:
+        """Replay these bars with decision ``signals`` (+1/-1/0 per bar)."""
+        equity, oi, of, fi, ff, visited = self.run_raw(signals, confidence)
+        return SimResult(equity=pd.Series(equity, index=self.index, name="equity"), symbol=self.symbol,
+                         order_ints=oi, order_floats=of, fill_ints=fi, fill_floats=ff, visited=int(visited))
+
+
+def prepare(bars: pd.DataFrame, *, settings: Settings, symbol: str, features: pd.DataFrame | None = None,
+            fill_on: str = "next_open") -> Prepared:
+    """The decision-independent part of :func:`simulate` (see :class:`Prepared`)."""
+    from aitrader.backtest import kernel as k
+
+    check_supported(settings, symbols=[symbol])
+    n = len(bars)
+    if fill_on not in ("next_open", "close"):
+        raise ValueError(f"fill_on must be 'next_open' or 'close', not {fill_on!r}")
+    rcfg, rules = settings.risk, settings.rules
+    if (rules.enabled or rcfg.sizing == "atr") and features is None:
+        raise ValueError("features are needed for the rule filters / ATR sizing")
+    idx = pd.DatetimeIndex(bars.index)
+    # Calendar day of each bar (what day orders and the kill switch key on), as 0, 1, ...:
+    # the wall-clock date, so a zone-aware index counts local days like the engine does.
+    wall = idx.tz_localize(None) if idx.tz is not None else idx
+    days = wall.to_numpy("datetime64[D]").astype(np.int64)
+    day_id = days - days[0] if n else days
+    atr = (features["ta_atr_14"].to_numpy(np.float64) if features is not None and "ta_atr_14" in features
+           else np.full(n, np.nan))
+    arrays = tuple(k._arr(bars[c], np.float64) for c in ("open", "high", "low", "close")) + (
+        k._arr(day_id, np.int64),)
+    return Prepared(index=idx, symbol=symbol, arrays=arrays, atr=k._arr(atr, np.float64),
+                    buy_ok=k._arr(_rule_filter(features, settings=settings, n=n), np.bool_),
+                    fill_on_close=fill_on == "close",
+                    packed=k.pack(broker=settings.broker, risk=rcfg, symbol=symbol))
+
+
 def simulate(
     bars: pd.DataFrame,
     signals: np.ndarray,
@@ -140,52 +219,22 @@ def simulate(
     ``features`` (aligned to ``bars``) feed the rule filters and ATR sizing; pass None only
     when neither is used. The loop runs compiled (:mod:`aitrader.backtest.kernel`).
     """
-    from aitrader.backtest import kernel as k
-
-    check_supported(settings, symbols=[symbol])
-    n = len(bars)
     sig = np.asarray(signals, dtype=np.int8)
-    if sig.shape != (n,):
-        raise ValueError(f"signals: {sig.shape} for {n} bars")
-    if fill_on not in ("next_open", "close"):
-        raise ValueError(f"fill_on must be 'next_open' or 'close', not {fill_on!r}")
-    conf = (np.where(sig != 0, 1.0, 0.0) if confidence is None
-            else np.ascontiguousarray(confidence, dtype=np.float64))
-    b, rcfg, rules = settings.broker, settings.risk, settings.rules
-    need_features = rules.enabled or rcfg.sizing == "atr"
-    if need_features and features is None:
-        raise ValueError("features are needed for the rule filters / ATR sizing")
-    idx = pd.DatetimeIndex(bars.index)
-    # Calendar day of each bar (what day orders and the kill switch key on), as 0, 1, ...:
-    # the wall-clock date, so a zone-aware index counts local days like the engine does.
-    wall = idx.tz_localize(None) if idx.tz is not None else idx
-    days = wall.to_numpy("datetime64[D]").astype(np.int64)
-    day_id = days - days[0] if n else days
-    atr = (features["ta_atr_14"].to_numpy(np.float64) if features is not None and "ta_atr_14" in features
-           else np.full(n, np.nan))
-    buy_ok = _rule_filter(sig, conf, features, settings=settings, symbol=symbol, idx=idx)
-    equity, oi, of, fi, ff, visited = k.replay(
-        bars["open"], bars["high"], bars["low"], bars["close"], day_id=day_id, sig=sig, conf=conf, atr=atr,
-        buy_ok=buy_ok, fill_on_close=fill_on == "close", broker=b, risk=rcfg, symbol=symbol)
-    return SimResult(equity=pd.Series(equity, index=idx, name="equity"), symbol=symbol, order_ints=oi,
-                     order_floats=of, fill_ints=fi, fill_floats=ff, visited=int(visited))
+    if sig.shape != (len(bars),):
+        raise ValueError(f"signals: {sig.shape} for {len(bars)} bars")
+    conf = None if confidence is None else np.ascontiguousarray(confidence, dtype=np.float64)
+    return prepare(bars, settings=settings, symbol=symbol, features=features, fill_on=fill_on).run(sig, conf)
 
 
-def _rule_filter(sig: np.ndarray, conf: np.ndarray, features: pd.DataFrame | None, *, settings: Settings,
-                 symbol: str, idx: pd.DatetimeIndex) -> np.ndarray:
-    """Whether each buy survives the rule filters as a new entry (they never touch exits)."""
-    from aitrader.trading.rule_based_trader import apply_rules
+def _rule_filter(features: pd.DataFrame | None, *, settings: Settings, n: int) -> np.ndarray:
+    """Whether a buy at each bar survives the rule filters as a new entry (they never touch
+    exits): :func:`~aitrader.trading.rule_based_trader.buy_mask`, the rules vectorised."""
+    from aitrader.trading.rule_based_trader import buy_mask
 
-    ok = np.ones(len(sig), dtype=np.bool_)
     if not settings.rules.enabled:
-        return ok
+        return np.ones(n, dtype=np.bool_)
     assert features is not None
-    for i in np.flatnonzero(sig == 1):
-        decision = EnsembleDecision(symbol=symbol, timestamp=idx[int(i)].isoformat(), signal="buy",
-                                    confidence=float(conf[i]), policy="batch", reason="batch")
-        kept, _ = apply_rules(decision, features.iloc[i], cfg=settings.rules, has_position=False)
-        ok[i] = kept.signal == "buy"
-    return ok
+    return buy_mask(features, cfg=settings.rules)
 
 
 def round_trips(fills: pd.DataFrame) -> pd.DataFrame:

@@ -339,29 +339,62 @@ def run(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, day_id: np.
     return equity, oi[:cnt[1]], of[:cnt[1]], fi[:cnt[2]], ff[:cnt[2]], visited
 
 
+@numba.njit(cache=True)
+def equity_stats(equity: np.ndarray) -> tuple[float, float, float, float, float]:
+    """(final, total return, mean and sample std (ddof=1) of the bar returns, max drawdown) of
+    an equity curve in one pass: a parameter sweep's per-combination metrics. Returns follow
+    :mod:`aitrader.backtest.metrics` (a non-finite return counts as 0)."""
+    n = len(equity)
+    peak, mdd = equity[0], 0.0
+    total, count = 0.0, 0
+    for i in range(1, n):
+        r = equity[i] / equity[i - 1] - 1.0
+        total += r if np.isfinite(r) else 0.0
+        count += 1
+    mean = total / count if count else np.nan
+    ss = 0.0
+    for i in range(n):
+        if i > 0:
+            r = equity[i] / equity[i - 1] - 1.0
+            d = (r if np.isfinite(r) else 0.0) - mean
+            ss += d * d
+        if equity[i] > peak:
+            peak = equity[i]
+        dd = equity[i] / peak - 1.0
+        if dd < mdd:
+            mdd = dd
+    std = np.sqrt(ss / (count - 1)) if count > 1 else np.nan
+    return equity[n - 1], equity[n - 1] / equity[0] - 1.0, mean, std, mdd
+
+
 def _arr(x: Any, dtype: Any) -> np.ndarray:
     """A writable C-contiguous array of ``dtype``: the one layout :func:`run` is compiled for
     (pandas hands out read-only views; each new layout would cost numba a fresh compile)."""
     return np.require(np.asarray(x, dtype=dtype), dtype=dtype, requirements=["C", "W"])
 
 
+def pack(*, broker: BrokerConfig, risk: RiskConfig, symbol: str) -> tuple[Any, ...]:
+    """The broker's costs and the risk settings as :func:`run`'s trailing arguments (from ``cash0``)."""
+    bounds, order, fallback = risk_core.tier_table(risk.tiers)
+    tiers, sym = risk.tiers, symbol.upper()
+    return (float(broker.initial_cash),
+            np.array([broker.slippage_bps / 10_000.0, broker.commission_per_share, broker.commission_min,
+                      broker.commission_per_trade]),
+            risk_core.risk_params(risk), bounds, order, fallback,
+            np.array([t.max_open_positions for t in tiers], dtype=np.int64),
+            np.array([t.risk_per_trade for t in tiers], dtype=np.float64),
+            np.array([not t.universe or sym in {u.upper() for u in t.universe} for t in tiers], dtype=np.int64),
+            True, risk.sizing == "all_in")
+
+
 def replay(o: Any, h: Any, lo: Any, c: Any, *, day_id: Any, sig: Any, conf: Any, atr: Any, buy_ok: Any,
            fill_on_close: bool, broker: BrokerConfig, risk: RiskConfig,
            symbol: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """:func:`run` with the broker's costs and the risk settings packed into its arrays."""
-    bounds, order, fallback = risk_core.tier_table(risk.tiers)
-    tiers, sym = risk.tiers, symbol.upper()
     return run(  # type: ignore[no-any-return]
         _arr(o, np.float64), _arr(h, np.float64), _arr(lo, np.float64), _arr(c, np.float64),
         _arr(day_id, np.int64), _arr(sig, np.int8), _arr(conf, np.float64), _arr(atr, np.float64),
-        _arr(buy_ok, np.bool_), bool(fill_on_close), float(broker.initial_cash),
-        np.array([broker.slippage_bps / 10_000.0, broker.commission_per_share, broker.commission_min,
-                  broker.commission_per_trade]),
-        risk_core.risk_params(risk), bounds, order, fallback,
-        np.array([t.max_open_positions for t in tiers], dtype=np.int64),
-        np.array([t.risk_per_trade for t in tiers], dtype=np.float64),
-        np.array([not t.universe or sym in {u.upper() for u in t.universe} for t in tiers], dtype=np.int64),
-        True, risk.sizing == "all_in")
+        _arr(buy_ok, np.bool_), bool(fill_on_close), *pack(broker=broker, risk=risk, symbol=symbol))
 
 
 def warm_up() -> None:

@@ -45,18 +45,21 @@ def _series_stats(equity: pd.Series, periods_per_year: int) -> dict[str, Any]:
     peak = eq.cummax()
     dd = eq / peak - 1.0
     mdd = float(dd.min()) if len(dd) else float("nan")
-    # Longest run of bars spent below a previous peak.
-    under = (dd < 0).to_numpy()
-    longest, run = 0, 0
-    for u in under:
-        run = run + 1 if u else 0
-        longest = max(longest, run)
+    longest = _longest_run((dd < 0).to_numpy())  # bars spent below a previous peak
     calmar = cagr / abs(mdd) if mdd and math.isfinite(mdd) and mdd < 0 else float("nan")
     return {
         "total_return": total, "cagr": cagr, "volatility": vol, "sharpe": sharpe, "sortino": sortino,
         "calmar": calmar, "max_drawdown": mdd, "max_drawdown_duration": int(longest),
         "final_equity": float(eq.iloc[-1]) if len(eq) else float("nan"),
     }
+
+
+def _longest_run(flags: np.ndarray) -> int:
+    """Length of the longest stretch of True in ``flags``."""
+    if not flags.any():
+        return 0
+    edges = np.diff(np.concatenate(([0], flags.astype(np.int8), [0])))
+    return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max())
 
 
 def compute_metrics(
@@ -129,13 +132,19 @@ def return_moments(equity: pd.Series) -> dict[str, Any]:
     """Per-bar Sharpe (not annualised), number of returns, skewness and non-excess kurtosis
     (3 for normal returns) of the equity's bar returns: the inputs of the probabilistic and
     deflated Sharpe ratios (:mod:`aitrader.backtest.honesty`)."""
-    from scipy.stats import kurtosis, skew
-
     eq = equity.astype(float).dropna()
     rets = eq.pct_change().iloc[1:].replace([np.inf, -np.inf], np.nan).fillna(0.0).to_numpy()
     n = len(rets)
     std = float(rets.std(ddof=1)) if n > 1 else float("nan")
     flat = not (std > 0)
     return {"n": n, "sharpe": float(rets.mean()) / std if not flat else float("nan"),
-            "skew": float(skew(rets)) if not flat else float("nan"),
-            "kurtosis": float(kurtosis(rets, fisher=True) + 3.0) if not flat else float("nan")}
+            "skew": _moment_ratio(rets, 3) if not flat else float("nan"),
+            "kurtosis": _moment_ratio(rets, 4) if not flat else float("nan")}
+
+
+def _moment_ratio(x: np.ndarray, k: int) -> float:
+    """Biased sample skewness (k=3) or non-excess kurtosis (k=4), as ``scipy.stats.skew`` /
+    ``kurtosis(fisher=False)`` compute them (scipy costs a second to import)."""
+    d = x - x.mean()
+    m2 = float(np.mean(d * d))
+    return float(np.mean(d**k)) / m2 ** (k / 2)

@@ -4,7 +4,8 @@ The JSON layout is what the dashboard reads from ``<home>/reports/*.json``::
 
     {"metrics": {..., "final_equity": float, "num_trades": int, "buy_and_hold": {...}},
      "trades": [{"entry_time", "exit_time", "entry_price", "exit_price", "size", "pnl", ...}],
-     "equity": [{"time", "equity", "benchmark"}],
+     "equity_file": "<stem>.equity.parquet",   (time index; equity, benchmark columns)
+     "equity": [{"time", "equity", "benchmark"}],   (instead of equity_file, with --equity-json)
      "params": {"strategy", "symbol", "start", "end", costs ...},
      "random_control": {"percentile", "seeds", "trades", "exposure", "strategy_sharpe", ...},
      "psr": float, "dsr": float, "trials": {"count", "source"}, "sharpe_stats": {...},
@@ -13,7 +14,9 @@ The JSON layout is what the dashboard reads from ``<home>/reports/*.json``::
      "disclaimer": "..."}
 
 The honesty block (random-entry control, probabilistic and deflated Sharpe ratios) is
-explained in :mod:`aitrader.backtest.honesty`.
+explained in :mod:`aitrader.backtest.honesty`. Both files scale to any run: the equity curve
+(one row per bar) goes to Parquet beside the JSON, and the HTML plots decimated series
+(:mod:`aitrader.backtest.charts`), under 5 MB for a million bars.
 """
 
 from __future__ import annotations
@@ -22,16 +25,18 @@ import calendar
 import html
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from aitrader.backtest import charts
 from aitrader.backtest.engine import BacktestResult
 from aitrader.backtest.metrics import jsonable
 from aitrader.backtest.option_report import option_lines
-from aitrader.core.paths import Home, atomic_write_text
+from aitrader.core.paths import Home, atomic_write_parquet, atomic_write_text
 
 DISCLAIMER = "Backtests are simulations on past data; they are not a promise of future returns."
 
@@ -55,19 +60,56 @@ def _num(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def to_json_dict(result: BacktestResult) -> dict[str, Any]:
-    """The report's data as plain JSON-able values."""
-    trades = [
-        {"entry_time": _iso(t["entry_time"]), "exit_time": _iso(t["exit_time"]),
-         "entry_price": _num(t["entry_price"]), "exit_price": _num(t["exit_price"]), "size": _num(t["size"]),
-         "pnl": _num(t["pnl"]), "return_pct": _num(t["return_pct"]), "commission": _num(t["commission"])}
-        for t in result.trades.to_dict("records")
-    ]
-    equity = [{"time": _iso(t), "equity": _num(e), "benchmark": _num(b)}
-              for t, e, b in zip(result.equity.index, result.equity.to_numpy(),
-                                 result.benchmark.reindex(result.equity.index).to_numpy(), strict=True)]
-    out = {"metrics": jsonable(result.metrics), "trades": trades, "equity": equity,
-           "params": jsonable(dict(result.params)), "notes": list(result.notes)}
+def equity_path(json_path: Path) -> Path:
+    """``<stem>.equity.parquet`` beside the JSON report."""
+    return json_path.with_name(json_path.stem + ".equity.parquet")
+
+
+def equity_frame(result: BacktestResult) -> pd.DataFrame:
+    """The per-bar curve: ``equity`` and ``benchmark`` by ``time``."""
+    idx = pd.DatetimeIndex(result.equity.index, name="time")
+    return pd.DataFrame({"equity": result.equity.to_numpy(np.float64),
+                         "benchmark": result.benchmark.reindex(result.equity.index).to_numpy(np.float64)}, index=idx)
+
+
+def iso_times(values: Any) -> list[str]:
+    """ISO 8601 strings as ``pd.Timestamp.isoformat`` writes them, vectorised for the usual
+    case (zone-naive, whole seconds)."""
+    idx = pd.DatetimeIndex(values)
+    if idx.tz is None and len(idx) and not (idx.as_unit("ns").asi8 % 1_000_000_000).any():
+        return list(np.datetime_as_string(idx.to_numpy("datetime64[s]"), unit="s"))
+    return [_iso(t) for t in idx]
+
+
+def _floats(values: Any) -> list[float | None]:
+    arr = np.asarray(values, dtype=np.float64)
+    return [v if math.isfinite(v) else None for v in arr.tolist()]
+
+
+def records(frame: pd.DataFrame, *, times: Sequence[str] = (), floats: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Rows of ``frame`` as JSON objects (time columns as ISO strings, non-finite floats as null)."""
+    cols: dict[str, list[Any]] = {}
+    for c in times:
+        cols[c] = iso_times(frame[c])
+    for c in floats:
+        cols[c] = _floats(frame[c])
+    names = list(cols)
+    return [dict(zip(names, row, strict=True)) for row in zip(*cols.values(), strict=True)]
+
+
+def to_json_dict(result: BacktestResult, *, equity_file: str | None = None) -> dict[str, Any]:
+    """The report's data as plain JSON-able values; with ``equity_file`` the per-bar curve is
+    only named (it is in that Parquet file), else it is inline."""
+    trades = records(result.trades, times=["entry_time", "exit_time"],
+                     floats=["entry_price", "exit_price", "size", "pnl", "return_pct", "commission"])
+    out: dict[str, Any] = {"metrics": jsonable(result.metrics), "trades": trades}
+    if equity_file is not None:
+        out["equity_file"] = equity_file
+    else:
+        eq = equity_frame(result)
+        out["equity"] = [{"time": t, "equity": e, "benchmark": b} for t, e, b in
+                         zip(iso_times(eq.index), _floats(eq["equity"]), _floats(eq["benchmark"]), strict=True)]
+    out.update({"params": jsonable(dict(result.params)), "notes": list(result.notes)})
     out.update(_jsonable_deep(result.honesty))
     if result.options:  # option orders, fills, settlements and P&L apart (backtest/option_report.py)
         out["options"] = _jsonable_deep(result.options)
@@ -114,9 +156,15 @@ def honesty_lines(result: BacktestResult) -> list[str]:
     return lines
 
 
-def write_json(result: BacktestResult, path: Path) -> Path:
+def write_json(result: BacktestResult, path: Path, *, equity_json: bool = False) -> Path:
+    """The JSON report; the equity curve goes to :func:`equity_path` (Parquet) unless ``equity_json``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(to_json_dict(result), indent=1, allow_nan=False) + "\n")
+    name = None
+    if not equity_json:
+        eq_path = equity_path(path)
+        atomic_write_parquet(equity_frame(result), eq_path)
+        name = eq_path.name
+    atomic_write_text(path, json.dumps(to_json_dict(result, equity_file=name), indent=1, allow_nan=False) + "\n")
     return path
 
 
@@ -130,51 +178,33 @@ def monthly_returns(equity: pd.Series) -> pd.DataFrame:
     return df.pivot_table(index="year", columns="month", values="ret", aggfunc="sum").reindex(columns=range(1, 13))
 
 
-def _figures(result: BacktestResult) -> list[Any]:
-    import plotly.graph_objects as go
-
+def _figures(result: BacktestResult) -> list[charts.Figure]:
     figs = []
     eq, bench = result.equity, result.benchmark
-    f1 = go.Figure()
-    f1.add_trace(go.Scatter(x=eq.index, y=eq.to_numpy(), name=f"{result.strategy}", mode="lines"))
-    f1.add_trace(go.Scatter(x=bench.index, y=bench.to_numpy(), name="buy and hold", mode="lines"))
-    f1.update_layout(title="Equity vs buy-and-hold", height=380, margin={"t": 40, "b": 30})
-    figs.append(f1)
-
-    dd = eq / eq.cummax() - 1.0
-    f2 = go.Figure(go.Scatter(x=dd.index, y=dd.to_numpy() * 100, fill="tozeroy", name="drawdown %"))
-    f2.update_layout(title="Drawdown (%)", height=260, margin={"t": 40, "b": 30})
-    figs.append(f2)
-
+    figs.append(charts.figure([charts.line(eq.index, eq.to_numpy(), name=result.strategy),
+                               charts.line(bench.index, bench.to_numpy(), name="buy and hold")],
+                              title="Equity vs buy-and-hold"))
+    dd = (eq / eq.cummax() - 1.0) * 100
+    figs.append(charts.figure([charts.line(dd.index, dd.to_numpy(), name="drawdown %", fill="tozeroy")],
+                              title="Drawdown (%)", height=260))
     close = result.bars["close"]
-    f3 = go.Figure(go.Scatter(x=close.index, y=close.to_numpy(), name="close", mode="lines",
-                              line={"color": "#888"}))
-    buys = result.fills[result.fills["side"] == "buy"]
-    sells = result.fills[result.fills["side"] == "sell"]
-    f3.add_trace(go.Scatter(x=buys["time"], y=buys["price"], mode="markers", name="buy",
-                            marker={"symbol": "triangle-up", "size": 9, "color": "green"}))
-    f3.add_trace(go.Scatter(x=sells["time"], y=sells["price"], mode="markers", name="sell",
-                            marker={"symbol": "triangle-down", "size": 9, "color": "red"}))
-    f3.update_layout(title=f"{result.symbol}: trades on price", height=380, margin={"t": 40, "b": 30})
-    figs.append(f3)
-
+    side = result.fills["side"].to_numpy() if len(result.fills) else np.array([], dtype=object)
+    buys, sells = result.fills[side == "buy"], result.fills[side == "sell"]
+    figs.append(charts.figure([
+        charts.line(close.index, close.to_numpy(), name="close", line={"color": "#888"}),
+        charts.markers(close.index, buys["time"], buys["price"], name="buy", symbol="triangle-up", color="green"),
+        charts.markers(close.index, sells["time"], sells["price"], name="sell", symbol="triangle-down", color="red"),
+    ], title=f"{result.symbol}: trades on price"))
     mr = monthly_returns(eq)
     if len(mr):
-        f4 = go.Figure(go.Heatmap(z=mr.to_numpy() * 100, x=[calendar.month_abbr[int(m)] for m in mr.columns],
-                                  y=[str(y) for y in mr.index], colorscale="RdYlGn", zmid=0,
-                                  text=np.round(mr.to_numpy() * 100, 1), texttemplate="%{text}",
-                                  colorbar={"title": "%"}))
-        f4.update_layout(title="Monthly returns (%)", height=max(220, 28 * len(mr) + 80), margin={"t": 40, "b": 30})
-        figs.append(f4)
-
+        figs.append(charts.heatmap(mr.to_numpy() * 100, x=[calendar.month_abbr[int(m)] for m in mr.columns],
+                                   y=[str(y) for y in mr.index], title="Monthly returns (%)", colorbar="%",
+                                   height=max(220, 28 * len(mr) + 80)))
     if result.hit_rates is not None and len(result.hit_rates.columns):
-        f5 = go.Figure()
-        for name in result.hit_rates.columns:
-            s = result.hit_rates[name]
-            f5.add_trace(go.Scatter(x=s.index, y=s.to_numpy(), mode="lines", name=str(name)))
-        f5.update_layout(title="Rolling hit rate per model (buy/sell votes vs sign of the label-horizon return)",
-                         height=300, margin={"t": 40, "b": 30}, yaxis={"range": [0, 1]})
-        figs.append(f5)
+        hr = result.hit_rates
+        figs.append(charts.figure([charts.line(hr.index, hr[c].to_numpy(), name=str(c)) for c in hr.columns],
+                                  title="Rolling hit rate per model (buy/sell votes vs sign of the label-horizon "
+                                        "return)", height=300, yaxis={"range": [0, 1]}))
     return figs
 
 
@@ -200,9 +230,8 @@ def metrics_table(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def write_html(result: BacktestResult, path: Path) -> Path:
-    """One HTML file with plotly.js inline (no network needed to open it)."""
+    """One HTML file with plotly.js inline (no network needed to open it), under 5 MB."""
     figs = _figures(result)
-    parts = [fig.to_html(full_html=False, include_plotlyjs=(k == 0)) for k, fig in enumerate(figs)]
     rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{a}</td><td>{b}</td></tr>" for n, a, b in
                    metrics_table(result.metrics))
     p = result.params
@@ -211,12 +240,9 @@ def write_html(result: BacktestResult, path: Path) -> Path:
     notes = "".join(f"<p><i>{html.escape(n)}</i></p>" for n in result.notes)
     notes += "".join(f"<p>{html.escape(line)}</p>" for line in honesty_lines(result))
     notes += "".join(f"<p>{html.escape(line)}</p>" for line in option_lines(result.options))
-    doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-           "<style>body{font-family:sans-serif;margin:20px}table{border-collapse:collapse}"
-           "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>"
-           f"<h2>{html.escape(title)}</h2><p><b>{html.escape(DISCLAIMER)}</b></p>{notes}"
-           f"<table><tr><th>metric</th><th>{html.escape(result.strategy)}</th><th>buy and hold</th></tr>{rows}</table>"
-           f"<p style='font-size:small'>params: {params}</p>" + "".join(parts) + "</body></html>")
+    body = (f"<h2>{html.escape(title)}</h2><p><b>{html.escape(DISCLAIMER)}</b></p>{notes}"
+            f"<table><tr><th>metric</th><th>{html.escape(result.strategy)}</th><th>buy and hold</th></tr>{rows}"
+            f"</table><p style='font-size:small'>params: {params}</p>")
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, doc)
+    atomic_write_text(path, charts.page(title=title, body=body, figures=figs))
     return path

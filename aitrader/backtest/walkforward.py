@@ -15,10 +15,11 @@ touched. The bars are read from the user's store through in-memory views
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -28,6 +29,7 @@ from aitrader.core.paths import Home
 from aitrader.workspace import Workspace
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -79,7 +81,7 @@ def walk_forward_source(
     registry = wf.registry
     probe = hist.iloc[max(0, first_pos - train_window - MAX_WARMUP):first_pos]
     warmup = _warmup_rows(wf, symbol, probe)
-    for k in range(0, len(span), retrain_every):
+    for k in progress_bar(range(0, len(span), retrain_every), desc=f"walk-forward {symbol}", unit="window"):
         pos = first_pos + k  # first traded bar of this window, in hist
         as_of = hist.index[pos - 1]
         # The training rows are the trailing `train_window` bars (the newest `horizon` of
@@ -110,6 +112,16 @@ def walk_forward_source(
                 f"{span.index[k].date()}..{span.index[stop].date()} with "
                 + ", ".join(f"{n} {v['version']}" for n, v in win.models.items()))
     return PredictorSignals(schedule), windows
+
+
+def progress_bar(items: Iterable[T], *, desc: str, unit: str) -> Iterable[T]:
+    """A tqdm bar over ``items`` when stderr is a terminal; the plain items under cron, a pipe
+    or a test (nothing extra in logs or JSON output)."""
+    if not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit=unit, leave=False, file=sys.stderr)
 
 
 def _warmup_rows(wf: Workspace, symbol: str, probe: pd.DataFrame) -> int:

@@ -57,6 +57,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", help="comma-separated models for walk-forward retraining (default: enabled)")
     p.add_argument("--report", help="HTML report path (default: <home>/reports/backtest_<symbol>_<strategy>_<stamp>.html)")
     p.add_argument("--json", dest="json_path", help="JSON results path (default: beside the report)")
+    p.add_argument("--equity-json", action="store_true",
+                   help="keep the per-bar equity curve in the JSON (default: <json stem>.equity.parquet beside it)")
+    p.add_argument("--sweep", help="evaluate every parameter combination, e.g. \"fast=5:50:5,slow=20:200:10\" "
+                   "(start:stop[:step], stop included); writes a table and a heat map")
+    p.add_argument("--metric", default="sharpe", help="sweep: rank combinations by sharpe (default), final_equity, "
+                   "total_return or max_drawdown")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="sweep: worker processes (default: compute.n_jobs if above 1, else every core)")
     p.set_defaults(func=cmd_backtest)
 
 
@@ -136,6 +144,8 @@ def backtest_symbol(args: argparse.Namespace, ctx: Any) -> int:
     for flag, given in (("--report", args.report), ("--json", args.json_path)):
         if given:
             check_output_file(given, what=flag)  # before minutes of work, not after
+    if args.sweep is not None:
+        return cmd_sweep(args, ctx, settings=settings, symbol=symbol, start=start, end=end)
     ws = ctx.workspace.with_settings(settings)
     params = strategy_params(args)
     if args.strategy != "ensemble":
@@ -169,7 +179,7 @@ def backtest_symbol(args: argparse.Namespace, ctx: Any) -> int:
     html_path = Path(args.report) if args.report else html_default
     json_path = Path(args.json_path) if args.json_path else (html_path.with_suffix(".json") if args.report
                                                               else json_default)
-    write_json(result, json_path)
+    write_json(result, json_path, equity_json=args.equity_json)
     write_html(result, html_path)
 
     m = result.metrics
@@ -189,4 +199,66 @@ def backtest_symbol(args: argparse.Namespace, ctx: Any) -> int:
     print(f"report  {html_path}\njson    {json_path}")
     print(DISCLAIMER)
     log.debug("params %s", json.dumps(result.params, default=str))
+    return 0
+
+
+SMALL_SWEEP_BAR_RUNS = 100_000_000  # combinations x bars below which workers cost more than they save
+
+
+def _sweep_grid(args: argparse.Namespace) -> dict[str, list[int | float]]:
+    """The parsed ``--sweep`` (a ConfigError line for bad syntax or a strategy it cannot sweep)."""
+    import dataclasses
+
+    from aitrader.backtest.sweep import RANKABLE, parse_sweep
+    from aitrader.trading.strategies import STRATEGIES
+
+    if args.strategy not in STRATEGIES:
+        raise ConfigError(f"--sweep needs a rule strategy ({', '.join(STRATEGIES)}), not {args.strategy!r}")
+    if args.walk_forward:
+        raise ConfigError("--sweep and --walk-forward cannot be combined")
+    if args.metric not in RANKABLE:
+        raise ConfigError(f"--metric {args.metric!r}: allowed {', '.join(RANKABLE)}")
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1 (got {args.jobs})")
+    cls: Any = STRATEGIES[args.strategy]  # every rule strategy is a dataclass of its parameters
+    allowed = tuple(f.name for f in dataclasses.fields(cls))
+    if not allowed:
+        raise ConfigError(f"--sweep: {args.strategy} has no parameters to sweep")
+    return parse_sweep(args.sweep, allowed=allowed)
+
+
+def cmd_sweep(args: argparse.Namespace, ctx: Any, *, settings: Any, symbol: str, start: pd.Timestamp | None,
+              end: pd.Timestamp | None) -> int:
+    """``--sweep``: every combination on the compiled path, in parallel; table, heat map, DSR of the best."""
+    import math
+    import os
+
+    from aitrader.backtest.report import DISCLAIMER
+    from aitrader.backtest.sweep import run_sweep
+    from aitrader.backtest.sweep_report import default_paths, summary_lines, write_html, write_json
+
+    grid = _sweep_grid(args)
+    jobs = args.jobs or (settings.compute.n_jobs if settings.compute.n_jobs > 1 else (os.cpu_count() or 1))
+    ws = ctx.workspace.with_settings(settings.derive(compute={"n_jobs": jobs}))
+    if args.jobs is None and settings.compute.executor == "local":
+        # Starting workers costs ~a second each (imports, the kernel's cache): a sweep smaller
+        # than that runs in this process.
+        bars = len(ws.bars(symbol, start=start, end=end))
+        if math.prod(len(v) for v in grid.values()) * bars < SMALL_SWEEP_BAR_RUNS:
+            jobs = 1
+            ws = ws.with_settings(compute={"n_jobs": 1})
+    result = run_sweep(ws, symbol=symbol, strategy=args.strategy, grid=grid, start=start, end=end,
+                       fill_on=args.fill_on, metric=args.metric)
+    html_default, json_default = default_paths(ctx.home, result)
+    html_path = Path(args.report) if args.report else html_default
+    json_path = Path(args.json_path) if args.json_path else (html_path.with_suffix(".json") if args.report
+                                                              else json_default)
+    write_json(result, json_path)
+    write_html(result, html_path)
+    print(f"\n=== sweep {symbol} {args.strategy} {str(result.params['start'])[:10]}.."
+          f"{str(result.params['end'])[:10]} ({result.params['bars']} bars, {jobs} worker(s)) ===")
+    for line in summary_lines(result):
+        print(line)
+    print(f"report  {html_path}\njson    {json_path}")
+    print(DISCLAIMER)
     return 0

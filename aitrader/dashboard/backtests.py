@@ -49,7 +49,7 @@ def load_backtest(path: str | Path) -> dict[str, Any]:
     if not isinstance(raw, dict) or not isinstance(raw.get("metrics"), dict):
         raise DataError(f"{p}: not a backtest report (no 'metrics' object)")
     metrics = _flatten(raw["metrics"])
-    equity = pd.DataFrame(raw.get("equity") or [])
+    equity = _equity_rows(p, raw)
     if not equity.empty:
         if "time" not in equity.columns or "equity" not in equity.columns:
             raise DataError(f"{p}: 'equity' rows need 'time' and 'equity'")
@@ -67,6 +67,18 @@ def load_backtest(path: str | Path) -> dict[str, Any]:
     honesty = {k: raw[k] for k in HONESTY_KEYS if k in raw}
     return {"name": p.stem, "path": str(p), "metrics": metrics, "equity": equity, "trades": trades,
             "params": params, "honesty": honesty}
+
+
+def _equity_rows(p: Path, raw: dict[str, Any]) -> pd.DataFrame:
+    """The equity rows: inline (``equity``) or in the Parquet file the report names (``equity_file``)."""
+    name = raw.get("equity_file")
+    if not isinstance(name, str) or not name:
+        return pd.DataFrame(raw.get("equity") or [])
+    path = p.with_name(Path(name).name)  # only ever beside the report
+    try:
+        return pd.read_parquet(path).reset_index()
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the report's equity curve ({type(exc).__name__})") from None
 
 
 HONESTY_KEYS = ("random_control", "psr", "dsr", "trials", "meta_veto")

@@ -26,8 +26,16 @@ def ledger_path(models_dir: Path) -> Path:
     return Path(models_dir) / LEDGER
 
 
-def record_trials(models_dir: Path, *, symbol: str, kind: str, models: Sequence[str], **details: Any) -> int:
-    """Append one line per model tried; returns the symbol's trial count afterwards."""
+def record_trials(models_dir: Path, *, symbol: str, kind: str, models: Sequence[str], trials: int = 1,
+                  **details: Any) -> int:
+    """Append one line per model tried; returns the symbol's trial count afterwards.
+
+    ``trials`` > 1 makes each line count that many trials (a parameter sweep of N
+    combinations is one line worth N, not N lines)."""
+    if trials < 1:
+        raise ValueError(f"trials must be >= 1 (got {trials})")
+    if trials > 1:
+        details["trials"] = int(trials)
     path = ledger_path(models_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -64,8 +72,12 @@ def read_trials(models_dir: Path) -> list[dict[str, Any]]:
 
 
 def trial_counts(models_dir: Path) -> dict[str, int]:
-    """``{symbol: trials}`` over the whole ledger."""
-    return dict(Counter(str(r.get("symbol")) for r in read_trials(models_dir)))
+    """``{symbol: trials}`` over the whole ledger (a line counts its ``trials``, else 1)."""
+    out: Counter[str] = Counter()
+    for r in read_trials(models_dir):
+        n = r.get("trials", 1)
+        out[str(r.get("symbol"))] += n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else 1
+    return dict(out)
 
 
 def trial_count(models_dir: Path, symbol: str) -> int:

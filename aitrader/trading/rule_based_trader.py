@@ -12,6 +12,7 @@ import logging
 import math
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
 from aitrader.config.settings import RulesConfig
@@ -130,3 +131,39 @@ def _regime_veto(cfg: RulesConfig, regime: str | None, sym: str, events: list[Ri
     if regime in cfg.regimes_allowed:
         return None
     return f"regime {regime} not in rules.regimes_allowed ({', '.join(cfg.regimes_allowed)})"
+def buy_mask(features: pd.DataFrame, *, cfg: RulesConfig) -> np.ndarray:
+    """Per row of ``features``: would a buy while flat survive :func:`apply_rules`?
+
+    The same rules, vectorised for the backtest's batch path (a million bars in
+    milliseconds instead of one Python call per buy); a missing or non-finite value stands
+    aside exactly as in :func:`apply_rules` (tests compare the two row by row)."""
+    n = len(features)
+    ok = np.ones(n, dtype=np.bool_)
+    if not cfg.enabled:
+        return ok
+
+    def col(name: str) -> np.ndarray:
+        if name not in features.columns:
+            return np.full(n, np.nan)
+        v = pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=np.float64)
+        return np.where(np.isfinite(v), v, np.nan)
+
+    with np.errstate(invalid="ignore"):
+        ok &= ~(col(RSI_COL) > cfg.rsi_overbought)
+        if cfg.require_uptrend_for_buy:
+            ok &= ~(col("close") < col(f"ta_sma_{cfg.trend_sma}"))
+        if cfg.breadth_filter:
+            ok &= ~(col(BREADTH_COL) < cfg.breadth_min)
+    return ok
+
+
+def rule_columns(cfg: RulesConfig) -> list[str]:
+    """The feature columns :func:`apply_rules` reads for a buy (what a batch backtest must build)."""
+    if not cfg.enabled:
+        return []
+    cols = [RSI_COL]
+    if cfg.require_uptrend_for_buy:
+        cols += ["close", f"ta_sma_{cfg.trend_sma}"]
+    if cfg.breadth_filter:
+        cols.append(BREADTH_COL)
+    return cols

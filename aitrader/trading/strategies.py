@@ -58,6 +58,23 @@ def _sma(close: np.ndarray, n: int) -> np.ndarray:
     return pd.Series(close).rolling(n).mean().to_numpy()
 
 
+def sma(close: np.ndarray, n: int) -> np.ndarray:
+    """The simple moving average every SMA strategy uses (a sweep computes each window once)."""
+    return _sma(close, n)
+
+
+def cross_signals(fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
+    """+1 where ``fast`` crosses above ``slow`` (golden cross), -1 where it crosses below."""
+    out = np.zeros(len(fast), dtype=np.int8)
+    if len(fast) < 2:
+        return out
+    up = (fast[:-1] < slow[:-1]) & (fast[1:] > slow[1:])
+    down = (fast[:-1] > slow[:-1]) & (fast[1:] < slow[1:])
+    out[1:][up] = 1
+    out[1:][down] = -1
+    return out
+
+
 @dataclass
 class SmaCross(RuleStrategy):
     """Buy on a golden cross (fast SMA crosses above slow), sell on a death cross."""
@@ -73,15 +90,7 @@ class SmaCross(RuleStrategy):
 
     def signals(self, bars: pd.DataFrame) -> np.ndarray:
         c = bars["close"].to_numpy(dtype=float)
-        f, s = _sma(c, self.fast), _sma(c, self.slow)
-        out = np.zeros(len(c), dtype=np.int8)
-        if len(c) < 2:
-            return out
-        up = (f[:-1] < s[:-1]) & (f[1:] > s[1:])
-        down = (f[:-1] > s[:-1]) & (f[1:] < s[1:])
-        out[1:][up] = 1
-        out[1:][down] = -1
-        return out
+        return cross_signals(_sma(c, self.fast), _sma(c, self.slow))
 
     def params(self) -> dict[str, Any]:
         return {"fast": self.fast, "slow": self.slow}

@@ -143,6 +143,29 @@ def test_costs_lower_the_strategy_sharpe() -> None:
     assert none["percentile"] is None and none["note"] == "no trades: nothing to compare"
 
 
+def test_run_sharpes_from_prefix_sums_equal_the_bar_by_bar_matrix() -> None:
+    """The O(trades) Sharpe of each run equals the runs x bars reference, costs on shared bars included."""
+    from aitrader.backtest.honesty import _sharpe_rows, _unit_returns, _unit_sharpes
+
+    rng = np.random.default_rng(0)
+    checked = 0
+    for trial in range(150):
+        n, k = int(rng.integers(20, 300)), int(rng.integers(1, 8))
+        hold = rng.integers(0, 6, size=k)  # zero-holding trades pay both costs on one bar
+        if hold.sum() > n - 1:
+            continue
+        order, starts = random_placements(hold, n_bars=n, seeds=30, seed=trial)
+        ends = starts + hold[order]
+        sides = rng.choice([-1, 1], size=k)[order]
+        r = np.concatenate(([0.0], rng.normal(0, 0.01, n - 1)))
+        cost = float(rng.choice([0.0, 0.001]))
+        fast = _unit_sharpes(r, starts, ends, sides, cost, 252)
+        np.testing.assert_allclose(fast, _sharpe_rows(_unit_returns(r, starts, ends, sides, cost), 252),
+                                   rtol=1e-9, atol=1e-12)
+        checked += 1
+    assert checked > 100
+
+
 def test_random_control_is_fast() -> None:
     close = _walk(5000, seed=6)
     trades = _random_trades(close, n_trades=400, hold=6, seed=1)

@@ -65,3 +65,15 @@ def test_walk_forward_models_never_saw_the_bars_they_trade(sample_home: Home, tm
     assert fast.metrics["final_equity"] == agent.metrics["final_equity"]
     # the user's models directory is untouched
     assert sorted(p.name for p in sample_home.models.rglob("*")) == user_models_before
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    from aitrader.backtest.walkforward import progress_bar
+
+    items = [1, 2, 3]
+    assert progress_bar(items, desc="wf", unit="window") is items  # cron, pipes, tests: quiet
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert list(progress_bar(items, desc="walk-forward X", unit="window")) == items
+    assert "walk-forward X" in capsys.readouterr().err

@@ -296,3 +296,21 @@ def test_rolling_argmax_across_chunks() -> None:
         rel = win.argmax(axis=1) if find_max else win.argmin(axis=1)
         np.testing.assert_array_equal(got[54:], rel + np.arange(len(rel)))
         assert (got[:54] == -1).all()
+
+
+def test_a_column_subset_has_the_full_builds_values() -> None:
+    """``columns=`` runs only the builders it needs (the batch backtest of a rule strategy)."""
+    import numpy as np
+
+    from aitrader.data.synthetic import synthetic_bars
+    from aitrader.features.feature_engineering import build_features
+
+    bars = synthetic_bars(3000, seed=5, freq="1h")
+    full = build_features(bars, timeframe="1h")
+    want = ["ctx_breadth", "ta_rsi_14", "ta_atr_14", "ta_sma_50", "fib_pos", "not_a_feature"]
+    sub = build_features(bars, timeframe="1h", columns=want)
+    kept = [c for c in full.columns if c in want]
+    assert list(sub.columns) == kept and "ta_rsi_14" in kept and "ctx_breadth" in kept
+    pd.testing.assert_frame_equal(sub, full[kept])
+    assert np.isnan(sub["ctx_breadth"]).all()  # no context given
+    assert list(build_features(bars, timeframe="1h", columns=[]).columns) == []

@@ -135,3 +135,31 @@ def test_regimes_allowed_vetoes_entries_in_other_regimes() -> None:
     assert apply_rules(dec(), row(), cfg=RulesConfig(), has_position=False, regime="high_vol")[0].signal == "buy"
     with pytest.raises(ValueError, match="regimes_allowed"):
         RulesConfig(regimes_allowed=["sideways"])  # type: ignore[list-item]
+@pytest.mark.parametrize("cfg", [
+    RulesConfig(),
+    RulesConfig(require_uptrend_for_buy=True, trend_sma=20, rsi_overbought=70.0, breadth_min=0.5),
+    RulesConfig(breadth_filter=False),
+    RulesConfig(enabled=False),
+])
+def test_buy_mask_is_apply_rules_row_by_row(cfg: RulesConfig) -> None:
+    """The batch path's vectorised rules give every row the verdict of the one-decision function."""
+    import numpy as np
+    import pandas as pd
+
+    from aitrader.core.decisions import EnsembleDecision
+    from aitrader.trading.rule_based_trader import apply_rules, buy_mask
+
+    rng = np.random.default_rng(3)
+    n = 400
+    frame = pd.DataFrame({"ta_rsi_14": rng.uniform(0, 100, n), "close": rng.uniform(90, 110, n),
+                          "ta_sma_20": rng.uniform(90, 110, n), "ctx_breadth": rng.uniform(0, 1, n)})
+    for col in frame.columns:  # missing and non-finite values stand aside in both
+        frame.loc[rng.choice(n, 40, replace=False), col] = np.nan
+        frame.loc[rng.choice(n, 5, replace=False), col] = np.inf
+    mask = buy_mask(frame, cfg=cfg)
+    buy = EnsembleDecision(symbol="X", timestamp="2020-01-01T00:00:00", signal="buy", confidence=1.0,
+                           policy="t", reason="t")
+    expected = [apply_rules(buy, frame.iloc[i], cfg=cfg, has_position=False)[0].signal == "buy" for i in range(n)]
+    assert mask.tolist() == expected
+    assert cfg.enabled is False or 0 < mask.sum() < n  # both verdicts occur
+    assert buy_mask(frame.drop(columns=["ctx_breadth"]), cfg=cfg).sum() >= mask.sum()  # no column, no veto
