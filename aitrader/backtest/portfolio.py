@@ -57,7 +57,15 @@ def strategy_scores(strategy: str, closes: pd.DataFrame, *, ws: Any = None, univ
     except ImportError:
         raise ConfigError("--strategy topk needs the pooled universe models (aitrader train --universe "
                           f"{universe or 'NAME'}), which this install does not have; try --strategy momentum") from None
-    scores = predict_panel(access=ws, universe=universe)
+    from aitrader.models.universe import POOLED_MODELS  # type: ignore[import-not-found,unused-ignore]
+
+    # No edge, no trade: only pooled models the RankIC gate promoted (or a labelled hand promotion) score.
+    tradable = [m for m in POOLED_MODELS if ws.registry.current_version(universe, m)]
+    if not tradable:
+        raise ConfigError(f"no pooled model of universe {universe!r} has an edge (none passed the RankIC gate; "
+                          f"see 'aitrader evaluate --universe {universe}'), so topk stands aside; compare the rule "
+                          "strategies with --strategy momentum|reversal")
+    scores = predict_panel(access=ws, universe=universe, models=tradable)
     return pd.DataFrame(scores).reindex(index=closes.index, columns=closes.columns).astype(float)
 
 

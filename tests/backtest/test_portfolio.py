@@ -99,3 +99,13 @@ def test_next_returns_follow_each_symbols_own_bars() -> None:
     assert fwd["A"].tolist()[:3] == pytest.approx([0.2, np.nan, 0.25], nan_ok=True)
     assert np.isnan(fwd["A"].iloc[3]) and np.isnan(fwd["A"].iloc[4])  # no later bar
     assert fwd["B"].tolist()[1:3] == pytest.approx([0.1, -0.5])
+
+
+def test_topk_stands_aside_without_a_pooled_model_with_an_edge(tmp_path: object, panel: pd.DataFrame) -> None:
+    """No edge, no trade: with no promoted pooled model, topk refuses with one line and trades nothing."""
+    from aitrader.backtest.portfolio import strategy_scores
+
+    ws = _ws(tmp_path, load_settings())
+    _, closes = wide(panel)
+    with pytest.raises(ConfigError, match="no pooled model of universe 't' has an edge"):
+        strategy_scores("topk", closes, ws=ws, universe="t")
