@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from aitrader.core.numbers import finite_or_none as _finite
+
 if TYPE_CHECKING:
     from aitrader.core.paths import Home
 
@@ -226,12 +228,6 @@ def random_entry_control(close: pd.Series, trades: pd.DataFrame, *, seeds: int =
     return out
 
 
-def _finite(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def cost_per_side(trades: pd.DataFrame, *, slippage_bps: float) -> float:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import pandas as pd
 from aitrader.backtest.metrics import compute_metrics, jsonable
 from aitrader.config import Settings
 from aitrader.core.benchmark import buy_and_hold
+from aitrader.core.numbers import finite_or_none as _num
 from aitrader.core.paths import atomic_write_text
 from aitrader.core.roundtrips import fifo_round_trips
 from aitrader.trading.portfolio import target_weights
@@ -165,12 +165,6 @@ def _iso(t: Any) -> str:
     return pd.Timestamp(t).isoformat()
 
 
-def _num(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def to_json_dict(result: Any) -> dict[str, Any]:

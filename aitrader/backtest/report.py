@@ -36,6 +36,7 @@ from aitrader.backtest import charts
 from aitrader.backtest.engine import BacktestResult
 from aitrader.backtest.metrics import jsonable
 from aitrader.backtest.option_report import option_lines
+from aitrader.core.numbers import finite_or_none as _num
 from aitrader.core.paths import Home, atomic_write_parquet, atomic_write_text
 
 DISCLAIMER = "Backtests are simulations on past data; they are not a promise of future returns."
@@ -52,12 +53,6 @@ def _iso(t: Any) -> str:
     return pd.Timestamp(t).isoformat()
 
 
-def _num(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def equity_path(json_path: Path) -> Path:

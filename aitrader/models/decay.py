@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aitrader.core.numbers import finite_or_none as _finite
 from aitrader.config.regimes import DecayConfig
 
 log = logging.getLogger(__name__)
@@ -214,12 +215,6 @@ class DecayWatch:
         return flags
 
 
-def _finite(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:

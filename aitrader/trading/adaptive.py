@@ -41,6 +41,7 @@ import pandas as pd
 
 from aitrader.config.regimes import AdaptiveConfig
 from aitrader.config.settings import RiskConfig
+from aitrader.core.numbers import finite_or_none as _finite
 
 PARAMETERS: tuple[str, ...] = ("profit_target", "stop_loss", "size")
 ADAPTIVE_KEY = "adaptive"  # journal state: {symbol: {"bar", "params", "equity"}}
@@ -104,12 +105,6 @@ def _performance(perf: Performance | Mapping[str, Any] | None) -> Performance:
                        trades=int(perf.get("trades", 0) or 0))
 
 
-def _finite(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _targets(current: Mapping[str, float], regime: str, vol: float | None, perf: Performance,
