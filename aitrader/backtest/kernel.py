@@ -21,9 +21,6 @@ never run stale machine code. The first call in a fresh install compiles (a few 
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,28 +36,9 @@ if TYPE_CHECKING:
 
 
 def _cache_dir() -> Path:
-    """``<cache>/aitrader/numba/<hash of the compiled sources and numba version>``.
-
-    ``<cache>`` is ``AITRADER_NUMBA_CACHE``, else ``$XDG_CACHE_HOME`` or ``~/.cache``; when
-    that is not writable (a locked-down service user), the system temp directory.
-    """
-    h = hashlib.sha256(numba.__version__.encode())
-    for mod in (jit, px, sizing, risk_core):
-        h.update(Path(str(mod.__file__)).read_bytes())
-    h.update(Path(__file__).read_bytes())
-    key = h.hexdigest()[:16]
-    base = os.environ.get("AITRADER_NUMBA_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "aitrader", "numba")
-    for root in (Path(base), Path(tempfile.gettempdir()) / f"aitrader-numba-{os.getuid()}"):
-        path = root / key
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=path):
-                pass
-            return path
-        except OSError:
-            continue
-    return path  # nothing writable: numba compiles in memory each process
+    """Where this kernel's compiled code is cached (see :func:`aitrader.core.jit.numba_cache_dir`)."""
+    sources = [str(mod.__file__) for mod in (jit, px, sizing, risk_core)] + [__file__]
+    return jit.numba_cache_dir(sources, version=numba.__version__)
 
 
 jit.register_all()

@@ -21,9 +21,6 @@ the hash of every source file it is built from), so a process pays no compile af
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,24 +43,9 @@ O_T, O_S, O_STATUS, O_PHASE = range(4)
 
 
 def _cache_dir() -> Path:
-    """``<cache>/aitrader/numba-portfolio/<hash of the compiled sources and numba version>`` (see kernel.py)."""
-    h = hashlib.sha256(numba.__version__.encode())
-    for mod in (jit, px, sizing, risk_core, pc):
-        h.update(Path(str(mod.__file__)).read_bytes())
-    h.update(Path(__file__).read_bytes())
-    key = h.hexdigest()[:16]
-    base = os.environ.get("AITRADER_NUMBA_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "aitrader", "numba")
-    for root in (Path(base) / "portfolio", Path(tempfile.gettempdir()) / f"aitrader-numba-portfolio-{os.getuid()}"):
-        path = root / key
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=path):
-                pass
-            return path
-        except OSError:
-            continue
-    return path
+    """Where this kernel's compiled code is cached (see :func:`aitrader.core.jit.numba_cache_dir`)."""
+    sources = [str(mod.__file__) for mod in (jit, px, sizing, risk_core, pc)] + [__file__]
+    return jit.numba_cache_dir(sources, version=numba.__version__, sub='portfolio')
 
 
 jit.register_all()

@@ -13,7 +13,11 @@ out, and only other jitable functions or ``math`` inside.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -40,3 +44,31 @@ def register_all() -> None:
         if not getattr(fn, "_aitrader_registered", False):
             register_jitable(fn)
             fn._aitrader_registered = True  # type: ignore[attr-defined]
+
+
+def numba_cache_dir(sources: Sequence[str | os.PathLike[str]], *, version: str, sub: str = "") -> Path:
+    """``<cache>/aitrader/numba[/<sub>]/<hash of sources and numba version>``: where a kernel's compiled code lives.
+
+    ``<cache>`` is ``AITRADER_NUMBA_CACHE``, else ``$XDG_CACHE_HOME`` or ``~/.cache``; when that
+    is not writable (a locked-down service user), the system temp directory. Any change to a
+    compiled source or to numba gives a new key, so a stale compile is never loaded. When
+    nothing is writable the last candidate is returned and numba compiles in memory each process.
+    """
+    h = hashlib.sha256(version.encode())
+    for src in sources:
+        h.update(Path(src).read_bytes())
+    key = h.hexdigest()[:16]
+    base = os.environ.get("AITRADER_NUMBA_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "aitrader", "numba")
+    tmp_name = f"aitrader-numba{'-' + sub if sub else ''}-{os.getuid()}"
+    path = Path(base)
+    for root in (Path(base) / sub if sub else Path(base), Path(tempfile.gettempdir()) / tmp_name):
+        path = root / key
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path):
+                pass
+            return path
+        except OSError:
+            continue
+    return path

@@ -18,3 +18,4 @@ def test_finite_values_pass(x: object, expected: float) -> None:
 @pytest.mark.parametrize("x", [None, math.nan, math.inf, -math.inf, "abc", [1], object()])
 def test_everything_else_is_none(x: object) -> None:
     assert finite_or_none(x) is None
+
