@@ -150,6 +150,19 @@ class DecisionEngine:
         with span("tick", bar_time=pd.Timestamp(event.timestamp).isoformat(), symbols=",".join(sorted(event.bars))):
             return self._process(event, history, trade=trade, tradable=tradable, skip_reason=skip_reason)
 
+    def _open_tick(self, event: BarEvent, history: History, *, bars: list[Bar]) -> tuple[pd.Timestamp, TickResult]:
+        """The start every tick shares (single-symbol and portfolio engines): history first, so a
+        failure below never leaves a hole in it; then the bar's journal state; then the venue
+        steps through ``bars`` in the given order."""
+        self._history = history
+        ts = pd.Timestamp(event.timestamp)
+        for bar in event.bars.values():
+            history.append(bar)
+        self._begin_bar(ts)
+        for bar in bars:
+            self.broker.on_bar(bar)
+        return ts, TickResult(timestamp=ts)
+
     def _process(self, event: BarEvent, history: History, *, trade: bool, tradable: set[str] | None,
                  skip_reason: str | None) -> TickResult:
         """Handle every bar that closed at ``event.timestamp``.
@@ -163,14 +176,7 @@ class DecisionEngine:
         same event again later, which adds no second decision row and no second order.
         """
         t0 = time.perf_counter()
-        self._history = history
-        ts = pd.Timestamp(event.timestamp)
-        result = TickResult(timestamp=ts)
-        for bar in event.bars.values():
-            history.append(bar)  # first: a failure below never leaves a hole in the history
-        self._begin_bar(ts)
-        for bar in event.bars.values():
-            self.broker.on_bar(bar)
+        ts, result = self._open_tick(event, history, bars=list(event.bars.values()))
         vix = self._vix_bar(ts)
         if vix is not None:
             self.broker.on_bar(vix)  # a simulated venue prices options with it; live ones ignore it

@@ -87,14 +87,8 @@ class PortfolioEngine(DecisionEngine):
     def _process(self, event: BarEvent, history: History, *, trade: bool, tradable: set[str] | None,
                  skip_reason: str | None) -> TickResult:
         t0 = time.perf_counter()
-        self._history = history
-        ts = pd.Timestamp(event.timestamp)
-        result = TickResult(timestamp=ts)
-        for bar in event.bars.values():
-            history.append(bar)  # first: a failure below never leaves a hole in the history
-        self._begin_bar(ts)
-        for sym in sorted(event.bars):  # the venue step in symbol order (the kernel's order)
-            self.broker.on_bar(event.bars[sym])
+        # the venue steps in symbol order (the compiled kernel's order)
+        ts, result = self._open_tick(event, history, bars=[event.bars[s] for s in sorted(event.bars)])
         result.fills = self.sync_broker()
         account = self.broker.account()
         day_start = self._day_start_equity(ts, account)
