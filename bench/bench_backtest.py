@@ -55,7 +55,7 @@ def _timed(fn: Callable[[], Any], *, repeat: int = 1) -> tuple[Any, float]:
 
 
 # ------------------------------------------------------------------ engines
-def run_aitrader(bars: pd.DataFrame) -> dict[str, Any]:
+def run_aitrader(bars: pd.DataFrame, *, repeat: int = 3) -> dict[str, Any]:
     from aitrader.backtest.fast import round_trips, simulate
     from aitrader.trading.strategies import SmaCross
 
@@ -65,7 +65,7 @@ def run_aitrader(bars: pd.DataFrame) -> dict[str, Any]:
         sig = SmaCross(FAST, SLOW).signals(bars)
         return simulate(bars, sig, settings=settings, symbol="BENCH")
 
-    res, secs = _timed(go, repeat=3)
+    res, secs = _timed(go, repeat=repeat)
     trips = round_trips(res.fills)
     return {"seconds": secs, "final_equity": float(res.equity.iloc[-1]), "entries": list(trips["entry_time"]),
             "exits": list(trips["exit_time"]), "sizes": [int(x) for x in trips["size"]], "visited_bars": res.visited}

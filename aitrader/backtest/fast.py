@@ -71,16 +71,26 @@ def check_supported(settings: Settings, *, symbols: list[str]) -> None:
 class SimResult:
     """Equity per bar, fills and orders of one fast simulation.
 
-    The kernel returns numbers; the ``fills`` and ``orders`` tables (with client order ids,
-    tens of thousands of strings on long runs) are built on first access.
+    The kernel returns orders and fills as numbers; the equity curve (a function of the fills
+    and the closes) and the ``fills`` and ``orders`` tables (with client order ids, tens of
+    thousands of strings on long runs) are built on first access.
     """
 
-    def __init__(self, *, equity: pd.Series, symbol: str, order_ints: np.ndarray, order_floats: np.ndarray,
-                 fill_ints: np.ndarray, fill_floats: np.ndarray, visited: int) -> None:
-        self.equity = equity
+    def __init__(self, *, index: pd.DatetimeIndex, close: np.ndarray, cash0: float, symbol: str,
+                 order_ints: np.ndarray, order_floats: np.ndarray, fill_ints: np.ndarray, fill_floats: np.ndarray,
+                 visited: int) -> None:
         self.visited = visited
+        self._index, self._close, self._cash0 = index, close, cash0
         self._symbol = symbol
         self._oi, self._of, self._fi, self._ff = order_ints, order_floats, fill_ints, fill_floats
+
+    @cached_property
+    def equity(self) -> pd.Series:
+        """Equity at each bar's close (:func:`aitrader.backtest.kernel.equity_curve`)."""
+        from aitrader.backtest import kernel as k
+
+        curve = k.equity_curve(self._close, self._oi, self._fi, self._ff, self._cash0)
+        return pd.Series(curve, index=self._index, name="equity", copy=False)
 
     @property
     def closed_trades(self) -> int:
@@ -91,7 +101,7 @@ class SimResult:
     def _ids(self) -> list[str]:
         from aitrader.backtest import kernel as k
 
-        oi, idx = self._oi, pd.DatetimeIndex(self.equity.index)
+        oi, idx = self._oi, self._index
         if not len(oi):  # no orders (e.g. no model with an edge): nothing to name
             return []
         base = client_order_ids(self._symbol, idx[oi[:, k.BAR]], [_INTENT[int(x)] for x in oi[:, k.INTENT]])
@@ -104,7 +114,7 @@ class SimResult:
         """time, side, quantity, price, commission, client_order_id (one row per fill)."""
         from aitrader.backtest import kernel as k
 
-        idx, fi, ff, ids = pd.DatetimeIndex(self.equity.index), self._fi, self._ff, self._ids
+        idx, fi, ff, ids = self._index, self._fi, self._ff, self._ids
         return pd.DataFrame({
             "time": idx[fi[:, 0]],
             "side": np.where(self._oi[fi[:, 1], k.BUY] == 1, "buy", "sell").astype(object),
@@ -117,7 +127,7 @@ class SimResult:
         """time, client_order_id, side, quantity, status (accepted/rejected at submit) per order."""
         from aitrader.backtest import kernel as k
 
-        oi, idx, ids = self._oi, pd.DatetimeIndex(self.equity.index), self._ids
+        oi, idx, ids = self._oi, self._index, self._ids
         parents = np.flatnonzero(oi[:, k.LEG] == k.PARENT_LEG)
         return pd.DataFrame({
             "time": idx[oi[parents, k.BAR]],
@@ -149,30 +159,38 @@ class Prepared:
 
     index: pd.DatetimeIndex
     symbol: str
-    arrays: tuple[np.ndarray, ...]  # open, high, low, close, day_id
+    arrays: tuple[Any, ...]  # open, high, low, close, then the days (kernel.days)
     atr: np.ndarray
     buy_ok: np.ndarray
     fill_on_close: bool
     packed: tuple[Any, ...]
 
-    def run_raw(self, signals: np.ndarray, confidence: np.ndarray | None = None) -> tuple[Any, ...]:
-        """The kernel's own output ``(equity, order ints, order floats, fill ints, fill floats,
-        visited)`` for decision ``signals`` (+1/-1/0 per bar): no tables, no pandas."""
+    def run_orders(self, signals: np.ndarray, confidence: np.ndarray | None = None) -> tuple[Any, ...]:
+        """The kernel's own output ``(order ints, order floats, fill ints, fill floats, visited)``
+        for decision ``signals`` (+1/-1/0 per bar): no tables, no pandas, no equity curve."""
         from aitrader.backtest import kernel as k
 
         n = len(self.index)
         sig = np.asarray(signals, dtype=np.int8)
         if sig.shape != (n,):
             raise ValueError(f"signals: {sig.shape} for {n} bars")
-        conf = np.where(sig != 0, 1.0, 0.0) if confidence is None else confidence
+        conf = np.empty(0) if confidence is None else confidence  # empty: 1.0 on every signal
         run: Any = k.run  # numba's dispatcher: the signature is the compiled one
         return run(*self.arrays, k._arr(sig, np.int8), k._arr(conf, np.float64), self.atr, self.buy_ok,  # type: ignore[no-any-return]
                    self.fill_on_close, *self.packed)
 
+    def run_raw(self, signals: np.ndarray, confidence: np.ndarray | None = None) -> tuple[Any, ...]:
+        """``(equity, order ints, order floats, fill ints, fill floats, visited)``: :meth:`run_orders`
+        plus the equity curve as an array (a sweep's metrics need it, not the tables)."""
+        from aitrader.backtest import kernel as k
+
+        oi, of, fi, ff, visited = self.run_orders(signals, confidence)
+        return k.equity_curve(self.arrays[3], oi, fi, ff, self.packed[0]), oi, of, fi, ff, visited
+
     def run(self, signals: np.ndarray, confidence: np.ndarray | None = None) -> SimResult:
         """Replay these bars with decision ``signals`` (+1/-1/0 per bar)."""
-        equity, oi, of, fi, ff, visited = self.run_raw(signals, confidence)
-        return SimResult(equity=pd.Series(equity, index=self.index, name="equity"), symbol=self.symbol,
+        oi, of, fi, ff, visited = self.run_orders(signals, confidence)
+        return SimResult(index=self.index, close=self.arrays[3], cash0=self.packed[0], symbol=self.symbol,
                          order_ints=oi, order_floats=of, fill_ints=fi, fill_floats=ff, visited=int(visited))
 
 
@@ -189,17 +207,13 @@ def prepare(bars: pd.DataFrame, *, settings: Settings, symbol: str, features: pd
     if (rules.enabled or rcfg.sizing == "atr") and features is None:
         raise ValueError("features are needed for the rule filters / ATR sizing")
     idx = pd.DatetimeIndex(bars.index)
-    # Calendar day of each bar (what day orders and the kill switch key on), as 0, 1, ...:
-    # the wall-clock date, so a zone-aware index counts local days like the engine does.
-    wall = idx.tz_localize(None) if idx.tz is not None else idx
-    days = wall.to_numpy("datetime64[D]").astype(np.int64)
-    day_id = days - days[0] if n else days
+    # Empty arrays stand for "unknown ATR" and "every buy passes" (no per-bar array to fill).
     atr = (features["ta_atr_14"].to_numpy(np.float64) if features is not None and "ta_atr_14" in features
-           else np.full(n, np.nan))
-    arrays = tuple(k._arr(bars[c], np.float64) for c in ("open", "high", "low", "close")) + (
-        k._arr(day_id, np.int64),)
+           else np.empty(0))
+    arrays = tuple(k._arr(bars[c], np.float64) for c in ("open", "high", "low", "close")) + k.days(idx)
+    buy_ok = _rule_filter(features, settings=settings, n=n) if settings.rules.enabled else np.empty(0, np.bool_)
     return Prepared(index=idx, symbol=symbol, arrays=arrays, atr=k._arr(atr, np.float64),
-                    buy_ok=k._arr(_rule_filter(features, settings=settings, n=n), np.bool_),
+                    buy_ok=k._arr(buy_ok, np.bool_),
                     fill_on_close=fill_on == "close",
                     packed=k.pack(broker=settings.broker, risk=rcfg, symbol=symbol))
 

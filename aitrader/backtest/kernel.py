@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
+import pandas as pd
 
 from aitrader.core import jit
 from aitrader.trading import risk_core, sizing
@@ -45,6 +46,10 @@ jit.register_all()
 numba.config.CACHE_DIR = str(_cache_dir())  # type: ignore[attr-defined] # read when the dispatchers below are created
 
 EPS = px.EPS
+# A call to a compiled helper increments and decrements every array argument's reference
+# count with atomic operations (inlining does not remove them, and triples the compile time),
+# so the loop calls its array-heavy helpers only when they have something to do.
+_helper = numba.njit(cache=True)
 # order columns (int64 table)
 BAR, INTENT, LEG, BUY, KIND, AFTER, ACTIVE, PARENT, STATUS, DAY, GTC, SUBMIT_REJECTED = range(12)
 N_INT = 12
@@ -57,7 +62,7 @@ ENTRY, EXIT = 0, 1
 PARENT_LEG, STOP_LEG, TAKE_LEG = 0, 1, 2
 
 
-@numba.njit(cache=True)
+@_helper
 def _remove(work: np.ndarray, cnt: np.ndarray, w: int | np.int64) -> None:
     """Drop ``w`` from the working list ``work[:cnt[0]]`` (kept in submission order)."""
     nw = cnt[0]
@@ -69,19 +74,19 @@ def _remove(work: np.ndarray, cnt: np.ndarray, w: int | np.int64) -> None:
             return
 
 
-@numba.njit(cache=True)
+@_helper
 def _finish(oi: np.ndarray, work: np.ndarray, cnt: np.ndarray, w: int | np.int64, status: int) -> None:
     """Close order ``w``; an unfilled parent takes its open bracket legs with it."""
     oi[w, STATUS] = status
     _remove(work, cnt, w)
     if status != FILLED:
         for ch in (w + 1, w + 2):
-            if ch < len(oi) and oi[ch, PARENT] == w and oi[ch, STATUS] == OPEN:
+            if ch < cnt[1] and oi[ch, PARENT] == w and oi[ch, STATUS] == OPEN:
                 oi[ch, STATUS] = CANCELED
                 _remove(work, cnt, ch)
 
 
-@numba.njit(cache=True)
+@_helper
 def _try_fill(oi: np.ndarray, of: np.ndarray, work: np.ndarray, w: int | np.int64, i: int, day: Any, o: float, h: float,
               lo: float, acct: np.ndarray, costs: np.ndarray, fi: np.ndarray, ff: np.ndarray,
               cnt: np.ndarray) -> None:
@@ -138,17 +143,17 @@ def _try_fill(oi: np.ndarray, of: np.ndarray, work: np.ndarray, w: int | np.int6
     oi[w, STATUS] = FILLED
     _remove(work, cnt, w)
     for ch in (w + 1, w + 2):  # legs go live at once with the filled quantity
-        if ch < len(oi) and oi[ch, PARENT] == w:
+        if ch < cnt[1] and oi[ch, PARENT] == w:
             oi[ch, ACTIVE], oi[ch, AFTER] = 1, -1
             of[ch, QTY] = q
     par = oi[w, PARENT]
     if par >= 0:  # one cancels the other
         for sib in (par + 1, par + 2):
-            if sib != w and sib < len(oi) and oi[sib, PARENT] == par and oi[sib, STATUS] == OPEN:
+            if sib != w and sib < cnt[1] and oi[sib, PARENT] == par and oi[sib, STATUS] == OPEN:
                 _finish(oi, work, cnt, sib, CANCELED)
 
 
-@numba.njit(cache=True)
+@_helper
 def _submit(oi: np.ndarray, of: np.ndarray, work: np.ndarray, i: int, intent: int, buy: bool, q: float,
             stop: float, take: float, cash_fraction: float, close: float, day: Any, fill_on_close: bool,
             acct: np.ndarray, costs: np.ndarray, fi: np.ndarray, ff: np.ndarray, cnt: np.ndarray) -> None:
@@ -158,6 +163,7 @@ def _submit(oi: np.ndarray, of: np.ndarray, work: np.ndarray, i: int, intent: in
     cnt[1] = w + 1
     oi[w, BAR], oi[w, INTENT], oi[w, LEG], oi[w, BUY], oi[w, KIND] = i, intent, PARENT_LEG, 1 if buy else 0, MARKET
     oi[w, AFTER], oi[w, ACTIVE], oi[w, PARENT], oi[w, STATUS], oi[w, DAY], oi[w, GTC] = i, 1, -1, OPEN, -1, 0
+    oi[w, SUBMIT_REJECTED] = 0
     of[w, QTY], of[w, LEVEL], of[w, CASH_FRACTION] = q, np.nan, cash_fraction
     rejected = False
     if not buy and q > acct[1] + EPS:
@@ -178,6 +184,7 @@ def _submit(oi: np.ndarray, of: np.ndarray, work: np.ndarray, i: int, intent: in
         cnt[1] = k + 1
         oi[k, BAR], oi[k, INTENT], oi[k, LEG], oi[k, BUY], oi[k, KIND] = i, intent, leg, 0 if buy else 1, kind
         oi[k, AFTER], oi[k, ACTIVE], oi[k, PARENT], oi[k, STATUS], oi[k, DAY], oi[k, GTC] = i, 0, w, OPEN, -1, 1
+        oi[k, SUBMIT_REJECTED] = 0
         of[k, QTY], of[k, LEVEL], of[k, CASH_FRACTION] = q, level, np.nan
         work[cnt[0]] = k
         cnt[0] += 1
@@ -189,86 +196,150 @@ def _submit(oi: np.ndarray, of: np.ndarray, work: np.ndarray, i: int, intent: in
                 oi[ch, AFTER] = i
 
 
-@numba.njit(cache=True)
-def _next_index(sig: np.ndarray, value: int) -> np.ndarray:
-    """``out[j]`` = first k >= j with ``sig[k] == value`` (len(sig) if none)."""
+@_helper
+def _next(sig: np.ndarray, j: int, value: int) -> int:
+    """The first bar ``k >= j`` with ``sig[k] == value`` (``len(sig)`` if none)."""
     n = len(sig)
-    out = np.empty(n + 1, dtype=np.int64)
-    out[n] = n
-    for j in range(n - 1, -1, -1):
-        out[j] = j if sig[j] == value else out[j + 1]
-    return out
+    while j < n and sig[j] != value:
+        j += 1
+    return j
+
+
+@_helper
+def _day(stamp: np.ndarray, i: int | np.int64, day_len: int, day0: int) -> int:
+    """Calendar day of bar ``i`` counted from the first bar's (``day0``): whole days since the
+    epoch of its wall-clock time (``day_len`` stamp units a day), floored (Python's ``//``
+    semantics, also before 1970)."""
+    return int(stamp[i] // day_len) - day0
+
+
+@_helper
+def _day_first(stamp: np.ndarray, i: int, day_len: int, day0: int) -> int:
+    """Index of the first bar of bar ``i``'s day."""
+    d = _day(stamp, i, day_len, day0)
+    f = i
+    while f > 0 and _day(stamp, f - 1, day_len, day0) == d:
+        f -= 1
+    return f
+
+
+@_helper
+def _level_hit(oi: np.ndarray, of: np.ndarray, work: np.ndarray, nw: int, hj: float, lj: float) -> bool:
+    """Whether a bar with high ``hj`` / low ``lj`` touches any working stop or limit level."""
+    for t in range(nw):
+        w = work[t]
+        if oi[w, ACTIVE] == 0 or oi[w, KIND] == MARKET:
+            continue
+        lv, buy = of[w, LEVEL], oi[w, BUY] == 1
+        if oi[w, KIND] == STOP:
+            if hj >= lv if buy else lj <= lv:
+                return True
+        elif lj <= lv if buy else hj >= lv:
+            return True
+    return False
+
+
+@_helper
+def _next_bar(oi: np.ndarray, of: np.ndarray, work: np.ndarray, cnt: np.ndarray, sig: np.ndarray, h: np.ndarray,
+              lo: np.ndarray, i: int, held: float) -> int:
+    """The next bar where something can happen: a market order's next bar, the next signal
+    that could trade, or the first bar touching a working stop/limit level."""
+    market, levels = False, False
+    for t in range(cnt[0]):
+        w = work[t]
+        if oi[w, ACTIVE] == 1:
+            if oi[w, KIND] == MARKET:
+                market = True
+            else:
+                levels = True
+    if market:
+        return i + 1
+    nxt = _next(sig, i + 1, 1 if held <= 0 else -1)
+    if levels:
+        for j in range(i + 1, nxt):
+            if _level_hit(oi, of, work, cnt[0], h[j], lo[j]):
+                return j
+    return nxt
+
+
+@_helper
+def _venue_step(oi: np.ndarray, of: np.ndarray, work: np.ndarray, snap: np.ndarray, cnt: np.ndarray, i: int,
+                day: int, o: float, h: float, lo: float, acct: np.ndarray, costs: np.ndarray, fi: np.ndarray,
+                ff: np.ndarray) -> None:
+    """Working orders in submission order against bar ``i``; a filled order's legs go live at
+    once and see the rest of the bar before the next order (stop first: conservative)."""
+    m = 0
+    for t in range(cnt[0]):
+        w = work[t]
+        if oi[w, ACTIVE] == 1 and (oi[w, AFTER] < 0 or i > oi[w, AFTER]):
+            snap[m] = w
+            m += 1
+    for t in range(m):
+        w = snap[t]
+        if oi[w, STATUS] != OPEN:
+            continue
+        _try_fill(oi, of, work, w, i, day, o, h, lo, acct, costs, fi, ff, cnt)
+        if oi[w, STATUS] == FILLED:
+            for ch in (w + 1, w + 2):
+                if ch < cnt[1] and oi[ch, PARENT] == w and oi[ch, STATUS] == OPEN:
+                    _try_fill(oi, of, work, ch, i, day, o, h, lo, acct, costs, fi, ff, cnt)
 
 
 @numba.njit(cache=True)
-def run(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, day_id: np.ndarray,
+def run(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, stamp: np.ndarray, day_len: int, day0: int,
         sig: np.ndarray, conf: np.ndarray, atr: np.ndarray, buy_ok: np.ndarray, fill_on_close: bool,
         cash0: float, costs: np.ndarray, params: np.ndarray, tier_bounds: np.ndarray, tier_order: np.ndarray,
         tier_fallback: int, tier_max_open: np.ndarray, tier_risk: np.ndarray, tier_in_universe: np.ndarray,
-        in_universe: bool, all_in: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """Replay the bars; returns ``(equity, order ints, order floats, fill ints, fill floats, visited)``.
+        in_universe: bool, all_in: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Replay the bars; returns ``(order ints, order floats, fill ints, fill floats, visited)``.
 
-    ``day_id`` numbers the calendar day of each bar (non-decreasing, >= 0).
+    ``stamp``: each bar's wall-clock time as an integer (non-decreasing), ``day_len`` units
+    a day, ``day0`` the first bar's day (``stamp[0] // day_len``), as :func:`days` gives them. ``conf``, ``atr`` and ``buy_ok`` may be empty, meaning
+    1.0, unknown (NaN) and True for every bar. Nothing as long as the bars is allocated (on
+    a million bars, page faults on fresh memory cost more than the loop): the equity curve is
+    a function of the fills, built when asked for (:func:`equity_curve`).
     """
     n = len(c)
     cap = 3 * int(np.count_nonzero(sig)) + 3
-    oi = np.zeros((cap, N_INT), dtype=np.int64)
-    of = np.zeros((cap, 3))
-    fi = np.zeros((cap, 2), dtype=np.int64)
-    ff = np.zeros((cap, 3))
+    # Rows are written before they are read (orders below cnt[1], fills below cnt[2]), so
+    # nothing is zeroed: untouched memory is never faulted in.
+    oi = np.empty((cap, N_INT), dtype=np.int64)
+    of = np.empty((cap, 3))
+    fi = np.empty((cap, 2), dtype=np.int64)
+    ff = np.empty((cap, 3))
     cnt = np.zeros(3, dtype=np.int64)  # [working orders, orders, fills]
-    work = np.zeros(cap, dtype=np.int64)  # working orders, in submission order
-    snap = np.zeros(cap, dtype=np.int64)  # scratch copy of it
+    work = np.empty(cap, dtype=np.int64)  # working orders, in submission order
+    snap = np.empty(cap, dtype=np.int64)  # scratch copy of it
     acct = np.array([cash0, 0.0, 0.0])  # cash, quantity, average price
-    equity = np.empty(n)
-    pre_eq = np.full(n, np.nan)  # equity after the venue step of a visited bar (day-start source)
-    next_buy, next_sell = _next_index(sig, 1), _next_index(sig, -1)
-    halted_day = -1
-    last, visited = -1, 0
-    day_first = 0  # index of the first bar of the current bar's day
-    i = int(next_buy[0])  # nothing can happen before the first buy while flat
+    halted_day, cur_day, day_first, day_start = -1, -1, 0, 0.0
+    visited = 0
+    i = _next(sig, 0, 1)  # nothing can happen before the first buy while flat
     while i < n:
-        for j in range(last + 1, i):
-            equity[j] = acct[0] + acct[1] * c[j]
         visited += 1
-        if day_first > i or day_id[day_first] != day_id[i]:
-            day_first = i
-            while day_first > 0 and day_id[day_first - 1] == day_id[i]:
-                day_first -= 1
-        # 1. venue step: working orders in submission order; a filled order's legs go live at
-        #    once and see the rest of the bar before the next order (stop first: conservative)
-        m = 0
-        for t in range(cnt[0]):
-            w = work[t]
-            if oi[w, ACTIVE] == 1 and (oi[w, AFTER] < 0 or i > oi[w, AFTER]):
-                snap[m] = w
-                m += 1
-        for t in range(m):
-            w = snap[t]
-            if oi[w, STATUS] != OPEN:
-                continue
-            _try_fill(oi, of, work, w, i, day_id[i], o[i], h[i], lo[i], acct, costs, fi, ff, cnt)
-            if oi[w, STATUS] == FILLED:
-                for ch in (w + 1, w + 2):
-                    if ch < cnt[1] and oi[ch, PARENT] == w and oi[ch, STATUS] == OPEN:
-                        _try_fill(oi, of, work, ch, i, day_id[i], o[i], h[i], lo[i], acct, costs, fi, ff, cnt)
-        pre_eq[i] = acct[0] + acct[1] * c[i]
+        day = _day(stamp, i, day_len, day0)
+        if day != cur_day:  # the day's first visited bar: its equity at the start of the day
+            cur_day, day_first = day, _day_first(stamp, i, day_len, day0)
+            day_start = acct[0] + acct[1] * c[day_first]  # an unvisited bar: nothing traded since
+        # 1. venue step
+        if cnt[0]:
+            _venue_step(oi, of, work, snap, cnt, i, day, o[i], h[i], lo[i], acct, costs, fi, ff)
+        if day_first == i:  # the day opens on this bar: after its venue step
+            day_start = acct[0] + acct[1] * c[i]
         # 2. the decision (only buys while flat and sells while long can lead to an order)
         s, held, price = sig[i], acct[1], c[i]
-        if s == 1 and held == 0 and buy_ok[i]:
+        if s == 1 and held == 0 and (len(buy_ok) == 0 or buy_ok[i]):
             eq = acct[0]
-            f = day_first
-            day_start = pre_eq[f] if not np.isnan(pre_eq[f]) else (equity[f] if f < i else eq)
             t = risk_core.tier_index(eq, tier_bounds, tier_order, tier_fallback)
-            res = risk_core.entry_decision(eq, acct[0], acct[0], day_start, halted_day == day_id[i], price, atr[i],
-                                           conf[i], True, False, 0, in_universe, tier_in_universe[t] == 1,
+            res = risk_core.entry_decision(eq, acct[0], acct[0], day_start, halted_day == day, price,
+                                           atr[i] if len(atr) else np.nan, conf[i] if len(conf) else 1.0,
+                                           True, False, 0, in_universe, tier_in_universe[t] == 1,
                                            int(tier_max_open[t]), tier_risk[t], params)
             code = res[0]
             if code == risk_core.KILL_SWITCH:
-                halted_day = day_id[i]
+                halted_day = day
             elif code == risk_core.APPROVED:
                 _submit(oi, of, work, i, ENTRY, True, float(res[1]), res[2], res[3],
-                        params[risk_core.P_FRACTION] if all_in else np.nan, price, day_id[i], fill_on_close,
+                        params[risk_core.P_FRACTION] if all_in else np.nan, price, day, fill_on_close,
                         acct, costs, fi, ff, cnt)
         elif s == -1 and held > 0:
             # exits are always approved for the whole holding; the position's legs are canceled first
@@ -278,43 +349,34 @@ def run(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, day_id: np.
                 w = snap[t]
                 if oi[w, BUY] == 0 and oi[w, STATUS] == OPEN:
                     _finish(oi, work, cnt, w, CANCELED)
-            _submit(oi, of, work, i, EXIT, False, held, np.nan, np.nan, np.nan, price, day_id[i], fill_on_close,
+            _submit(oi, of, work, i, EXIT, False, held, np.nan, np.nan, np.nan, price, day, fill_on_close,
                     acct, costs, fi, ff, cnt)
-        equity[i] = acct[0] + acct[1] * c[i]
-        last = i
-        # 3. the next bar where something can happen: a market order's next bar, the next
-        #    signal that could trade, or the first bar touching a working stop/limit level
-        market, levels = False, False
-        for t in range(cnt[0]):
-            w = work[t]
-            if oi[w, ACTIVE] == 1:
-                if oi[w, KIND] == MARKET:
-                    market = True
-                else:
-                    levels = True
-        if market:
-            nxt = i + 1
-        else:
-            nxt = int(next_buy[i + 1]) if acct[1] <= 0 else int(next_sell[i + 1])
-            if levels:
-                for j in range(i + 1, nxt):
-                    hit = False
-                    for t in range(cnt[0]):
-                        w = work[t]
-                        if oi[w, ACTIVE] == 0 or oi[w, KIND] == MARKET:
-                            continue
-                        lv, buy = of[w, LEVEL], oi[w, BUY] == 1
-                        if oi[w, KIND] == STOP:
-                            hit = hit or (h[j] >= lv if buy else lo[j] <= lv)
-                        else:
-                            hit = hit or (lo[j] <= lv if buy else h[j] >= lv)
-                    if hit:
-                        nxt = j
-                        break
-        i = nxt
-    for j in range(last + 1, n):
-        equity[j] = acct[0] + acct[1] * c[j]
-    return equity, oi[:cnt[1]], of[:cnt[1]], fi[:cnt[2]], ff[:cnt[2]], visited
+        # 3. the next bar where something can happen
+        if cnt[0]:
+            i = _next_bar(oi, of, work, cnt, sig, h, lo, i, acct[1])
+        else:  # no working order: the next signal that could trade
+            i = _next(sig, i + 1, 1 if acct[1] <= 0 else -1)
+    return oi[:cnt[1]], of[:cnt[1]], fi[:cnt[2]], ff[:cnt[2]], visited
+
+
+@numba.njit(cache=True)
+def equity_curve(c: np.ndarray, oi: np.ndarray, fi: np.ndarray, ff: np.ndarray, cash0: float) -> np.ndarray:
+    """Equity at each bar's close from :func:`run`'s fills: cash plus the holding at the close,
+    the fills booked with the very float operations of :func:`_try_fill` (bit-identical to
+    the venue's account; the equivalence tests compare it with the bar-by-bar agent)."""
+    n, nf = len(c), len(fi)
+    out = np.empty(n)
+    cash, held, k = cash0, 0.0, 0
+    for j in range(n):
+        while k < nf and fi[k, 0] == j:
+            q, price, comm = ff[k, 0], ff[k, 1], ff[k, 2]
+            signed = q if oi[fi[k, 1], BUY] == 1 else -q
+            cash = cash + (-signed * price - comm)
+            q1 = held + signed
+            held = q1 if abs(q1) >= EPS else 0.0
+            k += 1
+        out[j] = cash + held * c[j]
+    return out
 
 
 @numba.njit(cache=True)
@@ -346,9 +408,26 @@ def equity_stats(equity: np.ndarray) -> tuple[float, float, float, float, float]
 
 
 def _arr(x: Any, dtype: Any) -> np.ndarray:
-    """A writable C-contiguous array of ``dtype``: the one layout :func:`run` is compiled for
-    (pandas hands out read-only views; each new layout would cost numba a fresh compile)."""
-    return np.require(np.asarray(x, dtype=dtype), dtype=dtype, requirements=["C", "W"])
+    """A read-only C-contiguous array of ``dtype``: the one layout :func:`run` is compiled for
+    (each new layout would cost numba a fresh compile). Read-only because pandas hands out
+    read-only views of its columns: they go in as they are, without a copy."""
+    a = np.ascontiguousarray(x, dtype=dtype).view()
+    a.flags.writeable = False
+    return a
+
+
+_UNITS_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+
+
+def days(index: Any) -> tuple[np.ndarray, int, int]:
+    """``(stamp, day_len, day0)`` of :func:`run` for a DatetimeIndex: the wall-clock date of
+    each bar (what day orders and the kill switch key on), so a zone-aware index counts local
+    days like the engine does. A zone-naive index is used in place, without a copy."""
+    idx = pd.DatetimeIndex(index)
+    wall = idx.tz_localize(None) if idx.tz is not None else idx
+    stamp = _arr(wall.asi8, np.int64)
+    day_len = _UNITS_PER_DAY[str(wall.unit)]
+    return stamp, day_len, int(stamp[0] // day_len) if len(stamp) else 0
 
 
 def pack(*, broker: BrokerConfig, risk: RiskConfig, symbol: str) -> tuple[Any, ...]:
@@ -365,14 +444,15 @@ def pack(*, broker: BrokerConfig, risk: RiskConfig, symbol: str) -> tuple[Any, .
             True, risk.sizing == "all_in")
 
 
-def replay(o: Any, h: Any, lo: Any, c: Any, *, day_id: Any, sig: Any, conf: Any, atr: Any, buy_ok: Any,
+def replay(o: Any, h: Any, lo: Any, c: Any, *, index: Any, sig: Any, conf: Any, atr: Any, buy_ok: Any,
            fill_on_close: bool, broker: BrokerConfig, risk: RiskConfig,
-           symbol: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """:func:`run` with the broker's costs and the risk settings packed into its arrays."""
+           symbol: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """:func:`run` with the bars' days from ``index`` and the broker's costs and the risk
+    settings packed into its arrays (``conf``, ``atr``, ``buy_ok`` may be empty: see :func:`run`)."""
     return run(  # type: ignore[no-any-return]
-        _arr(o, np.float64), _arr(h, np.float64), _arr(lo, np.float64), _arr(c, np.float64),
-        _arr(day_id, np.int64), _arr(sig, np.int8), _arr(conf, np.float64), _arr(atr, np.float64),
-        _arr(buy_ok, np.bool_), bool(fill_on_close), *pack(broker=broker, risk=risk, symbol=symbol))
+        _arr(o, np.float64), _arr(h, np.float64), _arr(lo, np.float64), _arr(c, np.float64), *days(index),
+        _arr(sig, np.int8), _arr(conf, np.float64), _arr(atr, np.float64), _arr(buy_ok, np.bool_),
+        bool(fill_on_close), *pack(broker=broker, risk=risk, symbol=symbol))
 
 
 def warm_up() -> None:
@@ -381,14 +461,18 @@ def warm_up() -> None:
 
     s = load_settings()
     one = np.ones(4)
-    replay(one, one, one, one, day_id=np.arange(4), sig=np.array([1, 0, -1, 0]), conf=np.array([1.0, 0, 1, 0]),
-           atr=np.full(4, np.nan), buy_ok=np.ones(4), fill_on_close=False, broker=s.broker, risk=s.risk,
-           symbol="WARM")
+    oi, _, fi, ff, _ = replay(one, one, one, one, index=pd.date_range("2020-01-01", periods=4),
+                              sig=np.array([1, 0, -1, 0]), conf=np.array([1.0, 0, 1, 0]), atr=np.empty(0),
+                              buy_ok=np.empty(0), fill_on_close=False, broker=s.broker, risk=s.risk, symbol="WARM")
+    equity_curve(_arr(one, np.float64), oi, fi, ff, float(s.broker.initial_cash))
 
 
 if __name__ == "__main__":  # `make install`: compile once so no later process pays for it
     import time
 
+    from aitrader.trading import signal_math
+
     t0 = time.perf_counter()
     warm_up()
+    signal_math.warm_up()  # the SMA strategies' compiled rules, used by every backtest and sweep
     print(f"backtest kernel ready in {time.perf_counter() - t0:.1f} s (cache: {_cache_dir()})")

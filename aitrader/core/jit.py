@@ -46,6 +46,24 @@ def register_all() -> None:
             fn._aitrader_registered = True  # type: ignore[attr-defined]
 
 
+def compiled(fn: F, *, sources: Sequence[str | os.PathLike[str]], sub: str) -> F:
+    """``fn`` compiled by numba, its machine code cached under :func:`numba_cache_dir` of
+    ``sources`` (plus this file): for small kernels a Python caller uses directly.
+
+    numba reads its cache directory when a dispatcher is created, so it is set only around
+    that moment and restored: kernels with their own directories never see each other's.
+    """
+    import numba
+
+    register_all()
+    prev = numba.config.CACHE_DIR  # type: ignore[attr-defined]
+    numba.config.CACHE_DIR = str(numba_cache_dir([*sources, __file__], version=numba.__version__, sub=sub))  # type: ignore[attr-defined]
+    try:
+        return numba.njit(cache=True)(fn)  # type: ignore[return-value]
+    finally:
+        numba.config.CACHE_DIR = prev  # type: ignore[attr-defined]
+
+
 def numba_cache_dir(sources: Sequence[str | os.PathLike[str]], *, version: str, sub: str = "") -> Path:
     """``<cache>/aitrader/numba[/<sub>]/<hash of sources and numba version>``: where a kernel's compiled code lives.
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from aitrader.core.decisions import EnsembleDecision
 from aitrader.core.errors import ConfigError
+from aitrader.trading import signal_math
 
 _SIGNAL = {1: "buy", -1: "sell", 0: "hold"}
 
@@ -53,26 +54,15 @@ class RuleStrategy:
         return {}
 
 
-def _sma(close: np.ndarray, n: int) -> np.ndarray:
-    # Same definition as backtesting.py's SMA (pandas rolling mean), so crosses agree.
-    return pd.Series(close).rolling(n).mean().to_numpy()
-
-
 def sma(close: np.ndarray, n: int) -> np.ndarray:
-    """The simple moving average every SMA strategy uses (a sweep computes each window once)."""
-    return _sma(close, n)
+    """The simple moving average every SMA strategy uses (pandas' rolling mean, compiled:
+    :func:`aitrader.trading.signal_math.rolling_mean`); a sweep computes each window once."""
+    return signal_math.rolling_mean(close, n)
 
 
 def cross_signals(fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
     """+1 where ``fast`` crosses above ``slow`` (golden cross), -1 where it crosses below."""
-    out = np.zeros(len(fast), dtype=np.int8)
-    if len(fast) < 2:
-        return out
-    up = (fast[:-1] < slow[:-1]) & (fast[1:] > slow[1:])
-    down = (fast[:-1] > slow[:-1]) & (fast[1:] < slow[1:])
-    out[1:][up] = 1
-    out[1:][down] = -1
-    return out
+    return signal_math.cross(fast, slow)
 
 
 @dataclass
@@ -89,8 +79,7 @@ class SmaCross(RuleStrategy):
         self.warmup = self.slow
 
     def signals(self, bars: pd.DataFrame) -> np.ndarray:
-        c = bars["close"].to_numpy(dtype=float)
-        return cross_signals(_sma(c, self.fast), _sma(c, self.slow))
+        return signal_math.sma_cross(bars["close"].to_numpy(dtype=float), self.fast, self.slow)
 
     def params(self) -> dict[str, Any]:
         return {"fast": self.fast, "slow": self.slow}

@@ -101,3 +101,41 @@ def test_kernel_cache_is_keyed_by_source_and_falls_back_to_temp(monkeypatch: pyt
     fallback = kernel._cache_dir()
     assert fallback.parent == Path(tempfile.gettempdir()) / f"aitrader-numba-{os.getuid()}"
     assert fallback.name == first.name
+
+
+def test_days_count_wall_clock_dates_in_any_unit_zone_and_before_1970() -> None:
+    from aitrader.backtest import kernel
+
+    def day_ids(idx: pd.DatetimeIndex) -> list[int]:
+        stamp, day_len, day0 = kernel.days(idx)
+        return [int(x // day_len) - day0 for x in stamp]
+
+    early = pd.DatetimeIndex(["1969-12-31 23:00", "1970-01-01 01:00", "1970-01-02 00:00"])
+    assert day_ids(early.as_unit("s")) == [0, 1, 2]
+    assert day_ids(early.as_unit("ns")) == [0, 1, 2]
+    # local days: in UTC all four bars fall on 2024-03-10
+    ny = pd.date_range("2024-03-09 22:00", periods=4, freq="h", tz="America/New_York")
+    assert day_ids(ny) == [0, 0, 1, 1]
+
+
+def test_bar_columns_reach_the_kernel_without_a_copy() -> None:
+    # A million bars copied four times cost more than the loop; pandas' read-only column
+    # views go in as they are.
+    from aitrader.backtest.fast import prepare
+
+    bars = _bars([(100.0, 101.0, 99.0, 100.0)] * 8)
+    p = prepare(bars, settings=_settings(), symbol="GOOG")
+    assert np.shares_memory(p.arrays[3], bars["close"].to_numpy())
+    assert np.shares_memory(p.arrays[4], bars.index.asi8)
+
+
+def test_equity_curve_books_fills_like_the_kernel() -> None:
+    # the curve is rebuilt from the fills: cash moves only at fills, the holding is marked at each close
+    s = _settings().derive(risk={"stop_loss_pct": None, "take_profit_pct": None})
+    bars = _bars([(100, 100, 100, 100), (101, 102, 100, 101), (104, 105, 103, 104), (103, 103, 99, 100),
+                  (100, 100, 100, 100)])
+    res = simulate(bars, np.array([1, 0, -1, 0, 0]), settings=s, symbol="GOOG")
+    # 95 shares bought at 101 (bar 1), sold at 103 (bar 3)
+    assert res.fills["quantity"].tolist() == [95, 95]
+    cash = 10_000 - 95 * 101
+    assert res.equity.tolist() == [10_000, cash + 95 * 101, cash + 95 * 104, cash + 95 * 103, cash + 95 * 103]
