@@ -27,6 +27,7 @@ import pandas as pd
 
 from aitrader.backtest.metrics import compute_metrics, jsonable
 from aitrader.config import Settings
+from aitrader.core import jsontext
 from aitrader.core.benchmark import buy_and_hold
 from aitrader.core.numbers import finite_or_none as _num
 from aitrader.core.paths import atomic_write_text
@@ -189,7 +190,7 @@ def to_json_dict(result: Any) -> dict[str, Any]:
 
 def write_json(result: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(to_json_dict(result), indent=1, default=str))
+    atomic_write_text(path, jsontext.dumps(to_json_dict(result), allow_nan=True, default=str))
     return path
 
 

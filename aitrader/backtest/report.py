@@ -36,6 +36,7 @@ from aitrader.backtest import charts
 from aitrader.backtest.engine import BacktestResult
 from aitrader.backtest.metrics import jsonable
 from aitrader.backtest.option_report import option_lines
+from aitrader.core import jsontext
 from aitrader.core.numbers import finite_or_none as _num
 from aitrader.core.paths import Home, atomic_write_parquet, atomic_write_text
 
@@ -159,7 +160,7 @@ def write_json(result: BacktestResult, path: Path, *, equity_json: bool = False)
         eq_path = equity_path(path)
         atomic_write_parquet(equity_frame(result), eq_path)
         name = eq_path.name
-    atomic_write_text(path, json.dumps(to_json_dict(result, equity_file=name), indent=1, allow_nan=False) + "\n")
+    atomic_write_text(path, jsontext.dumps(to_json_dict(result, equity_file=name)) + "\n")
     return path
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 from aitrader.backtest import charts
 from aitrader.backtest.report import DISCLAIMER, _jsonable_deep
 from aitrader.backtest.sweep import ROW_METRICS, SweepResult
+from aitrader.core import jsontext
 from aitrader.core.paths import Home, atomic_path, atomic_write_parquet, atomic_write_text
 
 
@@ -63,7 +64,7 @@ def write_json(result: SweepResult, path: Path) -> Path:
         result.rows.to_csv(tmp, index=False)
     atomic_write_parquet(result.rows.reset_index(drop=True), files["parquet"])
     doc = to_json_dict(result, rows_files={k: p.name for k, p in files.items()})
-    atomic_write_text(path, json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    atomic_write_text(path, jsontext.dumps(doc) + "\n")
     return path
 
 
