@@ -11,7 +11,7 @@ milliseconds, where the two pandas rolling means alone took ~30 ms.
 
 The functions marked :func:`~aitrader.core.jit.jitable` are plain Python; :func:`rolling_mean`,
 :func:`cross` and :func:`sma_cross` call their compiled forms (cached on disk, compiled by
-``make install``).
+``make install``) on long inputs and the plain-Python forms on short ones.
 """
 
 from __future__ import annotations
@@ -120,6 +120,9 @@ def sma_cross_into(close: np.ndarray, fast: int, slow: int, out: np.ndarray) -> 
 
 
 _KERNELS: dict[str, Any] = {}
+# Below this many values the plain-Python form runs (the agent's few-bar tail each tick: tens
+# of microseconds, and no numba import or cache load, ~0.5 s, in a process that needs none).
+PLAIN_PYTHON_BELOW = 1_000
 
 
 def _kernel(name: str) -> Any:
@@ -127,6 +130,16 @@ def _kernel(name: str) -> Any:
     if name not in _KERNELS:
         _KERNELS[name] = jit.compiled(globals()[name], sources=[__file__], sub="signals")
     return _KERNELS[name]
+
+
+def _call(name: str, n: int, *args: Any) -> None:
+    """Run jitable ``name`` compiled, or as plain Python on short inputs (the same source and
+    float operations, so the same bits; a test checks it)."""
+    if n >= PLAIN_PYTHON_BELOW:
+        _kernel(name)(*args)
+    else:
+        globals()[name](*(a.tolist() if isinstance(a, np.ndarray) and a.ndim == 1 and not a.flags.writeable else a
+                          for a in args))
 
 
 def _values(x: Any) -> np.ndarray:
@@ -147,7 +160,7 @@ def rolling_mean(values: Any, n: int) -> np.ndarray:
     ``rolling(n).mean()``, bit for bit."""
     v = _values(values)
     out = np.empty(len(v))
-    _kernel("rolling_mean_into")(v, _window(n), out)
+    _call("rolling_mean_into", len(v), v, _window(n), out)
     return out
 
 
@@ -157,7 +170,7 @@ def cross(fast: Any, slow: Any) -> np.ndarray:
     if f.shape != s.shape:
         raise ValueError(f"cross: series of different lengths ({len(f)} and {len(s)})")
     out = np.empty(len(f), dtype=np.int8)
-    _kernel("cross_into")(f, s, out)
+    _call("cross_into", len(f), f, s, out)
     return out
 
 
@@ -165,12 +178,13 @@ def sma_cross(close: Any, fast: int, slow: int) -> np.ndarray:
     """The crossings of the ``fast`` and ``slow`` moving averages of ``close`` in one compiled pass."""
     c = _values(close)
     out = np.empty(len(c), dtype=np.int8)
-    _kernel("sma_cross_into")(c, _window(fast), _window(slow), out)
+    _call("sma_cross_into", len(c), c, _window(fast), _window(slow), out)
     return out
 
 
 def warm_up() -> None:
     """Compile (or load) every kernel here with the argument types the wrappers pass."""
-    x = np.arange(8.0)
-    sma_cross(x, 2, 3)
-    cross(rolling_mean(x, 2), rolling_mean(x, 3))
+    x = _values(np.arange(8.0))
+    _kernel("sma_cross_into")(x, 2, 3, np.empty(8, dtype=np.int8))
+    _kernel("rolling_mean_into")(x, 2, np.empty(8))
+    _kernel("cross_into")(x, x, np.empty(8, dtype=np.int8))

@@ -69,10 +69,25 @@ def test_cross_refuses_series_of_different_lengths() -> None:
         sm.cross(np.arange(3.0), np.arange(4.0))
 
 
-def test_one_compiled_layout_serves_views_copies_and_lists() -> None:
+def test_one_compiled_layout_serves_views_copies_and_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sm, "PLAIN_PYTHON_BELOW", 0)
     sm.warm_up()
     frame = pd.DataFrame({"close": np.linspace(1, 2, 50)})
     sm.sma_cross(frame["close"].to_numpy(), 3, 5)  # pandas' read-only view
     sm.sma_cross(np.linspace(1, 2, 50), 3, 5)  # a writable array
     sm.sma_cross(list(range(50)), 3, 5)
     assert len(sm._kernel("sma_cross_into").signatures) == 1
+
+
+def test_plain_python_and_compiled_forms_give_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(loc=100, scale=5, size=600)
+    x[::17] = np.nan
+    x[100:130] = 101.0
+    monkeypatch.setattr(sm, "PLAIN_PYTHON_BELOW", 0)
+    compiled = (sm.rolling_mean(x, 7), sm.sma_cross(x, 3, 11), sm.cross(x[:-1], x[1:]))
+    monkeypatch.setattr(sm, "PLAIN_PYTHON_BELOW", 10**9)
+    plain = (sm.rolling_mean(x, 7), sm.sma_cross(x, 3, 11), sm.cross(x[:-1], x[1:]))
+    assert np.array_equal(compiled[0], plain[0], equal_nan=True)
+    assert np.array_equal(compiled[1], plain[1]) and np.array_equal(compiled[2], plain[2])
+    assert np.count_nonzero(plain[1]) > 5
