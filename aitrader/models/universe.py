@@ -61,10 +61,14 @@ CODE_VERSION = 2  # bump when features/labels/splits change what a cached score 
 # The sequence models' cap is on training windows (each window is ``sequence_length`` rows).
 QUICK_MAX_ROWS: dict[str, int] = {"rf": 10_000, "xgb": 25_000, "lgbm": 20_000, "lstm": 10_000,
                                   "transformer": 10_000}
-# "full" trains on every date; only the exact-split forest is capped (its cost grows as
-# rows x log(rows) per tree, 400 trees: uncapped it would take hours on 300,000 rows).
-FULL_MAX_ROWS: dict[str, int] = {"rf": 60_000, "lstm": 30_000, "transformer": 30_000}
-POOLED_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {"quick": {"rf": {"n_estimators": 50}}, "full": {}}
+# "full" trains on every date (labels overlap: 5 neighbouring dates share most of a label)
+# with caps that keep all five kinds under 10 minutes on 2 cores (docs/BENCHMARKS.md): the
+# exact-split forest's cost grows as rows x log(rows) per tree, the boosters' linearly, the
+# nets' with the windows (each ``sequence_length`` rows).
+FULL_MAX_ROWS: dict[str, int] = {"rf": 20_000, "xgb": 120_000, "lgbm": 120_000, "lstm": 30_000,
+                                 "transformer": 30_000}
+POOLED_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {"quick": {"rf": {"n_estimators": 50}},
+                                                          "full": {"rf": {"n_estimators": 200}}}
 
 
 class Mapper(Protocol):
