@@ -85,22 +85,22 @@ def _sample_panel() -> pd.DataFrame:
 
 
 def _training() -> dict[str, Any]:
-    from aitrader.models.universe import POOLED_MODELS, build_dataset, walk_forward
+    from aitrader.models.universe import TREE_MODELS, build_dataset, walk_forward
     from aitrader.models.universe_eval import score_report
     from aitrader.models.zoo import make_model
 
     panel = _sample_panel()
-    for kind in POOLED_MODELS:  # import each library before timing (as bench_training does)
+    for kind in TREE_MODELS:  # import each library before timing (as bench_training does)
         X = pd.DataFrame(np.random.default_rng(0).normal(size=(200, 3)), columns=["a", "b", "c"])
         make_model(kind, feature_names=["a", "b", "c"], n_estimators=2).fit(X, pd.Series(np.arange(200) % 2.0))
     w0, c0 = time.perf_counter(), _cpu()
     ds = build_dataset(panel, horizon=5)
-    res = walk_forward(ds, models=list(POOLED_MODELS), profile="quick", seed=42, final=True,
-                       params={k: {"n_jobs": 1} for k in POOLED_MODELS})
-    rep = score_report(ds, res.scores, res.splits, models=list(POOLED_MODELS), seed=42)
+    res = walk_forward(ds, models=list(TREE_MODELS), profile="quick", seed=42, final=True,
+                       params={k: {"n_jobs": 1} for k in TREE_MODELS})
+    rep = score_report(ds, res.scores, res.splits, models=list(TREE_MODELS), seed=42)
     out: dict[str, Any] = {"symbols": int(len(ds.symbols)), "rows": int(len(ds.X)),
                            "total_s": round(time.perf_counter() - w0, 2), "total_cpu_s": round(_cpu() - c0, 2),
-                           "target_s": 60.0, "fits": len(res.splits.folds) * len(POOLED_MODELS) + len(POOLED_MODELS),
+                           "target_s": 60.0, "fits": len(res.splits.folds) * len(TREE_MODELS) + len(TREE_MODELS),
                            "fit_s": {k: round(v["fit_seconds"], 2) for k, v in res.info.items()},
                            "holdout_rank_ic": {k: round(v["rank_ic_mean"], 4) for k, v in rep["models"].items()}}
     out["holdout_rank_ic"]["ensemble"] = round(rep["ensemble"]["rank_ic_mean"], 4)

@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--end", help="train only on bars up to this date (YYYY-MM-DD)")
     p.add_argument("--seed", type=int, help="random seed (default: settings models.seed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--universe", help="train pooled cross-sectional models on this universe (rf,xgb,lgbm)")
+    p.add_argument("--universe", help="train pooled cross-sectional models on this universe "
+                   "(quick: rf,xgb,lgbm; full: also lstm,transformer)")
     p.add_argument("--json", metavar="FILE", help="with --universe: write the report to FILE")
     p.set_defaults(func=cmd_train)
 

@@ -26,7 +26,7 @@ def _pooled_models(raw: str | None) -> list[str] | None:
     bad = [n for n in names if n not in POOLED_MODELS]
     if bad or not names:
         raise ModelError(f"--models {raw!r}: universe mode pools {', '.join(POOLED_MODELS)} "
-                         "(lstm/transformer/ppo are per-symbol only; see docs/UNIVERSE.md)")
+                         "(ppo is per-symbol only; see docs/UNIVERSE.md)")
     return list(dict.fromkeys(names))
 
 

@@ -111,6 +111,17 @@ def _default_model_classes() -> ModelClassMap:
     return classes
 
 
+def _pooled_class(model: str, recorded: str) -> type[Model] | None:
+    """A universe's pooled sequence model shares its kind name (lstm, transformer) with the
+    per-symbol one; the manifest's recorded class tells them apart."""
+    try:
+        from aitrader.models.universe_seq import POOLED_SEQUENCE_CLASSES
+    except ImportError:
+        return None
+    cls = POOLED_SEQUENCE_CLASSES.get(model)
+    return cls if cls is not None and recorded == f"{cls.__module__}:{cls.__qualname__}" else None
+
+
 @dataclass
 class LoadedModel:
     """A verified model with its registry identity; delegates ``predict_proba``."""
@@ -485,7 +496,10 @@ class ModelRegistry:
         recorded = str(manifest.get("class", ""))
         actual = f"{cls.__module__}:{cls.__qualname__}"
         if recorded and recorded != actual:
-            raise IntegrityError(f"{model}: artifact was written by {recorded}, not {actual}")
+            pooled = _pooled_class(model, recorded) if self._model_classes is None else None
+            if pooled is None:
+                raise IntegrityError(f"{model}: artifact was written by {recorded}, not {actual}")
+            cls = pooled
         return cls
 
     def load_version(

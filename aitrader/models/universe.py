@@ -4,8 +4,9 @@ The dataset is the universe's long panel with :func:`aitrader.features.cross_sec
 as features and, as target, "the forward ``horizon``-day return beats that date's median
 across the universe" (``xs_labels(...).label > 0.5``). The existing tree models (rf, xgb,
 lgbm from :mod:`aitrader.models.zoo`) are reused unchanged: their P(up) is the score, and
-symbols are ranked by it per date. Sequence models (lstm, transformer) are not pooled
-here yet, and PPO is left out as an allocator (see ``docs/UNIVERSE.md``).
+symbols are ranked by it per date. The sequence models (lstm, transformer) see each row as
+its symbol's own window of recent feature rows (:mod:`aitrader.models.universe_seq`), on
+the same label and folds. PPO is left out as an allocator (see ``docs/UNIVERSE.md``).
 
 Walk-forward in time, on dates: :func:`aitrader.models.splits.walk_forward_splits` over
 the sorted unique dates (expanding, ``purge = 2 x horizon`` dates, so no training label
@@ -42,7 +43,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-POOLED_MODELS: tuple[str, ...] = ("rf", "xgb", "lgbm")
+TREE_MODELS: tuple[str, ...] = ("rf", "xgb", "lgbm")
+SEQUENCE_MODELS: tuple[str, ...] = ("lstm", "transformer")
+POOLED_MODELS: tuple[str, ...] = (*TREE_MODELS, *SEQUENCE_MODELS)  # every kind universe mode pools
 HORIZON = 5
 TEST_DAYS = 126
 MIN_TRAIN_DAYS = 504
@@ -55,11 +58,17 @@ CODE_VERSION = 2  # bump when features/labels/splits change what a cached score 
 # Rows per fit in the quick profile (a seeded random subset of the training rows) and
 # hyper-parameter overrides for pooled data: sklearn's exact-split forest costs ~30 s per
 # 45,000-row fit on one core, the histogram boosters a few seconds. "full" uses every row.
-QUICK_MAX_ROWS: dict[str, int] = {"rf": 10_000, "xgb": 25_000, "lgbm": 20_000}
-# "full" trains on every date; only the exact-split forest is capped (its cost grows as
-# rows x log(rows) per tree, 400 trees: uncapped it would take hours on 300,000 rows).
-FULL_MAX_ROWS: dict[str, int] = {"rf": 60_000}
-POOLED_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {"quick": {"rf": {"n_estimators": 50}}, "full": {}}
+# The sequence models' cap is on training windows (each window is ``sequence_length`` rows).
+QUICK_MAX_ROWS: dict[str, int] = {"rf": 10_000, "xgb": 25_000, "lgbm": 20_000, "lstm": 10_000,
+                                  "transformer": 10_000}
+# "full" trains on every date (labels overlap: 5 neighbouring dates share most of a label)
+# with caps that keep all five kinds under 10 minutes on 2 cores (docs/BENCHMARKS.md): the
+# exact-split forest's cost grows as rows x log(rows) per tree, the boosters' linearly, the
+# nets' with the windows (each ``sequence_length`` rows).
+FULL_MAX_ROWS: dict[str, int] = {"rf": 20_000, "xgb": 120_000, "lgbm": 120_000, "lstm": 30_000,
+                                 "transformer": 30_000}
+POOLED_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {"quick": {"rf": {"n_estimators": 50}},
+                                                          "full": {"rf": {"n_estimators": 200}}}
 
 
 class Mapper(Protocol):
@@ -73,6 +82,12 @@ class PanelAccess(Protocol):
     settings: Settings
 
     def panel(self, universe: str, *, timeframe: str = "1d") -> pd.DataFrame: ...
+
+
+def default_models(profile: str) -> tuple[str, ...]:
+    """The kinds a profile trains when ``--models`` is not given: ``quick`` the trees only,
+    ``full`` every pooled kind (the sequence fits cost minutes)."""
+    return TREE_MODELS if profile == "quick" else POOLED_MODELS
 
 
 def serial_map(fn: Callable[[Any], Any], items: Sequence[Any], *, progress: str | None = None) -> list[Any]:
@@ -105,6 +120,11 @@ class XSDataset:
 
     def trainable(self) -> np.ndarray:
         return np.isfinite(self.target) & np.isfinite(self.X[MIN_HISTORY_COLUMN].to_numpy())
+
+    @property
+    def sym_pos(self) -> np.ndarray:
+        """Each row's symbol position in ``symbols``."""
+        return np.asarray(self.symbols.get_indexer(self.X.index.get_level_values(1)))
 
     def wide(self, values: np.ndarray) -> np.ndarray:
         """Row values as a ``date x symbol`` matrix (NaN where the panel has no row)."""
@@ -190,23 +210,42 @@ class PooledFitter:
     seed: int
     params: dict[str, dict[str, Any]]
     keep_model: bool = True
+    date_pos: np.ndarray | None = None  # per row: its date's position (sequence windows)
+    sym_pos: np.ndarray | None = None  # per row: its symbol's position (sequence windows)
 
     def __call__(self, job: FitJob) -> dict[str, Any]:
-        from aitrader.models.zoo import make_model
-
         t0 = time.perf_counter()
         try:
-            model = make_model(job.kind, profile=self.profile, seed=self.seed,  # type: ignore[arg-type]
-                               feature_names=self.features, **self.params.get(job.kind, {}))
-            Xtr = pd.DataFrame(self.X[job.train], columns=self.features)
-            model.fit(Xtr, pd.Series(self.y[job.train]))
-            scores = (model.predict_proba(pd.DataFrame(self.X[job.test], columns=self.features))
-                      if len(job.test) else np.empty(0))
+            model, scores = (self._sequence(job) if job.kind in SEQUENCE_MODELS else self._tabular(job))
         except (AitraderError, ValueError, RuntimeError, ArithmeticError) as exc:
             return {"job": job, "scores": None, "model": None, "seconds": time.perf_counter() - t0,
                     "error": str(exc).splitlines()[0][:200]}
         return {"job": job, "scores": scores, "model": model if (self.keep_model and job.fold < 0) else None,
                 "seconds": time.perf_counter() - t0, "error": None}
+
+    def _tabular(self, job: FitJob) -> tuple[Any, np.ndarray]:
+        from aitrader.models.zoo import make_model
+
+        model = make_model(job.kind, profile=self.profile, seed=self.seed,  # type: ignore[arg-type]
+                           feature_names=self.features, **self.params.get(job.kind, {}))
+        model.fit(pd.DataFrame(self.X[job.train], columns=self.features), pd.Series(self.y[job.train]))
+        scores = (model.predict_proba(pd.DataFrame(self.X[job.test], columns=self.features))
+                  if len(job.test) else np.empty(0))
+        return model, scores
+
+    def _sequence(self, job: FitJob) -> tuple[Any, np.ndarray]:
+        """Windows of each row's own symbol (cut here from the row positions, so a job
+        still carries only row positions); see :mod:`aitrader.models.universe_seq`."""
+        from aitrader.models.universe_seq import make_pooled_sequence, window_index
+
+        if self.date_pos is None or self.sym_pos is None:
+            raise ModelError(f"{job.kind}: the pooled sequence fit needs the rows' dates and symbols")
+        model = make_pooled_sequence(job.kind, profile=self.profile, seed=self.seed,  # type: ignore[arg-type]
+                                     feature_names=self.features, **self.params.get(job.kind, {}))
+        windows = window_index(self.date_pos, self.sym_pos, model.length)
+        model.fit_windows(self.X, windows, job.train, self.y, date_key=self.date_pos)
+        scores = model.predict_windows(self.X, windows, job.test) if len(job.test) else np.empty(0)
+        return model, scores
 
 
 def train_rows(ds: XSDataset, date_idx: np.ndarray, *, stride: int) -> np.ndarray:
@@ -255,8 +294,10 @@ def walk_forward(ds: XSDataset, *, models: Sequence[str], profile: str, seed: in
                  for kind in models]
     params = {m: {**POOLED_OVERRIDES.get(profile, {}).get(m, {}), **(params or {}).get(m, {})} for m in models}
     X = ds.X.to_numpy(dtype="float64")
+    seq = any(m in SEQUENCE_MODELS for m in models)
     fitter = PooledFitter(X=X, y=ds.target if target is None else target, features=list(ds.X.columns),
-                          profile=profile, seed=seed, params=params)
+                          profile=profile, seed=seed, params=params,
+                          date_pos=ds.date_pos if seq else None, sym_pos=ds.sym_pos if seq else None)
     results = mapper(fitter, jobs, progress=progress)
     scores = np.full((len(ds.X), len(models)), np.nan)
     info: dict[str, dict[str, Any]] = {m: {"fit_seconds": 0.0, "folds_ok": 0, "error": None} for m in models}
@@ -334,7 +375,8 @@ def pooled_params(settings: Settings) -> dict[str, dict[str, Any]]:
     """Thread limits per kind (fits already run in parallel across jobs, so 1 thread each
     unless the executor runs one job at a time)."""
     n = 1 if getattr(getattr(settings, "compute", None), "n_jobs", 1) > 1 else min(2, settings.models.n_jobs)
-    return {m: {"n_jobs": n} for m in POOLED_MODELS}
+    t = 1 if getattr(getattr(settings, "compute", None), "n_jobs", 1) > 1 else min(2, settings.models.torch_threads)
+    return {**{m: {"n_jobs": n} for m in TREE_MODELS}, **{m: {"torch_threads": t} for m in SEQUENCE_MODELS}}
 
 
 def predict_panel(*, access: Any, universe: str, models: Sequence[str] | None = None,
@@ -348,8 +390,8 @@ def predict_panel(*, access: Any, universe: str, models: Sequence[str] | None = 
     cache ``aitrader train --universe`` wrote when the panel and config are unchanged.
     """
     settings = access.settings
-    names = list(models or POOLED_MODELS)
     prof = profile or settings.models.profile
+    names = list(models or default_models(prof))
     panel = access.panel(universe, timeframe=timeframe)
     ds = build_dataset(panel, horizon=horizon)
     scores, _, _ = oos_scores(access, universe=universe, panel=panel, ds=ds, models=names, profile=prof,
@@ -363,6 +405,6 @@ def predict_panel(*, access: Any, universe: str, models: Sequence[str] | None = 
     return out
 
 
-__all__ = ["ENSEMBLE", "HOLDOUT_DAYS", "HORIZON", "POOLED_MODELS", "DateSplits", "FitJob", "PooledFitter",
-           "XSDataset", "build_dataset", "date_splits", "ensemble_scores", "fingerprint", "oos_scores",
-           "predict_panel", "serial_map", "train_rows", "walk_forward", "xs_feature_columns"]
+__all__ = ["ENSEMBLE", "HOLDOUT_DAYS", "HORIZON", "POOLED_MODELS", "SEQUENCE_MODELS", "TREE_MODELS", "DateSplits",
+           "FitJob", "PooledFitter", "XSDataset", "build_dataset", "date_splits", "default_models", "ensemble_scores",
+           "fingerprint", "oos_scores", "predict_panel", "serial_map", "train_rows", "walk_forward", "xs_feature_columns"]

@@ -23,10 +23,10 @@ import pandas as pd
 from aitrader.core.errors import ModelError
 from aitrader.models.universe import (
     ENSEMBLE,
-    POOLED_MODELS,
     DateSplits,
     XSDataset,
     build_dataset,
+    default_models,
     ensemble_scores,
     fingerprint,
     mapper_of,
@@ -143,7 +143,7 @@ def evaluate_universe(access: Any, *, universe: str, models: Sequence[str] | Non
     """``aitrader evaluate --universe``: the score report plus the shuffled control."""
     from aitrader.models.universe import oos_scores
 
-    names = list(models or POOLED_MODELS)
+    names = list(models or default_models(profile))
     settings = access.settings
     panel, ds = _load(access, universe, horizon, timeframe)
     scores, splits, _ = oos_scores(access, universe=universe, panel=panel, ds=ds, models=names, profile=profile,
@@ -172,7 +172,7 @@ def train_universe(access: Any, *, universe: str, models: Sequence[str] | None =
     """``aitrader train --universe``: fit, report, register each kind, run the gate."""
     from aitrader.models.registry import registry_from_settings
 
-    names = list(models or POOLED_MODELS)
+    names = list(models or default_models(profile))
     settings = access.settings
     seed = settings.models.seed
     panel, ds = _load(access, universe, horizon, timeframe)

@@ -58,4 +58,11 @@ def settings_params(name: str, cfg: ModelsConfig) -> dict[str, Any]:
 def load_model(directory: Path) -> BaseModel:
     """Load any saved model; the class is chosen from ``meta.json`` (verify sha256 first)."""
     meta = BaseModel.read_meta(Path(directory))
+    if meta.get("layout") == "panel":  # a universe's pooled sequence model
+        from aitrader.models.universe_seq import POOLED_SEQUENCE_CLASSES
+
+        cls = POOLED_SEQUENCE_CLASSES.get(str(meta["name"]))
+        if cls is None:
+            raise ModelError(f"unknown pooled model {meta['name']!r} in {directory}")
+        return cls.load(Path(directory))
     return model_class(str(meta["name"])).load(Path(directory))

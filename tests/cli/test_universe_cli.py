@@ -80,8 +80,8 @@ def test_train_and_evaluate_universe(home: Home, subset: Path, capsys: pytest.Ca
     monkeypatch.setattr(pooled, "POOLED_OVERRIDES", {"quick": {"lgbm": {"n_estimators": 10}}})
     assert run(capsys, "data", "import", str(subset), "--symbol-column", "Name", "--timeframe", "1d",
                "--universe", "u20")[0] == 0
-    code, _, err = run(capsys, "train", "--universe", "u20", "--models", "lstm")
-    assert code != 0 and "universe mode pools rf, xgb, lgbm" in err
+    code, _, err = run(capsys, "train", "--universe", "u20", "--models", "ppo")
+    assert code != 0 and "universe mode pools rf, xgb, lgbm, lstm, transformer" in err and "ppo" in err
     code, out, err = run(capsys, "train", "--universe", "u20", "--models", "lgbm")
     assert code == 0, err
     assert "universe u20: 20 symbols" in out and "RankIC" in out and "u20/lgbm: " in out
@@ -97,6 +97,31 @@ def test_train_and_evaluate_universe(home: Home, subset: Path, capsys: pytest.Ca
     assert set(data["baselines"]) == {"momentum_20d", "reversal_5d"}
     assert data["shuffled_control"]["model"] == "lgbm"
     assert "IC 0.045, RankIC 0.047" in out  # Qlib's figures printed next to ours, for scale
+
+
+def test_pooled_lstm_trains_registers_and_enters_the_evaluation(home: Home, subset: Path,
+                                                                 capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    import aitrader.models.universe as pooled
+
+    # a tiny network on few windows: this checks the plumbing, not the model's skill
+    monkeypatch.setattr(pooled, "POOLED_OVERRIDES", {"quick": {"lstm": {"epochs": 1, "hidden": 8}}})
+    monkeypatch.setattr(pooled, "QUICK_MAX_ROWS", {"lstm": 1500})
+    assert run(capsys, "data", "import", str(subset), "--symbol-column", "Name", "--timeframe", "1d",
+               "--universe", "u20")[0] == 0
+    code, out, err = run(capsys, "train", "--universe", "u20", "--models", "lstm")
+    assert code == 0, err
+    assert "u20/lstm: " in out and "\nlstm " in out  # its row in the IC table
+    report = tmp_path / "eval.json"
+    code, out, err = run(capsys, "evaluate", "--universe", "u20", "--models", "lstm", "--json", str(report))
+    assert code == 0, err
+    data = json.loads(report.read_text())
+    m = data["models"]["lstm"]
+    assert set(m) >= {"ic_mean", "rank_ic_mean", "rank_ic_ci", "icir", "edge"}
+    lo, hi = m["rank_ic_ci"]
+    assert lo <= m["rank_ic_mean"] <= hi and m["days"] > 200
+    assert data["shuffled_control"]["model"] == "lstm"
 
 
 def test_sample_file_is_bundled() -> None:
