@@ -6,13 +6,19 @@ import argparse
 import datetime as dt
 import json
 import logging
-import math
-import sys
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from aitrader.cli.run_common import (  # noqa: F401  (re-exported: tests and other commands import them here)
+    buy_and_hold,
+    check_speed,
+    exchange_daily_close,
+    live_provider_name,
+    print_summary,
+    start_operations,
+)
 from aitrader.core.errors import AitraderError, ConfigError, DataError
 from aitrader.data.bars import parse_date
 
@@ -77,12 +83,6 @@ def default_replay_start(ctx: Any, symbols: list[str]) -> pd.Timestamp | None:
     return latest + pd.Timedelta(days=ctx.settings.labels.horizon * 2)
 
 
-def check_speed(speed: float | None) -> None:
-    """``--speed`` is a positive, finite number of bars per second (or absent: max speed)."""
-    if speed is not None and not (math.isfinite(speed) and speed > 0):
-        raise ConfigError(f"--speed must be a positive number of bars per second (got {speed}); omit it for max speed")
-
-
 def check_tradable(bars: dict[str, pd.DataFrame]) -> None:
     """Every traded series has OHLCV bars (a close-only series such as VIX is context only)."""
     from aitrader.data.bars import BAR_COLUMNS
@@ -94,16 +94,6 @@ def check_tradable(bars: dict[str, pd.DataFrame]) -> None:
                             f"cannot be traded); pick symbols with OHLCV bars")
 
 
-def live_provider_name(settings: Any, broker_name: str) -> str:
-    """The data provider of a live feed: ``data.provider``, else the broker's own venue."""
-    if settings.data.provider != "replay":
-        return str(settings.data.provider)
-    if broker_name in ("alpaca", "ibkr"):
-        return broker_name
-    raise ConfigError(f"--feed live needs market data: the {broker_name} broker has none and data.provider is "
-                      "replay; set data.provider to alpaca or ibkr in your config, or use --feed replay")
-
-
 def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.ops.health import sd_notify
     from aitrader.trading.agent import Agent
@@ -111,6 +101,8 @@ def cmd_run(args: argparse.Namespace, ctx: Any) -> int:
     from aitrader.trading.runner import check_live
 
     if args.universe:
+        from aitrader.cli.portfolio_run import cmd_run_universe
+
         return cmd_run_universe(args, ctx)
     settings = ctx.settings
     ws = ctx.workspace
@@ -214,110 +206,6 @@ def check_variants(settings: Any) -> None:
             raise ConfigError(f"abtest variant {v.name}: {exc}") from None
 
 
-def exchange_daily_close(settings: Any, symbols: list[str]) -> dict[str, pd.Timedelta]:
-    """Symbols on an exchange calendar: their daily bar is complete at the 16:00 close."""
-    cals = {s: settings.data.calendars.get(s, settings.calendar).strip() for s in symbols}
-    return {s: pd.Timedelta(hours=16) for s, cal in cals.items() if cal not in ("24/7", "24/5")}
-
-
-def start_operations(ctx: Any, *, metrics_port: int | None) -> Any:
-    """Alerts, metrics, health and the systemd watchdog for this run (each only if configured)."""
-    from aitrader.ops.hub import Operations
-
-    if metrics_port is not None and not 1 <= metrics_port <= 65535:
-        raise DataError(f"--metrics-port {metrics_port}: use a port between 1 and 65535")
-    try:
-        ops = Operations.from_settings(ctx.settings, home_root=ctx.home.root, metrics_port=metrics_port)
-    except OSError as exc:
-        raise DataError(f"metrics port {metrics_port or ctx.settings.metrics.port}: cannot listen ({exc.strerror})") from None
-    except ValueError as exc:
-        raise DataError(str(exc)) from None
-    return ops
-
-
-def buy_and_hold(bars: dict[str, pd.DataFrame], first: pd.Timestamp, until: pd.Timestamp | None) -> float | None:
-    """Buy-and-hold return over the replayed span (:mod:`aitrader.core.benchmark`'s convention)."""
-    from aitrader.core.benchmark import total_return
-
-    return total_return({s: df["close"] for s, df in bars.items()}, start=first, end=until)
-
-
-def print_summary(summary: Any, home: Any, *, bench: float | None, as_json: bool = False) -> None:
-    ret = summary.final_equity / summary.start_equity - 1.0 if summary.start_equity else float("nan")
-    lat = np.array(summary.latencies) * 1000 if summary.latencies else np.array([np.nan])
-    data: dict[str, Any] = {
-        "state": summary.final_state,
-        "halted_reason": summary.halted_reason,
-        "bars": summary.bars,
-        "orders": summary.orders,
-        "fills": summary.fills,
-        "start_equity": round(summary.start_equity, 2),
-        "final_equity": round(summary.final_equity, 2),
-        "return_pct": round(ret * 100, 2),
-        "buy_and_hold_pct": None if bench is None else round(bench * 100, 2),
-        "tick_ms_p50": round(float(np.nanpercentile(lat, 50)), 2),
-        "tick_ms_p99": round(float(np.nanpercentile(lat, 99)), 2),
-        "journal": str(home.journal),
-    }
-    activity = _option_activity(home)
-    if activity:
-        data.update(activity)
-    if as_json:
-        print(json.dumps(data, indent=2))
-        return
-    bh = "n/a" if bench is None else f"{bench * 100:+.2f}%"
-    print("\n=== aitrader run summary ===")
-    print(f"state            {data['state']}" + (f" (halted: {summary.halted_reason})" if summary.halted_reason else ""))
-    print(f"bars processed   {summary.bars}")
-    print(f"orders / fills   {summary.orders} / {summary.fills}")
-    if activity:
-        print(f"  stock          {activity['stock_orders']} orders, {activity['stock_fills']} fills")
-        print(f"  options        {activity['option_orders']} orders, {activity['option_fills']} fills, "
-              f"{activity['settlements']} settlements (expiry/exercise, not trades), "
-              f"option P&L {activity['option_pnl']:,.2f} on {activity['option_positions_closed']} closed position(s)")
-    print(f"equity           {summary.start_equity:,.2f} -> {summary.final_equity:,.2f} ({ret * 100:+.2f}%)")
-    print(f"buy and hold     {bh}")
-    print(f"tick latency     p50 {data['tick_ms_p50']} ms, p99 {data['tick_ms_p99']} ms")
-    print(f"journal          {home.journal}")
-    print(f"dashboard        {_aitrader_cmd()} --home {home.root} dashboard   (then open http://127.0.0.1:8501)")
-    print("Simulated results on historical data; they are not a promise of future returns.")
-
-
-def _option_activity(home: Any) -> dict[str, Any]:
-    """Option orders, fills, settlements and realised option P&L from the journal; empty when
-    the run traded no options (the stock-only summary stays as it was)."""
-    from aitrader.journal.queries import JournalReader
-
-    path = getattr(home, "journal", None)
-    if path is None:
-        return {}
-    reader = JournalReader(path)
-    if not reader.exists:
-        return {}
-    counts = reader.option_activity()
-    if not counts["option_orders"] and not counts["settlements"]:
-        return {}
-    pnl = reader.option_pnl()
-    closed = pnl[pnl["pnl"].notna()]
-    return {**counts, "option_pnl": round(float(closed["pnl"].sum()), 2) if len(closed) else 0.0,
-            "option_positions_closed": len(closed)}
-
-
-def _aitrader_cmd() -> str:
-    """How the user can call us: ``aitrader`` if on PATH, else the venv's script."""
-    import shutil
-    import sys
-    from pathlib import Path
-
-    if shutil.which("aitrader"):
-        return "aitrader"
-    script = Path(sys.executable).parent / "aitrader"
-    try:
-        return str(script.relative_to(Path.cwd()))
-    except ValueError:
-        return str(script)
-
-
 def agent_liveness(home_root: Any, hb: dict[str, Any]) -> str | None:
     """Why the last heartbeat's state is stale (the agent died without saying so), or None.
 
@@ -398,81 +286,3 @@ def read_health(reader: Any) -> dict[str, Any] | None:
         return None
     value: dict[str, Any] = json.loads(str(rows["value"].iloc[0]))
     return value
-
-
-def cmd_run_universe(args: argparse.Namespace, ctx: Any) -> int:
-    """The portfolio agent on a replay of the stored universe, or on a live feed."""
-    from aitrader.backtest.portfolio import rebalance_mask, strategy_scores, wide
-    from aitrader.cli.portfolio import universe_strategy
-    from aitrader.core.instance import HomeLock
-    from aitrader.data.bars import parse_date
-    from aitrader.trading.agent import Agent
-    from aitrader.trading.portfolio import check_book
-    from aitrader.trading.portfolio_engine import PortfolioEngine, frame_scores, history_rule_scores
-    from aitrader.trading.runner import check_live
-
-    settings, ws = ctx.settings, ctx.workspace
-    check_live(settings, live_flag=args.live)
-    if args.symbols:
-        raise ConfigError("give --symbols or --universe, not both")
-    strategy = universe_strategy(args)
-    members = ws.universes.members(args.universe)
-    check_book(k=args.k, long_short=args.long_short, risk=settings.risk, n_symbols=len(members))
-    rebalance_mask(1, args.rebalance)
-    check_speed(args.speed)
-    feed_kind = args.feed or ("replay" if settings.data.provider == "replay" else "live")
-    broker_name = args.broker or settings.broker.name
-    start, until = parse_date(args.start, name="--start"), parse_date(args.until, name="--until")
-    if start is not None and until is not None and until < start:
-        raise DataError(f"--until {until.date()} is before --start {start.date()}")
-    feed: Any
-    if feed_kind == "replay":
-        from aitrader.trading.feeds import ReplayFeed
-
-        panel = ws.panel(args.universe)
-        frames = {str(s): pd.DataFrame(panel.xs(s, level="symbol"))
-                  for s in sorted(set(panel.index.get_level_values("symbol")))}
-        feed = ReplayFeed(frames, start=start, until=until, speed=args.speed)
-    else:
-        from aitrader.trading.feeds import LiveFeed
-
-        provider = ws.provider(live_provider_name(settings, broker_name))
-        feed = LiveFeed(provider, symbols=members, timeframes={s: settings.timeframe_for(s) for s in members},
-                        lookback_bars=settings.agent.history_bars, stale_after_bars=settings.agent.stale_after_bars,
-                        daily_close=exchange_daily_close(settings, members))
-    if strategy == "topk":  # the pooled models' out-of-sample scores, computed once from the stored panel
-        _, closes = wide(ws.panel(args.universe))
-        scores = frame_scores(strategy_scores("topk", closes, ws=ws, universe=args.universe))
-    else:
-        scores = history_rule_scores(strategy)
-    with HomeLock.acquire(ctx.home.root):
-        ops = start_operations(ctx, metrics_port=args.metrics_port)
-        journal = ws.journal(synchronous="NORMAL" if feed_kind == "replay" else settings.agent.journal_sync)
-        try:
-            broker = ws.broker(broker_name, live=args.live, db_path=None)
-            engine = PortfolioEngine(settings=settings, broker=broker, journal=journal, risk=ws.risk(members),
-                                     symbols=members, scores=scores, k=args.k, rebalance_every=args.rebalance,
-                                     weighting=args.weighting, long_short=args.long_short)
-            agent = Agent(engine=engine, journal=journal, symbols=list(members),
-                          history_bars=max(settings.agent.history_bars, 30))
-            agent.install_signal_handlers()
-            ops.attach(journal)
-            agent.observers.append(ops.on_tick)
-            run_id = journal.start_run(f"{settings.mode}/{feed_kind}/universe:{args.universe}", broker_name)
-            try:
-                if feed_kind == "replay":
-                    summary = agent.run_replay(feed)
-                else:
-                    trigger = ws.trigger(timeframe=settings.timeframe_for(members[0]), poll_seconds=args.poll_seconds)
-                    summary = agent.run_live(feed, trigger=trigger, max_ticks=args.ticks)
-            finally:
-                journal.end_run(run_id, agent.machine.state.value)
-        finally:
-            ops.close()
-            journal.close()
-    bench = buy_and_hold(feed.bars, feed.first_time, until) if feed_kind == "replay" else None
-    print_summary(summary, ctx.home, bench=bench, as_json=args.json)
-    if not args.json:
-        print(f"universe {args.universe}: {len(members)} symbols, top {args.k} by {strategy}, rebalanced every "
-              f"{args.rebalance} bars", file=sys.stderr)
-    return 1 if summary.halted_reason else 0

@@ -1,7 +1,7 @@
 """Universe mode of ``aitrader backtest``: a top-k portfolio over a stored universe.
 
 ``aitrader backtest --universe NAME --strategy topk|momentum|reversal --k 20 [--rebalance N]
-[--long-short] [--json FILE] [--report FILE]`` (``aitrader run --universe`` is in :mod:`aitrader.cli.agent`).
+[--long-short] [--json FILE] [--report FILE]`` (``aitrader run --universe`` is in :mod:`aitrader.cli.portfolio_run`).
 Everything the user typed is validated (universe, k, shorting, output paths) before any work.
 """
 

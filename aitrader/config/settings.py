@@ -318,6 +318,9 @@ class AgentConfig(_Section):
     poll_seconds: float = Field(60.0, gt=0)
     # No new bar for this many bar intervals = stale data: trading pauses.
     stale_after_bars: float = Field(3.0, gt=0)
+    # Portfolio agent: stale members are left out (held, no entry) while the others trade; more
+    # than this fraction stale (or all) pauses; 0 = any pauses (the single-symbol rule). docs/UNIVERSE.md
+    max_stale_fraction: float = Field(0.5, ge=0, le=1)
     # Bars of history per tick: enough for every indicator to forget its starting point
     # (features.warmup_bars() ~ 1,600), so live features match what training saw.
     history_bars: int = Field(1600, ge=50)

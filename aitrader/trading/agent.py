@@ -136,6 +136,11 @@ class Agent:
         self.max_catchup_bars = engine.settings.agent.max_catchup_bars
         self.retry_waits: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # replay: wait before a re-run
         self._pause: str | None = None  # why PAUSED: "stale" (data) or "broker"
+        # None: any stale symbol pauses (the single-symbol rule). A fraction (the portfolio
+        # agent, ``agent.max_stale_fraction``): stale members are left out of the trading while
+        # the others trade, and only more than this fraction stale (or all) pauses.
+        self.max_stale_fraction: float | None = None
+        self.stale_members: set[str] = set()  # left out now (journaled once when they go stale)
         # re-reconcile after a reconnect / broker outage and every N ticks (live loop)
         self.resync = Resync(self.broker, journal, every_ticks=engine.settings.agent.reconcile_every_ticks)
         # Shadow A/B variants decide each bar after the live tick, on simulated venues (never this broker).
@@ -309,20 +314,63 @@ class Agent:
         open_symbols = {s for s in self.symbols if self._tradable_now(s, now, feed)}
         market_open = bool(open_symbols)
         stale = feed.stale_symbols()
-        if stale and self.machine.state is AgentState.RUNNING:
+        try:
+            pause = self._stale_pause(stale, now, feed)
+        except JournalError as exc:
+            self.halt(f"{type(exc).__name__}: {exc}")
+            return
+        if pause and self.machine.state is AgentState.RUNNING:
             self._pause = "stale"
-            self.machine.to(AgentState.PAUSED, f"stale data: no new bar for {', '.join(stale)}")
-        elif not stale and self.machine.state is AgentState.PAUSED and self._pause == "stale":
+            self.machine.to(AgentState.PAUSED, pause)
+        elif not pause and self.machine.state is AgentState.PAUSED and self._pause == "stale":
             self._pause = None
             self.machine.to(AgentState.RUNNING, "fresh data")
+        tradable = open_symbols - self.stale_members
         # Every undecided bar, oldest first (those of a failed tick too, once the broker answers).
-        if not self.drain(market_open=market_open, tradable=open_symbols):
+        if not self.drain(market_open=market_open, tradable=tradable):
             self.journal.heartbeat(self.machine.state.value,
                                    f"{len(self.pending)} bars waiting: {self.machine.reason}")
         elif not events:
             self.journal.heartbeat(self.machine.state.value, "no new bar" if market_open else "market closed")
         if self._pause != "broker":  # once the broker answers again (a tick got through), not while down
             self._resync()
+
+    def _stale_pause(self, stale: list[str], now: pd.Timestamp, feed: LiveFeed) -> str | None:
+        """Why stale data pauses trading now, or None. With :attr:`max_stale_fraction` set, a
+        few stale members are only left out (:attr:`stale_members`, each journaled once as it
+        goes stale and once as it comes back) and the others go on trading."""
+        if not stale:
+            self._note_stale(set(), now, feed)
+            return None
+        if self.max_stale_fraction is None:
+            return f"stale data: no new bar for {', '.join(stale)}"
+        n, total = len(stale), max(len(self.symbols), 1)
+        if n >= total or n / total > self.max_stale_fraction:
+            shown = ", ".join(stale[:10]) + (f" and {n - 10} more" if n > 10 else "")
+            return (f"stale data: {n} of {total} members have no new bar (more than "
+                    f"agent.max_stale_fraction={self.max_stale_fraction:g} of them): {shown}")
+        self._note_stale(set(stale), now, feed)
+        return None
+
+    def _note_stale(self, stale: set[str], now: pd.Timestamp, feed: LiveFeed) -> None:
+        """Journal (and log) each member once when it goes stale and once when a bar comes back."""
+        from aitrader.core.intents import RiskEvent
+
+        gone, back = sorted(stale - self.stale_members), sorted(self.stale_members - stale)
+        self.stale_members = set(stale)
+        for sym in gone:
+            last = feed.last_seen.get(sym)
+            why = (f"no new bar for {feed.stale_after_bars:g} bar intervals (last bar "
+                   f"{last if last is not None else 'none'}): left out of the rebalances, its position held "
+                   "(neither bought nor sold) until a bar arrives")
+            log.warning("%s: %s", sym, why)
+            self.journal.risk_event(now.to_pydatetime(), RiskEvent(symbol=sym, rule="stale_member", detail=why,
+                                                                   severity="info"))
+        for sym in back:
+            log.info("%s: fresh bars again: back in the rebalances", sym)
+            self.journal.risk_event(now.to_pydatetime(), RiskEvent(symbol=sym, rule="stale_member",
+                                                                   detail="fresh bars again: back in the rebalances",
+                                                                   severity="info"))
 
     def _resync(self) -> None:
         """Reconcile when due (reconnect, end of an outage, periodic); an unavailable broker pauses."""

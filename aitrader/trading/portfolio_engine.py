@@ -18,6 +18,7 @@ tested to give the same trades and equity as this engine on the paper venue.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,8 @@ from aitrader.trading.portfolio import Weighting, rule_scores, target_weights
 
 if TYPE_CHECKING:
     from aitrader.trading.risk import RiskManager
+
+log = logging.getLogger(__name__)
 
 PORTFOLIO_KEY = "portfolio"  # journal state: {"tick": n, "phase2": tick of the last rebalance, "targets": {...}}
 INTENT = "rebalance"
@@ -94,6 +97,14 @@ class PortfolioEngine(DecisionEngine):
         day_start = self._day_start_equity(ts, account)
         state = dict(self.journal.get_state(PORTFOLIO_KEY) or {})
         tick = int(state.get("tick", 0))
+        cursor = self.journal.get_state(CURSOR_KEY)
+        if cursor and ts <= pd.Timestamp(cursor):
+            # A member's bar that arrived after its date was rebalanced (a late provider): it
+            # joins the history and the venue; it is no tick of its own (the schedule and the
+            # orders of that date stay as they were).
+            log.info("late bar(s) of %s at %s: kept in the history, not traded", ", ".join(sorted(event.bars)), ts)
+            result.latency_s = time.perf_counter() - t0
+            return result
         if trade:
             now_ok = {s for s in event.bars if tradable is None or s in tradable}
             self._rebalance(ts, tick, state, now_ok, history, day_start, result)
@@ -115,7 +126,9 @@ class PortfolioEngine(DecisionEngine):
         syms = self.symbols
         weights = None
         if tick % self.every == 0:
-            row = target_weights(self.scores(ts, history, syms).to_frame().T, k=self.k, weighting=self.weighting,
+            # a member without a bar now (missing, late or stale) gets no weight: it is held, never entered
+            scores = self.scores(ts, history, syms).where(pd.Index(syms).isin(list(now_ok)))
+            row = target_weights(scores.to_frame().T, k=self.k, weighting=self.weighting,
                                  long_short=self.long_short, gross=self.settings.risk.fixed_fraction)
             w = row.iloc[0].to_numpy(dtype=np.float64)
             weights = w if np.isfinite(w).any() else None
