@@ -7,7 +7,9 @@ States: ``starting -> reconciling -> running <-> paused -> halted -> stopping ->
 * running: every new bar goes through :class:`~aitrader.trading.engine.DecisionEngine`.
 * paused: stale data or broker unavailable; resumes by itself. On stale data the bars that
   do arrive are journaled as skipped; while the broker fails, the undecided bars wait
-  in ``pending`` and are decided, in order, once it answers again.
+  in ``pending`` and are decided, in order, once it answers again. The portfolio agent
+  (:attr:`Agent.max_stale_fraction` set) pauses only when more than that fraction of its
+  members is stale; fewer stale members are left out of the trading while the others trade.
 * halted: a risk-check or journal failure (fail closed): no trading until restarted.
 * stopping: SIGTERM/SIGINT or the end of a replay: the current tick finishes, state is
   persisted, exit 0.

@@ -28,7 +28,14 @@ from aitrader.trading.portfolio_scores import (
     panel_model_scores,
 )
 from aitrader.trading.risk import RiskManager
-from tests.trading.portfolio_live_rig import SYMBOLS, aligned_frames, ranked_scores, register_pooled, rig, start_fake
+from tests.trading.portfolio_live_rig import (
+    SYMBOLS,
+    aligned_frames,
+    ranked_scores,
+    register_pooled,
+    rig,
+    start_fake,
+)
 
 pytestmark = pytest.mark.timeout(300)
 FRAMES = aligned_frames(90)
