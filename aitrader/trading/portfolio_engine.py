@@ -127,7 +127,8 @@ class PortfolioEngine(DecisionEngine):
         weights = None
         if tick % self.every == 0:
             # a member without a bar now (missing, late or stale) gets no weight: it is held, never entered
-            scores = self.scores(ts, history, syms).where(pd.Index(syms).isin(list(now_ok)))
+            raw = pd.Series(self.scores(ts, history, syms), dtype=float).reindex(syms)
+            scores = raw.where(raw.index.isin(list(now_ok)))
             row = target_weights(scores.to_frame().T, k=self.k, weighting=self.weighting,
                                  long_short=self.long_short, gross=self.settings.risk.fixed_fraction)
             w = row.iloc[0].to_numpy(dtype=np.float64)

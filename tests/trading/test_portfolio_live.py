@@ -231,3 +231,33 @@ def test_topk_scores_live_equal_the_replay_and_the_panel_frame(tmp_path: Path) -
         assert live.notna().sum() == len(SYMBOLS) and live.nunique() > 1
         np.testing.assert_allclose(live.to_numpy(), replay.to_numpy(), rtol=0, atol=1e-12)
         np.testing.assert_allclose(live.to_numpy(), frame.loc[ts, list(SYMBOLS)].to_numpy(), rtol=0, atol=1e-12)
+
+
+def test_a_missing_member_gets_no_weight_and_its_late_bar_is_no_tick(tmp_path: Path) -> None:
+    from aitrader.config import load_settings
+    from aitrader.trading.feeds import BarEvent, bar_from_row
+    from tests.fakes.recording_broker import RecordingBroker
+
+    settings = load_settings().derive(risk={"max_open_positions": 20})
+    journal = Journal.open(tmp_path / "journal.sqlite", synchronous="NORMAL")
+    broker = RecordingBroker()
+    engine = PortfolioEngine(settings=settings, broker=broker, journal=journal,
+                             risk=RiskManager(settings.risk, symbols=list(SYMBOLS)), symbols=list(SYMBOLS),
+                             scores=ranked_scores(lambda ts: ["S03", "S00", "S01", "S02", "S04"]), k=2,
+                             rebalance_every=1)
+    history = History(size=60)
+    for s, df in FRAMES.items():
+        history.seed(s, df.iloc[:VISIBLE])
+    ts = DATES[VISIBLE]
+    try:
+        engine.process(BarEvent(ts, {s: bar_from_row(s, ts, FRAMES[s].loc[ts]) for s in SYMBOLS if s != "S03"}),
+                       history)
+        bought = {r.symbol for r in broker.requests}
+        tick = journal.get_state("portfolio")["tick"]
+        engine.process(BarEvent(ts, {"S03": bar_from_row("S03", ts, FRAMES["S03"].loc[ts])}), history)
+        assert journal.get_state("portfolio")["tick"] == tick  # the late bar is no tick of its own
+    finally:
+        journal.close()
+    assert bought == {"S00", "S01"}  # S03 (best scored, no bar now) left out: the next two fill the book
+    assert len(broker.requests) == 2  # nothing traded on the late bar
+    assert history.get("S03").index[-1] == ts  # but it joined the history
