@@ -12,6 +12,12 @@ hand pays for now, the other buys on the next tick once the sells filled. Each o
 deterministic client id ``(symbol, bar, "rebalance")`` and its own decision row, so a crash
 mid-rebalance re-runs the bar without doubling an order (:func:`~aitrader.trading.submit.submit_once`).
 
+A member without a bar at the tick (missing, late, or stale on a live feed: the agent leaves
+stale members out of ``tradable``) gets no weight and keeps its position: never sold for lack
+of data, never entered. A member's bar that arrives after its date was rebalanced only joins
+the history. A tick that is not traded on (the agent paused on stale data) journals a
+"skipped (why)" row per bar.
+
 The compiled backtest (:mod:`aitrader.backtest.portfolio_kernel`) runs the same core and is
 tested to give the same trades and equity as this engine on the paper venue.
 """
@@ -108,6 +114,11 @@ class PortfolioEngine(DecisionEngine):
         if trade:
             now_ok = {s for s in event.bars if tradable is None or s in tradable}
             self._rebalance(ts, tick, state, now_ok, history, day_start, result)
+        elif skip_reason is not None:
+            # not traded on (paused on stale data, ...): each bar still gets its row saying why, one commit
+            with self.journal.transaction():
+                for sym in sorted(event.bars):
+                    self._record_skip(sym, ts, skip_reason)
         account = self.broker.account()
         positions = self.broker.positions()
         state["tick"] = tick + 1

@@ -139,12 +139,15 @@ def test_a_stale_majority_pauses_the_agent_with_the_reason(tmp_path: Path) -> No
         assert r.agent.machine.state is AgentState.PAUSED
         sent_after = r.venue_ids()[before:]
         beats = r.rows("select state, detail from heartbeat where state = 'paused'")
+        skipped = r.rows("select symbol, final_action from decisions where final_action like 'skipped (%'")
     finally:
         r.close()
         fake.stop()
     assert "3 of 5 members have no new bar" in reason and "agent.max_stale_fraction=0.5" in reason
     assert "S01, S02, S03" in reason
     assert beats and "3 of 5" in beats[0][1]
+    # the bars that came in while paused are journaled as skipped, with the reason
+    assert {sym for sym, _ in skipped} == {"S00", "S04"} and all("3 of 5 members" in a for _, a in skipped)
     assert all(pd.Timestamp(client_bar) <= DATES[cut] for client_bar in _bar_times(sent_after))
 
 
