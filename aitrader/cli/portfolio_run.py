@@ -56,7 +56,13 @@ def cmd_run_universe(args: argparse.Namespace, ctx: Any) -> int:
     """The portfolio agent on a replay of the stored universe, or on a live feed."""
     from aitrader.backtest.portfolio import rebalance_mask
     from aitrader.cli.portfolio import universe_strategy
-    from aitrader.cli.run_common import check_speed, exchange_daily_close, live_provider_name, print_summary
+    from aitrader.cli.run_common import (
+        buy_and_hold,
+        check_speed,
+        exchange_daily_close,
+        live_provider_name,
+        print_summary,
+    )
     from aitrader.data.bars import parse_date
     from aitrader.trading.portfolio import check_book
     from aitrader.trading.portfolio_engine import history_rule_scores
@@ -95,8 +101,6 @@ def cmd_run_universe(args: argparse.Namespace, ctx: Any) -> int:
                         daily_close=exchange_daily_close(settings, members))
     summary, stale = _run(ctx, args, members=members, scores=scores, feed=feed, feed_kind=feed_kind,
                           broker_name=broker_name, history_bars=history_bars)
-    from aitrader.cli.run_common import buy_and_hold
-
     bench = buy_and_hold(feed.bars, feed.first_time, until) if feed_kind == "replay" else None
     print_summary(summary, ctx.home, bench=bench, as_json=args.json)
     if not args.json:
