@@ -18,12 +18,18 @@ import pandas as pd
 from aitrader.core.errors import ConfigError, DataError
 
 
-def _topk_scores(ws: Any, universe: str) -> tuple[Any, pd.Timestamp | None]:
-    """The promoted pooled models' per-tick scorer and the last date they were trained on."""
-    from aitrader.trading.portfolio_scores import history_model_scores, load_pooled_models, training_end
+def _topk_scores(ws: Any, universe: str) -> tuple[Any, pd.Timestamp | None, int]:
+    """The promoted pooled models' per-tick scorer, the last date they were trained on and the
+    bars of history a tick's scores need."""
+    from aitrader.trading.portfolio_scores import (
+        history_model_scores,
+        load_pooled_models,
+        score_bars,
+        training_end,
+    )
 
     models = load_pooled_models(ws.registry, universe)
-    return history_model_scores(models), training_end(models)
+    return history_model_scores(models), training_end(models), score_bars(models)
 
 
 def _replay_feed(ws: Any, args: argparse.Namespace, *, strategy: str, start: pd.Timestamp | None,
@@ -83,12 +89,12 @@ def cmd_run_universe(args: argparse.Namespace, ctx: Any) -> int:
     start, until = parse_date(args.start, name="--start"), parse_date(args.until, name="--until")
     if start is not None and until is not None and until < start:
         raise DataError(f"--until {until.date()} is before --start {start.date()}")
-    trained_to = None
+    trained_to, need = None, SCORE_BARS
     if strategy == "topk":  # the promoted pooled models score each rebalance from the agent's history
-        scores, trained_to = _topk_scores(ws, args.universe)
+        scores, trained_to, need = _topk_scores(ws, args.universe)
     else:
         scores = history_rule_scores(strategy)
-    history_bars = max(settings.agent.history_bars, SCORE_BARS)
+    history_bars = max(settings.agent.history_bars, need)
     feed: Any
     if feed_kind == "replay":
         feed = _replay_feed(ws, args, strategy=strategy, start=start, until=until, trained_to=trained_to)

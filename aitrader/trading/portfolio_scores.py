@@ -12,7 +12,9 @@ the mean of the models' per-date percentile ranks).
 :data:`SCORE_BARS` covers every feature's window: a symbol's own-bar columns need its last
 :data:`~aitrader.features.cross_section.WARMUP` bars and the market columns the previous bar of
 the symbols present on each of the last 20 dates, so the scores equal those of
-:func:`panel_model_scores` over the whole stored panel (tested).
+:func:`panel_model_scores` over the whole stored panel (tested). A pooled sequence model (lstm,
+transformer) reads a window of its symbol's feature rows before the scored one: it is given
+every row of the slice and :func:`score_bars` adds its window to the bars taken.
 
 These are the *final* models (fit on every labelled date): scores on dates inside their
 training window are in-sample. The honest out-of-sample figures over stored history come from
@@ -60,9 +62,8 @@ def panel_model_scores(models: Mapping[str, Any], panel: pd.DataFrame,
     """Ensemble scores ``date x symbol`` of ``models`` on ``panel``'s rows (only the date ``at`` if given)."""
     from aitrader.models.universe import ensemble_scores
 
-    X = xs_features(panel)
-    if at is not None:
-        X = X.loc[X.index.get_level_values(0) == at]
+    full = xs_features(panel)
+    X = full if at is None else full.loc[full.index.get_level_values(0) == at]
     dates = pd.DatetimeIndex(X.index.get_level_values(0).unique())
     symbols = pd.Index(sorted(panel.index.get_level_values(1).unique()))
     if len(X) == 0:
@@ -72,15 +73,32 @@ def panel_model_scores(models: Mapping[str, Any], panel: pd.DataFrame,
     wides = []
     for model in models.values():
         w = np.full((len(dates), len(symbols)), np.nan)
-        w[di, si] = np.asarray(model.predict_proba(X), dtype="float64")
+        if context_rows(model) and at is not None:  # a sequence model cuts each row's window from the rows before it
+            p = np.asarray(model.predict_proba(full), dtype="float64")[full.index.get_level_values(0) == at]
+        else:
+            p = np.asarray(model.predict_proba(X), dtype="float64")
+        w[di, si] = p
         wides.append(w)
     return pd.DataFrame(ensemble_scores(wides), index=dates, columns=symbols)
 
 
-def history_model_scores(models: Mapping[str, Any], *, bars: int = SCORE_BARS) -> Any:
+def context_rows(model: Any) -> int:
+    """Feature rows before the scored one a model reads (a pooled sequence model's window - 1; 0 for trees)."""
+    return int(getattr(getattr(model, "model", model), "context_rows", 0) or 0)
+
+
+def score_bars(models: Mapping[str, Any]) -> int:
+    """Bars of each member's history one tick's scores need: :data:`SCORE_BARS`, plus a sequence
+    model's window (each of its rows needs its own full feature history)."""
+    return SCORE_BARS + max((context_rows(m) for m in models.values()), default=0)
+
+
+def history_model_scores(models: Mapping[str, Any], *, bars: int | None = None) -> Any:
     """A :data:`~aitrader.trading.portfolio_engine.ScoreFn`: the models' scores at the tick's
-    bar time from every member's last ``bars`` bars in the agent's history (NaN for a member
-    without a bar at that time)."""
+    bar time from every member's last ``bars`` bars (default :func:`score_bars`) in the agent's
+    history (NaN for a member without a bar at that time)."""
+    bars = bars or score_bars(models)
+
     def at(ts: pd.Timestamp, history: History, symbols: Sequence[str]) -> pd.Series:
         frames = {}
         for s in symbols:
@@ -94,4 +112,5 @@ def history_model_scores(models: Mapping[str, Any], *, bars: int = SCORE_BARS) -
     return at
 
 
-__all__ = ["SCORE_BARS", "history_model_scores", "load_pooled_models", "panel_model_scores", "training_end"]
+__all__ = ["SCORE_BARS", "context_rows", "history_model_scores", "load_pooled_models", "panel_model_scores",
+           "score_bars", "training_end"]

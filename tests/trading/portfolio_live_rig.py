@@ -124,24 +124,33 @@ def ranked_scores(order_by_date: Callable[[pd.Timestamp], Sequence[str]]) -> Any
     return at
 
 
-def register_pooled(home_models: Path, universe: str, panel: pd.DataFrame, *, seed: int = 0) -> str:
-    """A tiny lgbm fit on ``panel``'s cross-sectional features, registered under ``universe`` and
-    promoted by hand (a labelled override: no RankIC gate on five synthetic symbols)."""
+def register_pooled(home_models: Path, universe: str, panel: pd.DataFrame, *, seed: int = 0,
+                    kind: str = "lgbm") -> str:
+    """A tiny lgbm (or pooled lstm) fit on ``panel``'s cross-sectional features, registered under
+    ``universe`` and promoted by hand (a labelled override: no RankIC gate on five synthetic symbols)."""
     from aitrader.features.cross_section import xs_features, xs_labels
     from aitrader.models.registry import ModelRegistry
-    from aitrader.models.zoo import make_model
 
     X = xs_features(panel)
     y = (xs_labels(panel, horizon=5)["label"] > 0.5).astype(float)
     ok = np.isfinite(xs_labels(panel, horizon=5)["label"].to_numpy()) & X["a_ret_20"].notna().to_numpy()
-    model = make_model("lgbm", profile="quick", seed=seed, feature_names=list(X.columns), n_estimators=15,
-                       n_jobs=1)
+    model: Any
+    if kind == "lstm":
+        from aitrader.models.universe_seq import make_pooled_sequence
+
+        model = make_pooled_sequence("lstm", profile="quick", seed=seed, feature_names=list(X.columns), epochs=1,
+                                     hidden=8, batch_size=128, sequence_length=8, torch_threads=1)
+    else:
+        from aitrader.models.zoo import make_model
+
+        model = make_model("lgbm", profile="quick", seed=seed, feature_names=list(X.columns), n_estimators=15,
+                           n_jobs=1)
     model.fit(X[ok], y[ok])
     reg = ModelRegistry(home_models)
     dates = panel.index.get_level_values(0)
-    version = reg.register(universe, "lgbm", model, feature_names=list(X.columns),
+    version = reg.register(universe, kind, model, feature_names=list(X.columns),
                            label_config={"kind": "cross_section_rank", "horizon": 5, "target": "label > 0.5"},
                            training_window={"first": str(dates[0]), "last": str(dates[-1])},
                            metrics={}, seed=seed, profile="quick", extra={"universe": universe})
-    reg.promote(universe, "lgbm", version)
+    reg.promote(universe, kind, version)
     return version

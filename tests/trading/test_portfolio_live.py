@@ -264,3 +264,25 @@ def test_a_missing_member_gets_no_weight_and_its_late_bar_is_no_tick(tmp_path: P
     assert bought == {"S00", "S01"}  # S03 (best scored, no bar now) left out: the next two fill the book
     assert len(broker.requests) == 2  # nothing traded on the late bar
     assert history.get("S03").index[-1] == ts  # but it joined the history
+
+
+def test_a_pooled_sequence_model_scores_each_tick_as_on_the_whole_panel(tmp_path: Path) -> None:
+    """lstm reads a window of its symbol's feature rows: the tick's slice is long enough for it."""
+    from aitrader.trading.portfolio_scores import score_bars
+
+    frames = aligned_frames(150, seed=5)
+    home_models = tmp_path / "models"
+    train = panel_from_frames({s: df.iloc[:120] for s, df in frames.items()})
+    register_pooled(home_models, "mini", train)
+    register_pooled(home_models, "mini", train, kind="lstm")
+    models = load_pooled_models(ModelRegistry(home_models), "mini")
+    assert set(models) == {"lgbm", "lstm"} and score_bars(models) == SCORE_BARS + 7
+    history = History(size=150)
+    for s, df in frames.items():
+        history.seed(s, df)
+    frame = panel_model_scores(models, panel_from_frames(frames))
+    fn = history_model_scores(models)
+    for ts in frames["S00"].index[-3:]:
+        tick = fn(ts, history, list(SYMBOLS))
+        assert tick.notna().all() and tick.nunique() > 1
+        np.testing.assert_allclose(tick.to_numpy(), frame.loc[ts, list(SYMBOLS)].to_numpy(), rtol=0, atol=1e-9)
