@@ -137,6 +137,17 @@ class _TorchSequenceModel(BaseModel):
         self._net.eval()
 
 
+def lstm_net(n_features: int, p: dict[str, Any]) -> nn.Module:
+    """The LSTM network from a model's params: the single-symbol and the pooled model build the same one."""
+    return _LSTMNet(n_features, int(p["hidden"]), int(p["layers"]), float(p["dropout"]))
+
+
+def transformer_net(n_features: int, p: dict[str, Any]) -> nn.Module:
+    """The Transformer network from a model's params (single-symbol and pooled alike)."""
+    return _TransformerNet(n_features, int(p["sequence_length"]), int(p["d_model"]), int(p["heads"]),
+                           int(p["layers"]), int(p["ff"]), float(p["dropout"]))
+
+
 _COMMON_QUICK: dict[str, Any] = {"sequence_length": 30, "epochs": 12, "patience": 4, "batch_size": 64,
                                  "lr": 2e-3, "weight_decay": 1e-4, "dropout": 0.1}
 _COMMON_FULL: dict[str, Any] = {"sequence_length": 30, "epochs": 40, "patience": 8, "batch_size": 64,
@@ -153,8 +164,7 @@ class LSTMModel(_TorchSequenceModel):
     }
 
     def _build(self) -> nn.Module:
-        p = self.params
-        return _LSTMNet(len(self.feature_names), int(p["hidden"]), int(p["layers"]), float(p["dropout"]))
+        return lstm_net(len(self.feature_names), self.params)
 
 
 class TransformerModel(_TorchSequenceModel):
@@ -167,6 +177,4 @@ class TransformerModel(_TorchSequenceModel):
     }
 
     def _build(self) -> nn.Module:
-        p = self.params
-        return _TransformerNet(len(self.feature_names), int(p["sequence_length"]), int(p["d_model"]),
-                               int(p["heads"]), int(p["layers"]), int(p["ff"]), float(p["dropout"]))
+        return transformer_net(len(self.feature_names), self.params)

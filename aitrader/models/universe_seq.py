@@ -41,7 +41,7 @@ from torch import nn
 from aitrader.core.errors import ModelError
 from aitrader.core.paths import atomic_path
 from aitrader.models.base import BaseModel, _index_bound
-from aitrader.models.nets import _LSTMNet, _TransformerNet
+from aitrader.models.nets import lstm_net, transformer_net
 
 SEQUENCE_MODELS: tuple[str, ...] = ("lstm", "transformer")
 LAYOUT = "panel"
@@ -272,8 +272,7 @@ class PooledLSTM(PooledSequenceModel):
     }
 
     def _build(self) -> nn.Module:
-        p = self.params
-        return _LSTMNet(len(self.feature_names), int(p["hidden"]), int(p["layers"]), float(p["dropout"]))
+        return lstm_net(len(self.feature_names), self.params)
 
 
 class PooledTransformer(PooledSequenceModel):
@@ -286,9 +285,7 @@ class PooledTransformer(PooledSequenceModel):
     }
 
     def _build(self) -> nn.Module:
-        p = self.params
-        return _TransformerNet(len(self.feature_names), int(p["sequence_length"]), int(p["d_model"]),
-                               int(p["heads"]), int(p["layers"]), int(p["ff"]), float(p["dropout"]))
+        return transformer_net(len(self.feature_names), self.params)
 
 
 POOLED_SEQUENCE_CLASSES: dict[str, type[PooledSequenceModel]] = {"lstm": PooledLSTM, "transformer": PooledTransformer}
